@@ -1,0 +1,38 @@
+# The two commands: `make run` (train, evaluate, tag a sample night) and `make test`.
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+BIN := $(VENV)/bin
+export AIRFLOW_HOME ?= $(CURDIR)/.airflow
+export PYTHONHASHSEED := 0
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+export TOKENIZERS_PARALLELISM := false
+
+.PHONY: venv run test bench repro lint clean
+
+$(VENV)/.installed: requirements.lock pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -r requirements.lock
+	$(PY) -m pip install -q --no-deps -e .
+	touch $@
+
+venv: $(VENV)/.installed
+
+## the main job: validate -> prepare -> train x4 -> stack -> evaluate (dvc repro), then a sample night
+run: venv
+	bash scripts/run_pipeline.sh
+
+## the test suite (code, data, model, pipeline)
+test: venv
+	$(BIN)/pytest -q tests
+
+bench: venv
+	$(BIN)/healthner bench
+
+repro: venv
+	$(BIN)/dvc repro
+
+clean:
+	rm -rf data models reports dvclive .airflow

@@ -1,0 +1,1 @@
+"""healthner: Traditional-Chinese healthcare named-entity recognition, batch pipeline."""

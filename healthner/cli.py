@@ -1,0 +1,96 @@
+"""The `healthner` command: a thin Typer layer, one command per pipeline step.
+
+Each command loads params.yaml into the typed config and calls the one function of its step's
+module; DVC stages and Airflow tasks call the same functions. Heavy imports stay inside commands.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from healthner.config import SLOTS, load_params
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
+ParamsOpt = Annotated[Path, typer.Option("--params", help="params file")]
+
+
+@app.command()
+def validate(
+    params: ParamsOpt = Path("params.yaml"),
+    corpus_dir: Annotated[Optional[Path], typer.Option(help="validate this folder instead of data.corpus_dir")] = None,
+) -> None:
+    """Check the corpus (GX suite + BIO checks); exit 1 and print FILE:LINE on a hard defect."""
+    from healthner.validate import ValidationFailed, validate as run
+
+    cfg = load_params(params)
+    try:
+        report = run(cfg, corpus_dir=corpus_dir)
+    except ValidationFailed as failure:
+        for defect in failure.defects:
+            typer.echo(str(defect), err=True)
+        typer.echo(f"validation failed: {len(failure.defects)} hard defect(s)", err=True)
+        raise typer.Exit(1) from None
+    typer.echo(report.summary())
+
+
+@app.command()
+def prepare(params: ParamsOpt = Path("params.yaml")) -> None:
+    """Split the validated corpus into train/dev/test and tokenise it for each encoder slot."""
+    from healthner.prepare import prepare as run
+
+    typer.echo(run(load_params(params)))
+
+
+@app.command()
+def train(
+    slot: Annotated[str, typer.Argument(help=f"encoder slot: {', '.join(SLOTS)}")],
+    params: ParamsOpt = Path("params.yaml"),
+) -> None:
+    """Train one encoder slot (encoder -> BiLSTM -> CRF) and save its best checkpoint."""
+    from healthner.train import train as run
+
+    typer.echo(run(load_params(params), slot))
+
+
+@app.command()
+def stack(params: ParamsOpt = Path("params.yaml")) -> None:
+    """Fit the random-forest stacker on the base models' dev-split marginals."""
+    from healthner.stack import fit_stack
+
+    typer.echo(fit_stack(load_params(params)))
+
+
+@app.command()
+def evaluate(params: ParamsOpt = Path("params.yaml")) -> None:
+    """Score every base model and the stack (conlleval-exact); write metrics, tables and plots."""
+    from healthner.evaluate import evaluate as run
+
+    typer.echo(run(load_params(params)))
+
+
+@app.command()
+def tag(
+    model: Annotated[Path, typer.Option("--model", help="ensemble folder (models/ensemble)")],
+    input: Annotated[Path, typer.Option("--input", help="JSON lines or Parquet with article_id, text")],
+    output: Annotated[Path, typer.Option("--output", help="Parquet file, one row per entity")],
+    params: ParamsOpt = Path("params.yaml"),
+) -> None:
+    """Tag articles; rejects go to a sibling `rejects` Parquet file with their reasons."""
+    from healthner.batch import tag_file
+
+    typer.echo(tag_file(load_params(params), model, input, output))
+
+
+@app.command("sample-night")
+def sample_night(params: ParamsOpt = Path("params.yaml")) -> None:
+    """Build a sample inbox for one night from the held-out test split."""
+    from healthner.batch import build_sample_inbox
+
+    typer.echo(build_sample_inbox(load_params(params)))
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,182 @@
+"""One typed configuration object, loaded from params.yaml; every step takes the part it needs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field
+
+DEFAULT_PARAMS = Path("params.yaml")
+SLOTS = ("bert", "roberta", "electra", "albert")
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class CorpusFile(_Section):
+    name: str
+    format: Literal["conll", "healthner_jsonl"]
+    genre: str | None = None  # conll files carry no genre of their own
+
+
+class DataParams(_Section):
+    corpus_dir: Path = Path("../shared/data")
+    files: list[CorpusFile]
+    lexicon_dir: Path = Path("../shared/lexicons")
+
+    def corpus_paths(self) -> list[tuple[CorpusFile, Path]]:
+        """Each configured corpus file with its path; a clear error names the first one missing."""
+        if not self.corpus_dir.is_dir():
+            raise FileNotFoundError(
+                f"corpus folder {self.corpus_dir} not found: set data.corpus_dir in params.yaml "
+                "or pass --corpus-dir"
+            )
+        pairs = [(f, self.corpus_dir / f.name) for f in self.files]
+        for _, path in pairs:
+            if not path.is_file():
+                raise FileNotFoundError(f"{path}: corpus file not found (listed in params.yaml data.files)")
+        return pairs
+
+
+class ValidateParams(_Section):
+    bio_repair: Literal["conlleval", "reject", "fail"] = "conlleval"
+    max_examples: int = 20
+    report: Path = Path("reports/validation.json")
+    data_docs_dir: Path = Path("reports/data_docs")
+    output: Path = Path("data/validated/corpus.parquet")
+
+
+class SplitParams(_Section):
+    test_sources: list[str]
+    dev_fraction: float = Field(0.1, ge=0.0, lt=1.0)
+    seed: int = 13
+    drop_test_duplicates: bool = True
+
+
+class PrepareParams(_Section):
+    output_dir: Path = Path("data/prepared")
+    window_chars: int = Field(126, gt=0)
+    window_overlap: int = Field(32, ge=0)
+    min_char_freq: int = Field(1, ge=1)
+
+
+class EncoderParams(_Section):
+    family: Literal["bert", "roberta", "electra", "albert"]
+    init: Literal["scratch", "pretrained"] = "scratch"
+    checkpoint: str | None = None
+    config: dict[str, Any] = Field(default_factory=dict)
+
+
+class ModelParams(_Section):
+    use_bilstm: bool = True
+    lstm_hidden: int = 128
+    lstm_layers: int = 1
+    dropout: float = 0.1
+    use_crf: bool = True
+
+
+class FocalParams(_Section):
+    enabled: bool = True
+    gamma: float = 2.0
+    alpha: float | dict[str, float] = 1.0
+    weight: float = 1.0
+
+
+class RDropParams(_Section):
+    enabled: bool = True
+    alpha: float = 1.0
+
+
+class LossParams(_Section):
+    focal: FocalParams = FocalParams()
+    rdrop: RDropParams = RDropParams()
+
+
+class TrainParams(_Section):
+    output_dir: Path = Path("models")
+    reports_dir: Path = Path("reports/train")
+    epochs: int = 8
+    batch_size: int = 32
+    learning_rate: float = 1e-3
+    weight_decay: float = 1e-7
+    warmup_ratio: float = 0.1
+    max_grad_norm: float = 1.0
+    patience: int = 3
+    seed: int = 13
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    torch_threads: int = 2
+    max_steps: int | None = None
+
+
+class StackParams(_Section):
+    members: list[Literal["bert", "roberta", "electra", "albert"]] = list(SLOTS)
+    context: int = 1
+    n_estimators: int = 200
+    max_depth: int | None = None
+    min_samples_leaf: int = 2
+    cv_folds: int = 5
+    seed: int = 13
+    n_jobs: int = 2
+    output_dir: Path = Path("models/ensemble")
+
+
+class EvaluateParams(_Section):
+    combinations: Literal["all"] | list[list[str]] = "all"
+    reports_dir: Path = Path("reports")
+    error_examples: int = 50
+
+
+class TagParams(_Section):
+    sentence_delimiters: str = "。！？；\n"
+    batch_chars: int = 4096
+
+
+class NightlyParams(_Section):
+    inbox_dir: str = "data/inbox"
+    warehouse_dir: str = "data/warehouse"
+    model_dir: Path = Path("models/ensemble")
+    shards: int = 2
+    max_article_chars: int = 100_000
+    sample_articles: int = 200
+    sample_date: str = "2026-11-24"
+
+
+class Params(_Section):
+    data: DataParams
+    validate_: ValidateParams = Field(ValidateParams(), alias="validate")
+    split: SplitParams
+    prepare: PrepareParams = PrepareParams()
+    encoders: dict[str, EncoderParams]
+    model: ModelParams = ModelParams()
+    loss: LossParams = LossParams()
+    train: TrainParams = TrainParams()
+    stack: StackParams = StackParams()
+    evaluate: EvaluateParams = EvaluateParams()
+    tag: TagParams = TagParams()
+    nightly: NightlyParams = NightlyParams()
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    @property
+    def validation(self) -> ValidateParams:
+        return self.validate_
+
+    def with_updates(self, **sections: dict[str, Any]) -> Params:
+        """A copy with some sections' fields replaced (tests, CLI overrides)."""
+        raw = self.model_dump(by_alias=True)
+        for name, fields in sections.items():
+            key = "validate" if name == "validate_" else name
+            raw[key] = {**raw[key], **fields} if isinstance(raw[key], dict) else fields
+        return Params.model_validate(raw)
+
+
+def load_params(path: Path | str = DEFAULT_PARAMS) -> Params:
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: params file not found")
+    with path.open(encoding="utf-8") as fh:
+        raw = yaml.safe_load(fh)
+    return Params.model_validate(raw)

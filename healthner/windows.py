@@ -1,0 +1,42 @@
+"""Cut long sentences into overlapping windows and map per-window outputs back exactly."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+
+def make_windows(length: int, size: int, overlap: int) -> list[tuple[int, int]]:
+    """(start, end) character ranges covering [0, length); consecutive ones share `overlap` characters."""
+    if size <= overlap:
+        raise ValueError(f"window size {size} must exceed the overlap {overlap}")
+    if length <= size:
+        return [(0, length)]
+    step, spans, start = size - overlap, [], 0
+    while True:
+        end = min(start + size, length)
+        spans.append((start, end))
+        if end == length:
+            return spans
+        start = min(start + step, length - size)
+
+
+def merge_windows(length: int, windows: Sequence[tuple[int, int]], values: Sequence[np.ndarray]) -> np.ndarray:
+    """Per-character values for the whole sentence: each character takes the window where it sits
+    farthest from an edge (most context on both sides)."""
+    if not windows:
+        raise ValueError("no windows to merge")
+    best_margin = np.full(length, -1, dtype=np.int64)
+    out = np.empty((length,) + values[0].shape[1:], dtype=values[0].dtype)
+    for (start, end), vals in zip(windows, values):
+        if len(vals) != end - start:
+            raise ValueError(f"window {start}:{end} has {len(vals)} values")
+        pos = np.arange(start, end)
+        margin = np.minimum(pos - start, end - 1 - pos)
+        take = margin > best_margin[start:end]
+        out[start:end][take] = vals[take]
+        best_margin[start:end][take] = margin[take]
+    if (best_margin < 0).any():
+        raise ValueError("windows do not cover the sentence")
+    return out
