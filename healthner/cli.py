@@ -13,7 +13,9 @@ import typer
 
 from healthner.config import SLOTS, load_params
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
+app = typer.Typer(
+    add_completion=False, no_args_is_help=True, help="Healthcare NER for Traditional Chinese: one command per pipeline step."
+)
 ParamsOpt = Annotated[Path, typer.Option("--params", help="params file")]
 
 
@@ -90,6 +92,17 @@ def sample_night(params: ParamsOpt = Path("params.yaml")) -> None:
     from healthner.batch import build_sample_inbox
 
     typer.echo(build_sample_inbox(load_params(params)))
+
+
+@app.command()
+def query(
+    sql: Annotated[str, typer.Argument(help="SQL over the views entities, articles, rejects")],
+    params: ParamsOpt = Path("params.yaml"),
+) -> None:
+    """Run SQL (DuckDB) over the warehouse's published Parquet tables."""
+    from healthner.query import run_query
+
+    typer.echo(run_query(load_params(params).nightly.warehouse_dir, sql))
 
 
 if __name__ == "__main__":

@@ -47,6 +47,8 @@ class ValidateParams(_Section):
     report: Path = Path("reports/validation.json")
     data_docs_dir: Path = Path("reports/data_docs")
     output: Path = Path("data/validated/corpus.parquet")
+    flag_categories: list[str] = ["Cc", "Cf"]  # Unicode categories reported (kept as is) inside text
+    genres: list[str] = ["FT", "SM", "WA"]  # every sentence's genre must be one of these
 
 
 class SplitParams(_Section):
@@ -114,10 +116,11 @@ class TrainParams(_Section):
 class StackParams(_Section):
     members: list[Literal["bert", "roberta", "electra", "albert"]] = list(SLOTS)
     context: int = 1
-    n_estimators: int = 200
+    n_estimators: int = 100
     max_depth: int | None = None
-    min_samples_leaf: int = 2
-    cv_folds: int = 5
+    min_samples_leaf: int = 5
+    max_samples: float | None = Field(None, gt=0.0, le=1.0)  # bootstrap share of dev characters per tree
+    cv_folds: int = Field(5, ge=2)
     seed: int = 13
     n_jobs: int = 2
     output_dir: Path = Path("models/ensemble")
@@ -142,6 +145,9 @@ class NightlyParams(_Section):
     max_article_chars: int = 100_000
     sample_articles: int = 200
     sample_date: str = "2026-11-24"
+    chunk_articles: int = Field(500, gt=0)  # articles tagged and written per Parquet row group
+    retries: int = Field(2, ge=0)  # Airflow retries per task (tests set 0: dag.test waits out retry delays)
+    retry_delay_s: int = Field(300, ge=0)
 
 
 class Params(_Section):

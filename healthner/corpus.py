@@ -21,6 +21,7 @@ from healthner.labels import TAG_TO_ID
 Severity = Literal["error", "repaired", "rejected", "warning"]
 UTF8_BOM = b"\xef\xbb\xbf"
 JSONL_KEYS = ("id", "genre", "sentence", "character", "character_label")
+LINE_DROPPING_CHECKS = ("lone_cr", "invalid_utf8")  # defects after which _decoded_lines skips the line
 
 
 @dataclass
@@ -131,17 +132,25 @@ def read_conll(path: Path, genre: str) -> ReadResult:
     result = ReadResult()
     stem, chars, tags, start, broken = path.stem, [], [], 0, False
     previous_blank_line = 0
+    defects_seen = 0
+
+    def dropped_line() -> bool:
+        """Whether _decoded_lines skipped a line since the last call: that line broke the open sentence."""
+        nonlocal defects_seen
+        new, defects_seen = result.defects[defects_seen:], len(result.defects)
+        return any(d.check in LINE_DROPPING_CHECKS for d in new)
 
     def close(end_line: int) -> None:
         nonlocal chars, tags, broken
-        if chars:
+        if chars or broken:  # a sentence whose every line was bad is still a sentence seen
             result.sentences_seen += 1
-            if not broken:
+            if chars and not broken:
                 sid = f"{stem}:{result.sentences_seen:05d}"
                 result.sentences.append(Sentence(sid, path.name, genre, start, chars, tags))
         chars, tags, broken = [], [], False
 
     for number, text in _decoded_lines(path, result):
+        broken = dropped_line() or broken
         if not text.strip():
             if not chars and previous_blank_line == number - 1 and number > 1:
                 result.sentences_seen += 1
@@ -159,6 +168,7 @@ def read_conll(path: Path, genre: str) -> ReadResult:
             continue
         chars.append(parsed[0])
         tags.append(parsed[1])
+    broken = dropped_line() or broken
     close(0)
     return result
 

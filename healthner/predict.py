@@ -1,0 +1,204 @@
+"""A trained slot on disk (safetensors + JSON + vocab.txt) and the predictor that runs it.
+
+Any sentence length works: each sentence is cut into the model's windows, the windows of all
+sentences are sorted by length and batched, the per-window emissions are merged back per sentence
+(windows.merge_windows), and the CRF then runs over the whole sentence, so marginals and Viterbi
+paths are sentence-level and valid BIO across window seams.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+
+from healthner.config import EncoderParams, ModelParams
+from healthner.encoders import encoder_from_config_dict
+from healthner.labels import TAGS
+from healthner.model import NerTagger
+from healthner.vocab import CharVocab
+from healthner.windows import make_windows, merge_windows
+
+MODEL_FILE, CONFIG_FILE, LABELS_FILE = "model.safetensors", "config.json", "labels.json"
+FORMAT_VERSION = 1
+DEFAULT_BATCH_CHARS = 4096  # tokens per forward batch; params.tag.batch_chars where params are at hand
+
+
+@dataclass(frozen=True)
+class Architecture:
+    """NerTagger's constructor arguments other than the encoder."""
+
+    num_tags: int
+    use_bilstm: bool
+    lstm_hidden: int
+    lstm_layers: int
+    dropout: float
+    use_crf: bool
+
+    @classmethod
+    def from_params(cls, model: ModelParams) -> Architecture:
+        return cls(len(TAGS), model.use_bilstm, model.lstm_hidden, model.lstm_layers, model.dropout, model.use_crf)
+
+
+def save_model(
+    directory: Path,
+    model: NerTagger,
+    vocab: CharVocab,
+    arch: Architecture,
+    encoder: EncoderParams,
+    window_chars: int,
+    window_overlap: int,
+) -> Path:
+    """Everything needed to rebuild the tagger offline; no pickles."""
+    directory.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+    save_file(state, str(directory / MODEL_FILE))
+    config = {
+        "format_version": FORMAT_VERSION,
+        "family": encoder.family,
+        "init": encoder.init,
+        "checkpoint": encoder.checkpoint,  # provenance only: loading never reads it
+        "encoder_config": model.encoder.config.to_dict(),
+        "model": asdict(arch),
+        "window_chars": window_chars,
+        "window_overlap": window_overlap,
+        "tags": list(TAGS),
+    }
+    _write_json(directory / CONFIG_FILE, config)
+    _write_json(directory / LABELS_FILE, list(TAGS))
+    vocab.save(directory)
+    return directory
+
+
+def _write_json(path: Path, value: object) -> None:
+    path.write_text(json.dumps(value, ensure_ascii=False, indent=2, default=str) + "\n", encoding="utf-8")
+
+
+class SlotPredictor:
+    """Marginals and Viterbi tags of one trained slot for lists of character sequences."""
+
+    def __init__(
+        self,
+        model: NerTagger,
+        vocab: CharVocab,
+        window_chars: int,
+        window_overlap: int,
+        device: str | torch.device = "cpu",
+        batch_chars: int = DEFAULT_BATCH_CHARS,
+    ):
+        self.model, self.vocab = model, vocab
+        self.window_chars, self.window_overlap = window_chars, window_overlap
+        self.device, self.batch_chars = torch.device(device), batch_chars
+
+    @classmethod
+    def load(cls, model_dir: Path | str, device: str = "cpu", batch_chars: int = DEFAULT_BATCH_CHARS) -> SlotPredictor:
+        model_dir = Path(model_dir)
+        config = json.loads((model_dir / CONFIG_FILE).read_text(encoding="utf-8"))
+        if tuple(config["tags"]) != TAGS:
+            raise ValueError(f"{model_dir}: trained on tags {config['tags']}, expected labels.TAGS")
+        model = NerTagger(encoder_from_config_dict(config["encoder_config"]), **config["model"])
+        model.load_state_dict(load_file(str(model_dir / MODEL_FILE)))
+        model.to(device).eval()
+        vocab = CharVocab.load(model_dir)
+        return cls(model, vocab, config["window_chars"], config["window_overlap"], device, batch_chars)
+
+    def marginals(self, sentences: Sequence[Sequence[str]]) -> list[np.ndarray]:
+        """Per sentence a float32 (n_chars, len(TAGS)) array of tag probabilities, columns in TAGS order."""
+
+        def run(emissions: torch.Tensor, mask: torch.Tensor, lengths: list[int]) -> list[np.ndarray]:
+            probs = self.model.marginals(emissions, mask).float().cpu().numpy()
+            return [probs[k, :n] for k, n in enumerate(lengths)]
+
+        return self._per_sentence(sentences, run, lambda: np.zeros((0, len(TAGS)), np.float32))
+
+    def decode(self, sentences: Sequence[Sequence[str]]) -> list[list[str]]:
+        """Per sentence the best tag sequence (Viterbi with a CRF, argmax without)."""
+
+        def run(emissions: torch.Tensor, mask: torch.Tensor, lengths: list[int]) -> list[list[str]]:
+            return [[TAGS[t] for t in path] for path in self.model.decode(emissions, mask)]
+
+        return self._per_sentence(sentences, run, list)
+
+    def emissions(self, sentences: Sequence[Sequence[str]]) -> list[np.ndarray]:
+        """Per non-empty sentence (in input order) its (n_chars, tags) emissions, windows merged."""
+        self.model.eval()
+        items = [(i, start, end) for i, chars in enumerate(sentences) for start, end in self._windows(len(chars))]
+        ids = [self.vocab.encode(chars)[0] for chars in sentences]
+        per_window: dict[tuple[int, int], np.ndarray] = {}
+        for batch in _length_batches(items, lambda it: it[2] - it[1] + 2, self.batch_chars):
+            rows = self._encode_windows([ids[i][s:e] for i, s, e in batch])
+            per_window.update(((i, s), rows[k, : e - s]) for k, (i, s, e) in enumerate(batch))
+        return [
+            merge_windows(len(chars), windows, [per_window[(i, s)] for s, _ in windows])
+            for i, chars in enumerate(sentences)
+            if (windows := self._windows(len(chars)))
+        ]
+
+    def _windows(self, length: int) -> list[tuple[int, int]]:
+        return make_windows(length, self.window_chars, self.window_overlap) if length else []
+
+    def _encode_windows(self, windows: list[list[int]]) -> np.ndarray:
+        """One forward over a batch of windows' character ids; (batch, longest, tags) float32."""
+        input_ids, attention_mask = pad_windows(windows, self.vocab)
+        with torch.inference_mode(), self._autocast():
+            emissions = self.model(input_ids.to(self.device), attention_mask.to(self.device))
+        return emissions.float().cpu().numpy()
+
+    def _per_sentence(self, sentences: Sequence[Sequence[str]], run: Callable, empty: Callable) -> list:
+        """Apply `run(emissions, mask, lengths)` to length-sorted, padded batches of merged sentence
+        emissions; results come back in input order, `empty()` for sentences without characters."""
+        merged = self.emissions(sentences)
+        order = sorted(range(len(merged)), key=lambda k: len(merged[k]))
+        results: list = [None] * len(merged)
+        for batch in _length_batches(order, lambda k: len(merged[k]), self.batch_chars, presorted=True):
+            emissions, mask = _pad_emissions([merged[k] for k in batch], self.device)
+            with torch.inference_mode():
+                outputs = run(emissions, mask, [len(merged[k]) for k in batch])
+            for k, result in zip(batch, outputs):
+                results[k] = result
+        filled = iter(results)
+        return [next(filled) if len(chars) else empty() for chars in sentences]
+
+    def _autocast(self) -> contextlib.AbstractContextManager:
+        if self.device.type == "cuda":
+            return torch.autocast("cuda", dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+
+def pad_windows(windows: Sequence[Sequence[int]], vocab: CharVocab) -> tuple[torch.Tensor, torch.Tensor]:
+    """[CLS] ids [SEP] per window, right-padded with [PAD]; returns (input_ids, attention_mask)."""
+    longest = max(len(w) for w in windows) + 2
+    input_ids = torch.full((len(windows), longest), vocab.pad_id, dtype=torch.long)
+    attention_mask = torch.zeros((len(windows), longest), dtype=torch.long)
+    for k, w in enumerate(windows):
+        input_ids[k, : len(w) + 2] = torch.tensor([vocab.cls_id, *w, vocab.sep_id])
+        attention_mask[k, : len(w) + 2] = 1
+    return input_ids, attention_mask
+
+
+def _pad_emissions(rows: Sequence[np.ndarray], device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    lengths = torch.tensor([len(r) for r in rows])
+    padded = np.zeros((len(rows), int(lengths.max()), rows[0].shape[1]), np.float32)
+    for k, r in enumerate(rows):
+        padded[k, : len(r)] = r
+    mask = torch.arange(padded.shape[1])[None, :] < lengths[:, None]
+    return torch.from_numpy(padded).to(device), mask.to(device)
+
+
+def _length_batches(items: Sequence, size_of, batch_tokens: int, presorted: bool = False) -> Iterator[list]:
+    """Consecutive runs of length-sorted items whose padded size (count x longest) fits batch_tokens."""
+    ordered = list(items) if presorted else sorted(items, key=size_of)
+    batch: list = []
+    for item in ordered:
+        if batch and (len(batch) + 1) * size_of(item) > batch_tokens:
+            yield batch
+            batch = []
+        batch.append(item)
+    if batch:
+        yield batch

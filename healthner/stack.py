@@ -1,0 +1,375 @@
+"""stack: a random forest over the base models' CRF marginals (the paper's section 2.2 stacker).
+
+Each character's features are every member's marginal distribution over the 21 tags at the
+character and its `context` neighbours each side (zeros past the sentence ends, with a flag per
+offset saying so). The forest is fit on the DEV split only (the base models were fit on train, so
+their dev marginals are honest); scores of the forest on dev are therefore cross-validated by
+sentence. Its per-character probabilities are decoded with a BIO-constrained Viterbi, so the
+stack never emits an I- tag that does not continue an entity of the same type.
+
+`models/ensemble/` is self-contained: the member model folders, `forest.skops` and
+`ensemble.json`, whose `model_version` is a short hash of every other file in the folder.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+import skops.io as sio
+import sklearn
+from sklearn.ensemble import RandomForestClassifier
+from sklearn.model_selection import GroupKFold
+
+from healthner.config import Params, StackParams
+from healthner.corpus import read_sentences
+from healthner.labels import OUTSIDE, TAG_TO_ID, TAGS, is_valid_transition
+
+if TYPE_CHECKING:
+    from healthner.predict import SlotPredictor
+
+N_TAGS = len(TAGS)
+PROB_FLOOR = 1e-9  # probability of a tag the forest never saw, so that its log stays finite
+VERSION_CHARS = 12  # hex characters of sha256 kept as model_version
+FOREST_FILE = "forest.skops"
+MANIFEST_FILE = "ensemble.json"
+DEV_SPLIT = "dev.parquet"
+
+# Written out by hand, never computed from the file: these are the only types forest.skops may hold
+# beyond skops' own defaults (builtins, numpy arrays and dtypes).
+TRUSTED_TYPES: tuple[str, ...] = (
+    "sklearn.ensemble._forest.RandomForestClassifier",
+    "sklearn.tree._classes.DecisionTreeClassifier",
+    "sklearn.tree._tree.Tree",
+)
+
+Marginals = Mapping[str, Sequence[np.ndarray]]  # member slot -> one (n_chars, 21) array per sentence
+
+
+@dataclass(frozen=True)
+class Prediction:
+    tags: list[str]
+    probs: np.ndarray  # (n_chars, 21) stack probabilities, columns in TAGS order
+
+
+@dataclass(frozen=True)
+class StackResult:
+    output_dir: Path
+    members: list[str]
+    dev_sentences: int
+    dev_characters: int
+    model_version: str
+
+    def __str__(self) -> str:
+        return (
+            f"stack of {', '.join(self.members)} fit on {self.dev_sentences} dev sentences "
+            f"({self.dev_characters} chars) -> {self.output_dir} (model_version {self.model_version})"
+        )
+
+
+# --- features ------------------------------------------------------------------------------------
+
+
+def n_features(n_members: int, context: int) -> int:
+    """Marginals of every member at 2*context+1 positions, plus one padding flag per non-centre offset."""
+    width = 2 * context + 1
+    return width * n_members * N_TAGS + 2 * context
+
+
+def sentence_features(member_marginals: Sequence[np.ndarray], context: int) -> np.ndarray:
+    """(n_chars, n_features) for one sentence; positions past either end are zeros with their flag set."""
+    n = member_marginals[0].shape[0]
+    joined = np.concatenate([np.asarray(m, dtype=np.float32) for m in member_marginals], axis=1)
+    padded = np.zeros((n + 2 * context, joined.shape[1]), dtype=np.float32)
+    padded[context : context + n] = joined
+    blocks = [padded[context + off : context + off + n] for off in range(-context, context + 1)]
+    positions = np.arange(n)
+    flags = [
+        ((positions + off < 0) | (positions + off >= n)).astype(np.float32)[:, None]
+        for off in range(-context, context + 1)
+        if off != 0
+    ]
+    return np.concatenate(blocks + flags, axis=1)
+
+
+def build_features(marginals: Marginals, members: Sequence[str], context: int) -> np.ndarray:
+    """Features of every character of every sentence, sentences one after another."""
+    _check_marginals(marginals, members)
+    n_sent = len(marginals[members[0]])
+    rows = [sentence_features([marginals[m][i] for m in members], context) for i in range(n_sent)]
+    return np.concatenate(rows, axis=0) if rows else np.zeros((0, n_features(len(members), context)), np.float32)
+
+
+def _check_marginals(marginals: Marginals, members: Sequence[str]) -> None:
+    if not members:
+        raise ValueError("a stack needs at least one member")
+    missing = [m for m in members if m not in marginals]
+    if missing:
+        raise KeyError(f"no marginals for member(s) {missing}")
+    counts = {m: len(marginals[m]) for m in members}
+    if len(set(counts.values())) != 1:
+        raise ValueError(f"members disagree on the number of sentences: {counts}")
+    for i, arrays in enumerate(zip(*(marginals[m] for m in members))):
+        shapes = {a.shape for a in arrays}
+        if len(shapes) != 1 or next(iter(shapes))[1:] != (N_TAGS,):
+            raise ValueError(f"sentence {i}: members' marginals have shapes {sorted(shapes)}, want (n, {N_TAGS})")
+
+
+def sentence_lengths(marginals: Marginals, members: Sequence[str]) -> list[int]:
+    return [a.shape[0] for a in marginals[members[0]]]
+
+
+# --- decoding ------------------------------------------------------------------------------------
+
+
+def _transition_mask() -> tuple[np.ndarray, np.ndarray]:
+    """Log-space penalties: 0 where strict BIO allows prev->tag (and start->tag), -inf where not."""
+    allowed = np.array([[is_valid_transition(p, t) for t in TAGS] for p in TAGS])
+    start = np.array([is_valid_transition(OUTSIDE, t) for t in TAGS])
+    return np.where(allowed, 0.0, -np.inf), np.where(start, 0.0, -np.inf)
+
+
+_TRANSITIONS, _START = _transition_mask()
+
+
+def bio_viterbi(probs: np.ndarray) -> list[str]:
+    """The most probable tag sequence (product of per-character probabilities) that is valid BIO."""
+    if probs.shape[0] == 0:
+        return []
+    logp = np.log(np.clip(probs, PROB_FLOOR, None))
+    score = logp[0] + _START
+    backpointers = np.zeros(probs.shape, dtype=np.int64)
+    for t in range(1, probs.shape[0]):
+        candidates = score[:, None] + _TRANSITIONS  # (prev, tag)
+        backpointers[t] = candidates.argmax(axis=0)
+        score = candidates.max(axis=0) + logp[t]
+    best = [int(score.argmax())]
+    for t in range(probs.shape[0] - 1, 0, -1):
+        best.append(int(backpointers[t, best[-1]]))
+    return [TAGS[i] for i in reversed(best)]
+
+
+def tag_probabilities(forest: RandomForestClassifier, features: np.ndarray) -> np.ndarray:
+    """(n, 21) probabilities in TAGS order; classes the forest never saw get probability 0."""
+    out = np.zeros((features.shape[0], N_TAGS), dtype=np.float32)
+    if features.shape[0]:
+        out[:, np.asarray(forest.classes_, dtype=np.int64)] = forest.predict_proba(features)
+    return out
+
+
+def _split_rows(rows: np.ndarray, lengths: Sequence[int]) -> list[np.ndarray]:
+    return np.split(rows, np.cumsum(lengths)[:-1]) if lengths else []
+
+
+def decode_probabilities(probs: np.ndarray, lengths: Sequence[int]) -> list[Prediction]:
+    """Cut the stacked rows back into sentences and decode each."""
+    return [Prediction(bio_viterbi(p), p) for p in _split_rows(probs, lengths)]
+
+
+# --- fitting -------------------------------------------------------------------------------------
+
+
+def make_forest(params: StackParams) -> RandomForestClassifier:
+    return RandomForestClassifier(
+        n_estimators=params.n_estimators,
+        max_depth=params.max_depth,
+        min_samples_leaf=params.min_samples_leaf,
+        max_samples=params.max_samples,
+        random_state=params.seed,
+        n_jobs=params.n_jobs,
+    )
+
+
+def tag_ids(tags: Sequence[Sequence[str]]) -> np.ndarray:
+    return np.array([TAG_TO_ID[t] for sent in tags for t in sent], dtype=np.int64)
+
+
+def fit_forest(
+    marginals: Marginals, gold: Sequence[Sequence[str]], members: Sequence[str], params: StackParams
+) -> RandomForestClassifier:
+    """Fit the forest on every character of the given (dev) sentences."""
+    features = build_features(marginals, members, params.context)
+    return make_forest(params).fit(features, tag_ids(gold))
+
+
+def predict_stack(
+    forest: RandomForestClassifier, marginals: Marginals, members: Sequence[str], context: int
+) -> list[Prediction]:
+    """Stacked predictions from precomputed marginals (members in the order the forest was fit on)."""
+    probs = tag_probabilities(forest, build_features(marginals, members, context))
+    return decode_probabilities(probs, sentence_lengths(marginals, members))
+
+
+def cross_validated_predictions(
+    marginals: Marginals, gold: Sequence[Sequence[str]], members: Sequence[str], params: StackParams
+) -> list[Prediction]:
+    """Out-of-fold stacked predictions: each sentence is tagged by a forest that never saw it."""
+    features = build_features(marginals, members, params.context)
+    lengths = sentence_lengths(marginals, members)
+    labels = tag_ids(gold)
+    groups = np.repeat(np.arange(len(lengths)), lengths)
+    n_folds = min(params.cv_folds, len(lengths))
+    if n_folds < 2:
+        raise ValueError(f"cross-validation needs at least 2 sentences, got {len(lengths)}")
+    probs = np.zeros((features.shape[0], N_TAGS), dtype=np.float32)
+    for train_idx, test_idx in GroupKFold(n_splits=n_folds).split(features, labels, groups):
+        forest = make_forest(params).fit(features[train_idx], labels[train_idx])
+        probs[test_idx] = tag_probabilities(forest, features[test_idx])
+    return decode_probabilities(probs, lengths)
+
+
+def subset_predictions(
+    dev_marginals: Marginals,
+    dev_gold: Sequence[Sequence[str]],
+    other_marginals: Marginals,
+    members: Sequence[str],
+    params: StackParams,
+) -> tuple[list[Prediction], list[Prediction]]:
+    """For one combination of members: (cross-validated dev predictions, predictions on another split
+    by a forest fit on all of dev). Marginals are computed once by the caller and shared by all subsets."""
+    dev = cross_validated_predictions(dev_marginals, dev_gold, members, params)
+    forest = fit_forest(dev_marginals, dev_gold, members, params)
+    return dev, predict_stack(forest, other_marginals, members, params.context)
+
+
+# --- the ensemble folder -------------------------------------------------------------------------
+
+
+def folder_digest(folder: Path, exclude: Sequence[str] = (MANIFEST_FILE,)) -> str:
+    """Short sha256 over every file's relative path and bytes (sorted), so any change shows."""
+    digest = hashlib.sha256()
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        rel = path.relative_to(folder).as_posix()
+        if rel in exclude:
+            continue
+        digest.update(rel.encode() + b"\0")
+        digest.update(hashlib.sha256(path.read_bytes()).digest())
+    return digest.hexdigest()[:VERSION_CHARS]
+
+
+def dump_forest(forest: RandomForestClassifier, path: Path) -> None:
+    sio.dump(forest, path)
+
+
+def load_forest(path: Path) -> RandomForestClassifier:
+    """Load with the hand-written trust list; anything else in the file is refused by skops."""
+    forest = sio.load(path, trusted=list(TRUSTED_TYPES))
+    if not isinstance(forest, RandomForestClassifier):
+        raise TypeError(f"{path}: expected a RandomForestClassifier, found {type(forest).__name__}")
+    return forest
+
+
+def save_ensemble(
+    output_dir: Path, forest: RandomForestClassifier, member_dirs: Mapping[str, Path], context: int
+) -> str:
+    """Write the self-contained ensemble folder (replacing any old one); returns its model_version."""
+    if output_dir.exists():
+        shutil.rmtree(output_dir)
+    output_dir.mkdir(parents=True)
+    for slot, src in member_dirs.items():
+        shutil.copytree(src, output_dir / slot)
+    dump_forest(forest, output_dir / FOREST_FILE)
+    version = folder_digest(output_dir)
+    manifest = {
+        "members": list(member_dirs),
+        "context": context,
+        "tags": list(TAGS),
+        "model_version": version,
+        "sklearn_version": sklearn.__version__,
+    }
+    (output_dir / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    return version
+
+
+def read_manifest(folder: Path) -> dict:
+    path = folder / MANIFEST_FILE
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: not found; run `healthner stack` (dvc repro stack) first")
+    manifest = json.loads(path.read_text(encoding="utf-8"))
+    if tuple(manifest["tags"]) != TAGS:
+        raise ValueError(f"{path}: tag set differs from healthner.labels.TAGS")
+    saved, actual = manifest["model_version"], folder_digest(folder)
+    if actual != saved:
+        raise ValueError(f"{folder}: files changed since saving (model_version {saved}, now {actual})")
+    return manifest
+
+
+def member_marginals(
+    predictors: Mapping[str, SlotPredictor], sentences: list[list[str]]
+) -> dict[str, list[np.ndarray]]:
+    """Each member's CRF marginals for the sentences (computed once, shared by every combination)."""
+    return {slot: predictor.marginals(sentences) for slot, predictor in predictors.items()}
+
+
+class Ensemble:
+    """The stacked tagger, loaded from its folder alone."""
+
+    def __init__(
+        self,
+        predictors: Mapping[str, SlotPredictor],
+        forest: RandomForestClassifier,
+        context: int,
+        model_version: str,
+    ) -> None:
+        self.predictors = dict(predictors)
+        self.members = list(predictors)
+        self.forest = forest
+        self.context = context
+        self.model_version = model_version
+
+    @classmethod
+    def load(cls, folder: Path | str, device: str = "cpu", **predictor_options: int) -> Ensemble:
+        """Everything from `folder` alone; `predictor_options` go to SlotPredictor.load (batch_chars)."""
+        from healthner.predict import SlotPredictor
+
+        folder = Path(folder)
+        manifest = read_manifest(folder)
+        predictors = {
+            slot: SlotPredictor.load(folder / slot, device=device, **predictor_options) for slot in manifest["members"]
+        }
+        return cls(predictors, load_forest(folder / FOREST_FILE), manifest["context"], manifest["model_version"])
+
+    def predict_from_marginals(self, marginals: Marginals) -> list[Prediction]:
+        return predict_stack(self.forest, marginals, self.members, self.context)
+
+    def predict(self, sentences: list[list[str]]) -> list[Prediction]:
+        if not sentences:
+            return []
+        return self.predict_from_marginals(member_marginals(self.predictors, sentences))
+
+
+def inference_device(params: Params) -> str:
+    """params.train.device, with auto resolved (the GPU when there is one)."""
+    from healthner.train import resolve_device
+
+    return str(resolve_device(params.train.device))
+
+
+def load_predictors(params: Params, members: Sequence[str]) -> dict[str, SlotPredictor]:
+    """The trained base models, from models/<slot>/."""
+    from healthner.predict import SlotPredictor
+
+    device, batch_chars = inference_device(params), params.tag.batch_chars
+    return {
+        slot: SlotPredictor.load(params.train.output_dir / slot, device=device, batch_chars=batch_chars)
+        for slot in members
+    }
+
+
+def fit_stack(params: Params) -> StackResult:
+    """Fit the forest on the dev split's marginals and write the self-contained ensemble folder."""
+    stack = params.stack
+    members = list(stack.members)
+    dev = read_sentences(params.prepare.output_dir / DEV_SPLIT)
+    predictors = load_predictors(params, members)
+    marginals = member_marginals(predictors, [s.chars for s in dev])
+    forest = fit_forest(marginals, [s.tags for s in dev], members, stack)
+    member_dirs = {slot: params.train.output_dir / slot for slot in members}
+    version = save_ensemble(stack.output_dir, forest, member_dirs, stack.context)
+    return StackResult(stack.output_dir, members, len(dev), sum(len(s.chars) for s in dev), version)

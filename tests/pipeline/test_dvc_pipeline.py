@@ -1,0 +1,56 @@
+"""The real pipeline under real DVC, on the tiny profile (see tests/conftest.py)."""
+
+import json
+
+import yaml
+
+from tests.conftest import dvc
+
+STAGES = ["validate", "prepare", "train@bert", "train@roberta", "train@electra", "train@albert", "stack", "evaluate"]
+
+
+def test_repro_ran_every_stage(tiny_repo):
+    log = (tiny_repo / "repro.log").read_text()
+    for stage in STAGES:
+        assert f"Running stage '{stage}'" in log, stage
+    for slot in ("bert", "roberta", "electra", "albert"):
+        files = {p.name for p in (tiny_repo / "models" / slot).iterdir()}
+        assert "model.safetensors" in files
+        assert not any(name.endswith((".bin", ".pt", ".pkl")) for name in files)
+
+
+def test_dag_lists_the_stages(tiny_repo):
+    result = dvc(tiny_repo, "dag", "--md")
+    assert result.returncode == 0, result.stderr
+    for stage in STAGES:
+        assert stage in result.stdout
+
+
+def test_metrics_file_has_every_model_on_dev_and_test(tiny_repo, tiny_metrics):
+    for split in ("dev", "test"):
+        for model in ("bert", "roberta", "electra", "albert", "stack"):
+            entry = tiny_metrics[split][model]
+            assert {"precision", "recall", "f1", "per_type"} <= set(entry)
+            assert 0.0 <= entry["f1"] <= 1.0
+    shown = dvc(tiny_repo, "metrics", "show", "--json")
+    assert shown.returncode == 0, shown.stderr
+    assert "stack" in shown.stdout
+
+
+def test_second_repro_does_nothing(tiny_repo):
+    result = dvc(tiny_repo, "repro")
+    assert result.returncode == 0, result.stderr
+    assert "Running stage" not in result.stdout
+    status = dvc(tiny_repo, "status", "--json")
+    assert json.loads(status.stdout or "{}") == {}
+
+
+def test_changing_a_param_reruns_only_its_dependents(tiny_repo):
+    params_path = tiny_repo / "params.yaml"
+    params = yaml.safe_load(params_path.read_text())
+    params["stack"]["n_estimators"] += 1
+    params_path.write_text(yaml.safe_dump(params, allow_unicode=True))
+    result = dvc(tiny_repo, "repro")
+    assert result.returncode == 0, result.stderr
+    ran = {s for s in STAGES if f"Running stage '{s}'" in result.stdout}
+    assert ran == {"stack", "evaluate"}, result.stdout
