@@ -68,9 +68,9 @@ def stack(params: ParamsOpt = Path("params.yaml")) -> None:
 @app.command()
 def evaluate(params: ParamsOpt = Path("params.yaml")) -> None:
     """Score every base model and the stack (conlleval-exact); write metrics, tables and plots."""
-    from healthner.evaluate import evaluate as run
+    from healthner.evaluate import evaluate as run, metrics_summary
 
-    typer.echo(run(load_params(params)))
+    typer.echo(metrics_summary(run(load_params(params))))
 
 
 @app.command()

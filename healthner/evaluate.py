@@ -219,6 +219,14 @@ def write_plots_and_errors(params: Params, metrics: dict, test: SplitOutputs, st
     (out / "errors.md").write_text(errors, encoding="utf-8")
 
 
+def metrics_summary(metrics: dict) -> str:
+    """One line per split: each model's entity F1 (what `healthner evaluate` prints)."""
+    return "\n".join(
+        f"{split}: " + "  ".join(f"{model} {scores['f1']:.4f}" for model, scores in models.items())
+        for split, models in metrics.items()
+    )
+
+
 def evaluate(params: Params) -> dict:
     """Score everything, write every report; returns the metrics written to metrics.json."""
     ensemble = Ensemble.load(params.stack.output_dir, inference_device(params), batch_chars=params.tag.batch_chars)

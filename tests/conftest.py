@@ -24,7 +24,8 @@ SLICE_SENTENCES = 120
 TINY_ENCODER = {"hidden_size": 32, "num_hidden_layers": 1, "num_attention_heads": 2, "intermediate_size": 64}
 TINY_OVERRIDES = {
     "model": {"lstm_hidden": 32},
-    "train": {"epochs": 2, "batch_size": 16, "max_steps": 30, "torch_threads": 1, "patience": 1},
+    # a high learning rate so ~10 s per slot gives a model that finds entities (the night tests need some)
+    "train": {"epochs": 8, "batch_size": 16, "max_steps": 200, "learning_rate": 0.01, "torch_threads": 1, "patience": 8},
     "stack": {"n_estimators": 10, "cv_folds": 2, "n_jobs": 1},
     "evaluate": {"combinations": [["bert"], ["bert", "roberta"], ["bert", "roberta", "electra", "albert"]]},
     "nightly": {"sample_articles": 8, "shards": 2},
