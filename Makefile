@@ -9,7 +9,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: venv run test bench repro lint clean
+.PHONY: venv run test bench ablate repro lint clean
 
 $(VENV)/.installed: requirements.lock pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -30,6 +30,10 @@ test: venv
 
 bench: venv
 	$(BIN)/healthner bench
+
+## the paper's Table 3 on one slot (params.yaml ablation): reports/ablation/table3.md
+ablate: venv
+	$(BIN)/healthner ablate
 
 repro: venv
 	$(BIN)/dvc repro

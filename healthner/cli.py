@@ -74,6 +74,18 @@ def evaluate(params: ParamsOpt = Path("params.yaml")) -> None:
 
 
 @app.command()
+def ablate(
+    row: Annotated[Optional[list[str]], typer.Option("--row", help="only these rows (repeatable)")] = None,
+    params: ParamsOpt = Path("params.yaml"),
+) -> None:
+    """The paper's Table 3 on one slot: train each params.yaml ablation row, write dev F1 per row."""
+    from healthner.ablate import ablate as run, table3_markdown
+
+    cfg = load_params(params)
+    typer.echo(table3_markdown(run(cfg, row), cfg.ablation.slot, cfg.ablation.epochs))
+
+
+@app.command()
 def tag(
     model: Annotated[Path, typer.Option("--model", help="ensemble folder (models/ensemble)")],
     input: Annotated[Path, typer.Option("--input", help="JSON lines or Parquet with article_id, text")],
@@ -103,6 +115,15 @@ def query(
     from healthner.query import run_query
 
     typer.echo(run_query(load_params(params).nightly.warehouse_dir, sql))
+
+
+@app.command()
+def bench(params: ParamsOpt = Path("params.yaml")) -> None:
+    """Benchmark tagging, training, memory and a night; write BENCHMARKS.md and reports/bench.json."""
+    from healthner.bench import run_benchmarks, summary
+
+    cfg = load_params(params)
+    typer.echo(summary(run_benchmarks(cfg), cfg.bench))
 
 
 if __name__ == "__main__":

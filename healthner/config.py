@@ -150,6 +150,34 @@ class NightlyParams(_Section):
     retry_delay_s: int = Field(300, ge=0)
 
 
+class BenchParams(_Section):
+    model_dir: Path = Path("models/ensemble")
+    repeats: int = Field(3, ge=1)  # every figure is min / median / max over this many runs
+    throughput_chars: int = Field(20_000, gt=0)  # test-split sentences, in order, up to this many characters
+    train_steps: int = Field(20, gt=0)  # optimiser steps timed per encoder, extrapolated to an epoch
+    train_warmup_steps: int = Field(2, ge=0)  # steps run before the clock starts (first-call overheads)
+    night_articles: int = Field(10_000, gt=0)
+    article_chars: int = Field(1000, gt=0)  # each article: test-split sentences joined until this long
+    night_shards: list[int] = [1, 2]
+    night_repeats: int | None = Field(None, ge=1)  # None: `repeats`
+    goal_speedup: float = 5.0  # full stack vs the naive per-sentence pipeline, chars/s
+    goal_night_articles: int = 10_000  # a night is projected to this many articles
+    goal_night_seconds: float = 600.0
+    profile_rows: int = Field(10, gt=0)  # cProfile rows (by own time) shown for stack tagging
+    report: Path = Path("BENCHMARKS.md")
+    json_report: Path = Path("reports/bench.json")
+
+
+class AblationParams(_Section):
+    """The paper's Table 3 on one slot: each row is a set of params overrides, {section: {field: value}}."""
+
+    slot: str = "bert"
+    epochs: int = Field(4, gt=0)  # per row; fewer than train.epochs so five rows fit a CPU budget
+    output_dir: Path = Path("models/ablation")
+    reports_dir: Path = Path("reports/ablation")
+    rows: dict[str, dict[str, dict[str, Any]]] = {}
+
+
 class Params(_Section):
     data: DataParams
     validate_: ValidateParams = Field(ValidateParams(), alias="validate")
@@ -163,6 +191,8 @@ class Params(_Section):
     evaluate: EvaluateParams = EvaluateParams()
     tag: TagParams = TagParams()
     nightly: NightlyParams = NightlyParams()
+    bench: BenchParams = BenchParams()
+    ablation: AblationParams = AblationParams()
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 

@@ -37,6 +37,23 @@ def test_metrics_file_has_every_model_on_dev_and_test(tiny_repo, tiny_metrics):
     assert "stack" in shown.stdout
 
 
+def test_plots_show_renders_every_declared_plot(tiny_repo, tmp_path):
+    result = dvc(tiny_repo, "plots", "show", "--json")
+    assert result.returncode == 0, result.stderr
+    shown = json.loads(result.stdout)["data"]
+    assert {"f1_per_type", "reports/plots/confusion.csv", "reports/plots/learning_curves.png"} <= set(shown)
+    assert any(key.startswith("reports/train/bert/plots/metrics") for key in shown)
+    html = dvc(tiny_repo, "plots", "show", "-o", str(tmp_path / "plots"))
+    assert html.returncode == 0, html.stderr
+    assert (tmp_path / "plots" / "index.html").stat().st_size > 0
+
+
+def test_error_analysis_marks_gold_and_predicted_entities(tiny_repo):
+    errors = (tiny_repo / "reports" / "errors.md").read_text(encoding="utf-8")
+    assert errors.count("- gold: ") == errors.count("- pred: ") > 0
+    assert "]" in errors and ".txt:" in errors
+
+
 def test_second_repro_does_nothing(tiny_repo):
     result = dvc(tiny_repo, "repro")
     assert result.returncode == 0, result.stderr
