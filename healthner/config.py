@@ -135,6 +135,8 @@ class EvaluateParams(_Section):
 class TagParams(_Section):
     sentence_delimiters: str = "。！？；\n"
     batch_chars: int = 4096
+    torch_threads: int | None = Field(None, gt=0)  # per tagging process; None: torch's default (all cores)
+    quantize: bool = False  # int8 dynamic quantisation of Linear/LSTM weights when tagging on CPU
 
 
 class NightlyParams(_Section):

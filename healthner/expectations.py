@@ -16,7 +16,7 @@ from typing import Any
 
 import pandas as pd
 
-from healthner.corpus import Sentence
+from healthner.corpus import Sentence, to_table
 from healthner.labels import OUTSIDE, TAGS, is_valid_transition
 
 DATA_DOCS_SITE = "healthner"
@@ -49,19 +49,12 @@ class GxOutcome:
 
 
 def sentence_frame(sentences: Sequence[Sentence]) -> pd.DataFrame:
-    """One row per sentence, with the derived columns the sentence suite compares."""
-    return pd.DataFrame(
-        {
-            "sent_id": [s.sent_id for s in sentences],
-            "source": [s.source for s in sentences],
-            "genre": [s.genre for s in sentences],
-            "line": [s.line for s in sentences],
-            "text": [s.text for s in sentences],
-            "joined_chars": ["".join(s.chars) for s in sentences],
-            "n_chars": [len(s.chars) for s in sentences],
-            "n_tags": [len(s.tags) for s in sentences],
-        }
-    )
+    """One row per sentence (the canonical columns but chars/tags), with the derived columns the suite compares."""
+    frame = to_table(list(sentences)).drop_columns(["chars", "tags"]).to_pandas()
+    frame["joined_chars"] = ["".join(s.chars) for s in sentences]
+    frame["n_chars"] = [len(s.chars) for s in sentences]
+    frame["n_tags"] = [len(s.tags) for s in sentences]
+    return frame
 
 
 def transition(prev: str, tag: str) -> str:

@@ -21,7 +21,7 @@ from safetensors.torch import load_file, save_file
 from healthner.config import EncoderParams, ModelParams
 from healthner.encoders import encoder_from_config_dict
 from healthner.labels import TAGS
-from healthner.model import NerTagger
+from healthner.model import NerTagger, crf_marginals
 from healthner.vocab import CharVocab
 from healthner.windows import make_windows, merge_windows
 
@@ -97,7 +97,10 @@ class SlotPredictor:
         self.device, self.batch_chars = torch.device(device), batch_chars
 
     @classmethod
-    def load(cls, model_dir: Path | str, device: str = "cpu", batch_chars: int = DEFAULT_BATCH_CHARS) -> SlotPredictor:
+    def load(
+        cls, model_dir: Path | str, device: str = "cpu", batch_chars: int = DEFAULT_BATCH_CHARS, quantize: bool = False
+    ) -> SlotPredictor:
+        """A trained slot from its folder; `quantize` (CPU only) turns its Linear and LSTM weights into int8."""
         model_dir = Path(model_dir)
         config = json.loads((model_dir / CONFIG_FILE).read_text(encoding="utf-8"))
         if tuple(config["tags"]) != TAGS:
@@ -105,6 +108,8 @@ class SlotPredictor:
         model = NerTagger(encoder_from_config_dict(config["encoder_config"]), **config["model"])
         model.load_state_dict(load_file(str(model_dir / MODEL_FILE)))
         model.to(device).eval()
+        if quantize and torch.device(device).type == "cpu":
+            model = quantized(model)
         vocab = CharVocab.load(model_dir)
         return cls(model, vocab, config["window_chars"], config["window_overlap"], device, batch_chars)
 
@@ -169,6 +174,54 @@ class SlotPredictor:
         if self.device.type == "cuda":
             return torch.autocast("cuda", dtype=torch.bfloat16)
         return contextlib.nullcontext()
+
+
+def quantized(model: NerTagger) -> NerTagger:
+    """Dynamic int8 quantisation of the Linear and LSTM layers (activations stay float): inference only."""
+    import warnings
+
+    from torch.ao.quantization import quantize_dynamic
+
+    with warnings.catch_warnings():  # torch marks its quantised tensor constructors deprecated; still supported
+        warnings.simplefilter("ignore", UserWarning)
+        warnings.simplefilter("ignore", DeprecationWarning)
+        return quantize_dynamic(model, {torch.nn.Linear, torch.nn.LSTM}, dtype=torch.qint8)
+
+
+def joint_marginals(predictors: Sequence[SlotPredictor], sentences: Sequence[Sequence[str]]) -> list[list[np.ndarray]]:
+    """Each predictor's `marginals(sentences)`, with ONE forward-backward over all members' emissions.
+
+    The CRF's time loop is a Python loop of small tensor ops; running the members side by side in the
+    batch dimension (each row with its own member's transitions) pays that loop once instead of once
+    per member. Falls back to one call per member when any of them has no CRF.
+    """
+    if len(predictors) < 2 or any(p.model.crf is None for p in predictors):
+        return [p.marginals(sentences) for p in predictors]
+    merged = [p.emissions(sentences) for p in predictors]  # per member: the non-empty sentences, in order
+    lengths = [len(m) for m in merged[0]]
+    order = sorted(range(len(lengths)), key=lengths.__getitem__)
+    results: list[list] = [[None] * len(lengths) for _ in predictors]
+    device, crfs = predictors[0].device, [p.model.crf for p in predictors]
+    for batch in _length_batches(order, lengths.__getitem__, predictors[0].batch_chars, presorted=True):
+        padded = [_pad_emissions([m[k] for k in batch], device) for m in merged]
+        n = len(batch)
+        with torch.inference_mode():
+            probs = crf_marginals(
+                torch.cat([e for e, _ in padded]),
+                torch.cat([mask for _, mask in padded]),
+                torch.cat([c.start_transitions.expand(n, -1) for c in crfs]),
+                torch.cat([c.transitions.expand(n, -1, -1) for c in crfs]),
+                torch.cat([c.end_transitions.expand(n, -1) for c in crfs]),
+            ).cpu().numpy()
+        for j in range(len(predictors)):
+            for row, k in enumerate(batch):
+                results[j][k] = probs[j * n + row, : lengths[k]]
+    empty = np.zeros((0, len(TAGS)), np.float32)
+    joined = []
+    for member in results:
+        filled = iter(member)
+        joined.append([next(filled) if len(chars) else empty for chars in sentences])
+    return joined
 
 
 def pad_windows(windows: Sequence[Sequence[int]], vocab: CharVocab) -> tuple[torch.Tensor, torch.Tensor]:

@@ -262,6 +262,7 @@ def load_forest(path: Path) -> RandomForestClassifier:
     forest = sio.load(path, trusted=list(TRUSTED_TYPES))
     if not isinstance(forest, RandomForestClassifier):
         raise TypeError(f"{path}: expected a RandomForestClassifier, found {type(forest).__name__}")
+    forest.n_jobs = 1  # tagging calls predict_proba per small batch: joblib's dispatch would cost ~10%
     return forest
 
 
@@ -304,7 +305,9 @@ def member_marginals(
     predictors: Mapping[str, SlotPredictor], sentences: list[list[str]]
 ) -> dict[str, list[np.ndarray]]:
     """Each member's CRF marginals for the sentences (computed once, shared by every combination)."""
-    return {slot: predictor.marginals(sentences) for slot, predictor in predictors.items()}
+    from healthner.predict import joint_marginals
+
+    return dict(zip(predictors, joint_marginals(list(predictors.values()), sentences), strict=True))
 
 
 class Ensemble:
@@ -324,8 +327,8 @@ class Ensemble:
         self.model_version = model_version
 
     @classmethod
-    def load(cls, folder: Path | str, device: str = "cpu", **predictor_options: int) -> Ensemble:
-        """Everything from `folder` alone; `predictor_options` go to SlotPredictor.load (batch_chars)."""
+    def load(cls, folder: Path | str, device: str = "cpu", **predictor_options: int | bool) -> Ensemble:
+        """Everything from `folder` alone; `predictor_options` go to SlotPredictor.load (batch_chars, quantize)."""
         from healthner.predict import SlotPredictor
 
         folder = Path(folder)

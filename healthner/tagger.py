@@ -95,9 +95,14 @@ class Tagger:
 
     @classmethod
     def load(cls, model_dir: Path | str, params: TagParams | None = None) -> Tagger:
+        import torch
+
         from healthner.stack import Ensemble  # heavy (torch): only when a model is really needed
 
-        return cls(Ensemble.load(Path(model_dir)), params)
+        params = params or TagParams()
+        if params.torch_threads:
+            torch.set_num_threads(params.torch_threads)
+        return cls(Ensemble.load(Path(model_dir), batch_chars=params.batch_chars, quantize=params.quantize), params)
 
     @property
     def model_version(self) -> str:

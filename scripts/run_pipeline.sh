@@ -21,6 +21,8 @@ night=$(python -c "from healthner.config import load_params; print(load_params()
 healthner sample-night
 airflow db migrate >/dev/null
 airflow dags test healthner_nightly "$night"
+warehouse=$(python -c "from healthner.config import load_params; print(load_params().nightly.warehouse_dir)")
+[[ "$warehouse" == *://* ]] || [ -d "$warehouse/articles/dt=$night" ] || { echo "the night $night was not published to $warehouse" >&2; exit 1; }
 
 echo "== 3/3 entities per type in the published night (DuckDB over Parquet)"
 healthner query "SELECT type, count(*) AS entities, round(avg(score), 3) AS mean_score

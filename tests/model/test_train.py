@@ -110,3 +110,17 @@ def test_predictor_marginals_and_tags_for_any_length(trained: tuple[Params, Trai
         assert all(is_valid_transition(a, b) for a, b in zip(full, full[1:]))
     # batching must not change results: one sentence at a time gives the same tags
     assert [predictor.decode([s])[0] for s in sentences[-3:]] == tags[-3:]
+
+
+def test_int8_quantised_predictor_stays_close_to_float(trained: tuple[Params, TrainResult]) -> None:
+    params, result = trained
+    sentences = _sentences(params)
+    exact = SlotPredictor.load(result.model_dir).marginals(sentences)
+    quantised = SlotPredictor.load(result.model_dir, quantize=True)
+    assert any(".quantized." in type(m).__module__ for m in quantised.model.modules())
+    for a, b in zip(exact, quantised.marginals(sentences)):
+        assert a.shape == b.shape
+        assert a.size == 0 or np.abs(a - b).max() < 0.2  # int8 weights move probabilities a little, not the picture
+    for path in quantised.decode(sentences):
+        full = [OUTSIDE, *path]
+        assert all(is_valid_transition(a, b) for a, b in zip(full, full[1:]))

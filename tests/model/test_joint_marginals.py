@@ -1,0 +1,44 @@
+"""Several members' CRF marginals in one forward-backward equal each member's own."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from healthner.config import EncoderParams
+from healthner.encoders import build_encoder
+from healthner.labels import TAGS
+from healthner.model import NerTagger
+from healthner.predict import SlotPredictor, joint_marginals
+from healthner.vocab import CharVocab
+
+SENTENCES = [list("病人發燒頭痛咳嗽三天"), [], list("服用阿斯匹靈"), list("血壓" * 30)]
+
+
+def _predictor(seed: int, family: str, encoder_params: dict, vocab: CharVocab, use_crf: bool = True) -> SlotPredictor:
+    torch.manual_seed(seed)
+    encoder = build_encoder(EncoderParams(**encoder_params[family]), vocab, max_positions=18)
+    model = NerTagger(encoder, len(TAGS), True, 8, 1, 0.1, use_crf).eval()
+    with torch.no_grad():  # random transitions, so members really differ
+        if use_crf:
+            model.crf.transitions.normal_()
+            model.enforce_constraints()
+    return SlotPredictor(model, vocab, window_chars=16, window_overlap=4, batch_chars=64)
+
+
+def test_joint_equals_separate_including_empty_and_windowed_sentences(encoder_params: dict) -> None:
+    vocab = CharVocab.build(SENTENCES)
+    members = [_predictor(seed, family, encoder_params, vocab) for seed, family in ((0, "bert"), (1, "albert"), (2, "roberta"))]
+    joint = joint_marginals(members, SENTENCES)
+    for member, probs in zip(members, joint):
+        for alone, together, chars in zip(member.marginals(SENTENCES), probs, SENTENCES):
+            assert together.shape == (len(chars), len(TAGS))
+            np.testing.assert_allclose(together, alone, atol=1e-5)
+
+
+def test_a_member_without_crf_falls_back_to_its_own_marginals(encoder_params: dict) -> None:
+    vocab = CharVocab.build(SENTENCES)
+    members = [_predictor(0, "bert", encoder_params, vocab), _predictor(1, "bert", encoder_params, vocab, use_crf=False)]
+    for member, probs in zip(members, joint_marginals(members, SENTENCES)):
+        for alone, together in zip(member.marginals(SENTENCES), probs):
+            np.testing.assert_allclose(together, alone, atol=1e-6)
