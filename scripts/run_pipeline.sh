@@ -14,7 +14,8 @@ git rev-parse --git-dir >/dev/null 2>&1 || { echo "dvc repro needs a git reposit
 
 echo "== 1/3 dvc repro"
 dvc repro
-dvc metrics show
+dvc metrics show reports/metrics.json > reports/metrics_show.txt   # every model x split x type: wide
+cat reports/table2.md                                               # F1 of each model and combination
 
 echo "== 2/3 a sample night through Airflow (inbox built from the held-out test split)"
 night=$(python -c "from healthner.config import load_params; print(load_params().nightly.sample_date)")
