@@ -27,17 +27,6 @@ class AblationRow:
         return {"row": self.name, "dev_f1": self.dev_f1, "seconds": self.seconds, "epochs_run": self.epochs_run}
 
 
-def deep_merge(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
-    """`base` with `overrides` applied key by key, recursing into nested mappings."""
-    merged = dict(base)
-    for key, value in overrides.items():
-        if isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key] = deep_merge(merged[key], value)
-        else:
-            merged[key] = value
-    return merged
-
-
 def folder_name(row: str) -> str:
     """A row name as a folder name: 'BiLSTM+CRF+focal' -> 'bilstm-crf-focal'."""
     return re.sub(r"[^a-z0-9]+", "-", row.lower()).strip("-")
@@ -48,14 +37,11 @@ def row_params(params: Params, row: str) -> Params:
     cfg = params.ablation
     if row not in cfg.rows:
         raise KeyError(f"unknown ablation row {row!r}; params.yaml ablation.rows has {sorted(cfg.rows)}")
-    raw = deep_merge(params.model_dump(by_alias=True), cfg.rows[row])
-    raw["train"] = {
-        **raw["train"],
+    return params.with_updates(**cfg.rows[row]).with_updates(train={
         "epochs": cfg.epochs,
         "output_dir": str(cfg.output_dir / folder_name(row)),
         "reports_dir": str(cfg.reports_dir / folder_name(row)),
-    }
-    return Params.model_validate(raw)
+    })
 
 
 def table3_markdown(rows: list[AblationRow], slot: str, epochs: int) -> str:

@@ -261,8 +261,13 @@ def build_sample_inbox(params: Params) -> str:
     nightly = params.nightly
     sentences = read_sentences(params.prepare.output_dir / "test.parquet")
     records = sample_articles(sentences, nightly.sample_articles, nightly.sample_date)
-    fs, root = open_root(nightly.inbox_dir)
-    path = f"{root}/dt={nightly.sample_date}/{SAMPLE_FILE}"
+    return write_inbox_day(nightly.inbox_dir, nightly.sample_date, records)
+
+
+def write_inbox_day(inbox_dir: str, dt: str, records: Sequence[dict]) -> str:
+    """`<inbox>/dt=<dt>/articles-000.jsonl` holding `records`, one JSON object a line (any fsspec URL)."""
+    fs, root = open_root(inbox_dir)
+    path = f"{root}/dt={dt}/{SAMPLE_FILE}"
     fs.makedirs(path.rsplit("/", 1)[0], exist_ok=True)
     with fs.open(path, "w", encoding="utf-8") as fh:
         fh.writelines(json.dumps(r, ensure_ascii=False) + "\n" for r in records)

@@ -9,7 +9,6 @@ on its own SQLite metadata DB and a generated params file (temp inbox and wareho
 from __future__ import annotations
 
 import itertools
-import json
 import multiprocessing
 import os
 import resource
@@ -27,7 +26,7 @@ import torch
 import yaml
 from tqdm import tqdm
 
-from healthner.batch import SAMPLE_FILE, SAMPLE_JOIN, day_files, stage_day, tag_shard
+from healthner.batch import SAMPLE_JOIN, day_files, stage_day, tag_shard, write_inbox_day
 from healthner.config import Params
 from healthner.tagger import Tagger
 
@@ -93,12 +92,10 @@ def isolated(target: Callable[..., dict], *args, env: Mapping[str, str] | None =
 def load_tagger(params: Params, quantize: bool | None = None) -> Tagger:
     """The benchmarked ensemble on the inference device, with the tag params' batch size (and int8 weights
     when `quantize`; None: as params.tag.quantize says)."""
-    from healthner.stack import Ensemble, inference_device
+    from healthner.stack import inference_device
 
-    device, batch_chars = inference_device(params), params.tag.batch_chars
-    quantize = params.tag.quantize if quantize is None else quantize
-    ensemble = Ensemble.load(params.bench.model_dir, device=device, batch_chars=batch_chars, quantize=quantize)
-    return Tagger(ensemble, params.tag)
+    tag = params.tag if quantize is None else params.tag.model_copy(update={"quantize": quantize})
+    return Tagger.load(params.bench.model_dir, tag, inference_device(params))
 
 
 def tagging_run(params: Params, texts: list[str]) -> dict:
@@ -179,13 +176,6 @@ def night_records(sentences: Sequence[str], count: int, chars: int, date: str) -
     return records
 
 
-def write_inbox(inbox: Path, date: str, records: Sequence[dict]) -> Path:
-    path = inbox / f"dt={date}" / SAMPLE_FILE
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records), encoding="utf-8")
-    return path
-
-
 def write_params(params: Params, path: Path) -> Path:
     path.write_text(yaml.safe_dump(params.model_dump(mode="json", by_alias=True), allow_unicode=True), encoding="utf-8")
     return path
@@ -233,7 +223,7 @@ def night_benchmark(params: Params, sentences: Sequence[str], bar: tqdm) -> dict
     runs: dict[int, dict[str, list[float]]] = {}
     with tempfile.TemporaryDirectory(prefix="healthner-bench-") as tmp:
         root = Path(tmp)
-        write_inbox(root / "inbox", date, records)
+        write_inbox_day(str(root / "inbox"), date, records)
         env = airflow_env(root / "airflow")
         for shards in bench.night_shards:
             shard_params = night_params(params, root, shards, max(len(r["text"]) for r in records))

@@ -203,12 +203,21 @@ class Params(_Section):
         return self.validate_
 
     def with_updates(self, **sections: dict[str, Any]) -> Params:
-        """A copy with some sections' fields replaced (tests, CLI overrides)."""
-        raw = self.model_dump(by_alias=True)
-        for name, fields in sections.items():
-            key = "validate" if name == "validate_" else name
-            raw[key] = {**raw[key], **fields} if isinstance(raw[key], dict) else fields
-        return Params.model_validate(raw)
+        """A copy with some sections' fields replaced (tests, CLI overrides, ablation rows); nested
+        mappings merge key by key, so `loss={"rdrop": {"enabled": False}}` keeps rdrop's alpha."""
+        overrides = {("validate" if name == "validate_" else name): fields for name, fields in sections.items()}
+        return Params.model_validate(deep_merge(self.model_dump(by_alias=True), overrides))
+
+
+def deep_merge(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    """`base` with `overrides` applied key by key, recursing into nested mappings (lists are replaced)."""
+    merged = dict(base)
+    for key, value in overrides.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
 
 
 def load_params(path: Path | str = DEFAULT_PARAMS) -> Params:

@@ -15,11 +15,13 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import pyarrow as pa
 
-from healthner.corpus import Sentence, to_table
+from healthner.corpus import CANONICAL_SCHEMA, Sentence
 from healthner.labels import OUTSIDE, TAGS, is_valid_transition
 
 DATA_DOCS_SITE = "healthner"
+SCALAR_COLUMNS = [field.name for field in CANONICAL_SCHEMA if not pa.types.is_list(field.type)]
 DATASOURCE = "canonical_corpus"
 CHECKPOINT = "validate_corpus"
 TRANSITION_JOIN = ">"
@@ -49,8 +51,8 @@ class GxOutcome:
 
 
 def sentence_frame(sentences: Sequence[Sentence]) -> pd.DataFrame:
-    """One row per sentence (the canonical columns but chars/tags), with the derived columns the suite compares."""
-    frame = to_table(list(sentences)).drop_columns(["chars", "tags"]).to_pandas()
+    """One row per sentence (the canonical table's scalar columns), with the derived columns the suite compares."""
+    frame = pd.DataFrame({name: [getattr(s, name) for s in sentences] for name in SCALAR_COLUMNS})
     frame["joined_chars"] = ["".join(s.chars) for s in sentences]
     frame["n_chars"] = [len(s.chars) for s in sentences]
     frame["n_tags"] = [len(s.tags) for s in sentences]

@@ -113,22 +113,23 @@ class SlotPredictor:
         vocab = CharVocab.load(model_dir)
         return cls(model, vocab, config["window_chars"], config["window_overlap"], device, batch_chars)
 
-    def marginals(self, sentences: Sequence[Sequence[str]]) -> list[np.ndarray]:
-        """Per sentence a float32 (n_chars, len(TAGS)) array of tag probabilities, columns in TAGS order."""
+    def marginals(self, sentences: Sequence[Sequence[str]], merged: list[np.ndarray] | None = None) -> list[np.ndarray]:
+        """Per sentence a float32 (n_chars, len(TAGS)) array of tag probabilities, columns in TAGS order.
+        `merged`: this predictor's `emissions(sentences)` when the caller already has them."""
 
         def run(emissions: torch.Tensor, mask: torch.Tensor, lengths: list[int]) -> list[np.ndarray]:
             probs = self.model.marginals(emissions, mask).float().cpu().numpy()
             return [probs[k, :n] for k, n in enumerate(lengths)]
 
-        return self._per_sentence(sentences, run, lambda: np.zeros((0, len(TAGS)), np.float32))
+        return self._per_sentence(sentences, run, _no_marginals, merged)
 
-    def decode(self, sentences: Sequence[Sequence[str]]) -> list[list[str]]:
-        """Per sentence the best tag sequence (Viterbi with a CRF, argmax without)."""
+    def decode(self, sentences: Sequence[Sequence[str]], merged: list[np.ndarray] | None = None) -> list[list[str]]:
+        """Per sentence the best tag sequence (Viterbi with a CRF, argmax without); `merged` as in marginals."""
 
         def run(emissions: torch.Tensor, mask: torch.Tensor, lengths: list[int]) -> list[list[str]]:
             return [[TAGS[t] for t in path] for path in self.model.decode(emissions, mask)]
 
-        return self._per_sentence(sentences, run, list)
+        return self._per_sentence(sentences, run, list, merged)
 
     def emissions(self, sentences: Sequence[Sequence[str]]) -> list[np.ndarray]:
         """Per non-empty sentence (in input order) its (n_chars, tags) emissions, windows merged."""
@@ -155,10 +156,13 @@ class SlotPredictor:
             emissions = self.model(input_ids.to(self.device), attention_mask.to(self.device))
         return emissions.float().cpu().numpy()
 
-    def _per_sentence(self, sentences: Sequence[Sequence[str]], run: Callable, empty: Callable) -> list:
+    def _per_sentence(
+        self, sentences: Sequence[Sequence[str]], run: Callable, empty: Callable, merged: list[np.ndarray] | None
+    ) -> list:
         """Apply `run(emissions, mask, lengths)` to length-sorted, padded batches of merged sentence
-        emissions; results come back in input order, `empty()` for sentences without characters."""
-        merged = self.emissions(sentences)
+        emissions (computed here unless given); results come back in input order, `empty()` for
+        sentences without characters."""
+        merged = self.emissions(sentences) if merged is None else merged
         order = sorted(range(len(merged)), key=lambda k: len(merged[k]))
         results: list = [None] * len(merged)
         for batch in _length_batches(order, lambda k: len(merged[k]), self.batch_chars, presorted=True):
@@ -167,8 +171,7 @@ class SlotPredictor:
                 outputs = run(emissions, mask, [len(merged[k]) for k in batch])
             for k, result in zip(batch, outputs):
                 results[k] = result
-        filled = iter(results)
-        return [next(filled) if len(chars) else empty() for chars in sentences]
+        return _with_empty(results, sentences, empty)
 
     def _autocast(self) -> contextlib.AbstractContextManager:
         if self.device.type == "cuda":
@@ -188,16 +191,32 @@ def quantized(model: NerTagger) -> NerTagger:
         return quantize_dynamic(model, {torch.nn.Linear, torch.nn.LSTM}, dtype=torch.qint8)
 
 
-def joint_marginals(predictors: Sequence[SlotPredictor], sentences: Sequence[Sequence[str]]) -> list[list[np.ndarray]]:
+def _no_marginals() -> np.ndarray:
+    return np.zeros((0, len(TAGS)), np.float32)
+
+
+def _with_empty(results: list, sentences: Sequence[Sequence[str]], empty: Callable) -> list:
+    """Results of the non-empty sentences (in order) spread back over all sentences, `empty()` between."""
+    filled = iter(results)
+    return [next(filled) if len(chars) else empty() for chars in sentences]
+
+
+def joint_marginals(
+    predictors: Sequence[SlotPredictor],
+    sentences: Sequence[Sequence[str]],
+    merged: Sequence[list[np.ndarray]] | None = None,
+) -> list[list[np.ndarray]]:
     """Each predictor's `marginals(sentences)`, with ONE forward-backward over all members' emissions.
 
     The CRF's time loop is a Python loop of small tensor ops; running the members side by side in the
     batch dimension (each row with its own member's transitions) pays that loop once instead of once
-    per member. Falls back to one call per member when any of them has no CRF.
+    per member. Falls back to one call per member when any of them has no CRF. `merged`: each
+    predictor's `emissions(sentences)` when the caller already has them.
     """
+    if merged is None:
+        merged = [p.emissions(sentences) for p in predictors]  # per member: the non-empty sentences, in order
     if len(predictors) < 2 or any(p.model.crf is None for p in predictors):
-        return [p.marginals(sentences) for p in predictors]
-    merged = [p.emissions(sentences) for p in predictors]  # per member: the non-empty sentences, in order
+        return [p.marginals(sentences, m) for p, m in zip(predictors, merged, strict=True)]
     lengths = [len(m) for m in merged[0]]
     order = sorted(range(len(lengths)), key=lengths.__getitem__)
     results: list[list] = [[None] * len(lengths) for _ in predictors]
@@ -216,12 +235,7 @@ def joint_marginals(predictors: Sequence[SlotPredictor], sentences: Sequence[Seq
         for j in range(len(predictors)):
             for row, k in enumerate(batch):
                 results[j][k] = probs[j * n + row, : lengths[k]]
-    empty = np.zeros((0, len(TAGS)), np.float32)
-    joined = []
-    for member in results:
-        filled = iter(member)
-        joined.append([next(filled) if len(chars) else empty for chars in sentences])
-    return joined
+    return [_with_empty(member, sentences, _no_marginals) for member in results]
 
 
 def pad_windows(windows: Sequence[Sequence[int]], vocab: CharVocab) -> tuple[torch.Tensor, torch.Tensor]:

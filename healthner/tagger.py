@@ -94,7 +94,7 @@ class Tagger:
         self.params = params or TagParams()
 
     @classmethod
-    def load(cls, model_dir: Path | str, params: TagParams | None = None) -> Tagger:
+    def load(cls, model_dir: Path | str, params: TagParams | None = None, device: str = "cpu") -> Tagger:
         import torch
 
         from healthner.stack import Ensemble  # heavy (torch): only when a model is really needed
@@ -102,7 +102,8 @@ class Tagger:
         params = params or TagParams()
         if params.torch_threads:
             torch.set_num_threads(params.torch_threads)
-        return cls(Ensemble.load(Path(model_dir), batch_chars=params.batch_chars, quantize=params.quantize), params)
+        ensemble = Ensemble.load(Path(model_dir), device, batch_chars=params.batch_chars, quantize=params.quantize)
+        return cls(ensemble, params)
 
     @property
     def model_version(self) -> str:

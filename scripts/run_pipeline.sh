@@ -18,11 +18,11 @@ dvc metrics show reports/metrics.json > reports/metrics_show.txt   # every model
 cat reports/table2.md                                               # F1 of each model and combination
 
 echo "== 2/3 a sample night through Airflow (inbox built from the held-out test split)"
-night=$(python -c "from healthner.config import load_params; print(load_params().nightly.sample_date)")
+read -r night warehouse < <(python -c "from healthner.config import load_params
+nightly = load_params().nightly; print(nightly.sample_date, nightly.warehouse_dir)")
 healthner sample-night
 airflow db migrate >/dev/null
 airflow dags test healthner_nightly "$night"
-warehouse=$(python -c "from healthner.config import load_params; print(load_params().nightly.warehouse_dir)")
 [[ "$warehouse" == *://* ]] || [ -d "$warehouse/articles/dt=$night" ] || { echo "the night $night was not published to $warehouse" >&2; exit 1; }
 
 echo "== 3/3 entities per type in the published night (DuckDB over Parquet)"

@@ -6,8 +6,8 @@ import json
 
 from safetensors import safe_open
 
-from healthner.ablate import ablate, deep_merge, folder_name, row_params
-from healthner.config import Params
+from healthner.ablate import ablate, folder_name, row_params
+from healthner.config import Params, deep_merge
 from healthner.predict import MODEL_FILE
 
 
@@ -16,6 +16,12 @@ def test_deep_merge_keeps_untouched_nested_fields() -> None:
     merged = deep_merge(base, {"loss": {"focal": {"enabled": False}}})
     assert merged == {"loss": {"focal": {"enabled": False, "gamma": 2.0}, "rdrop": {"enabled": True}}, "seed": 1}
     assert base["loss"]["focal"]["enabled"] is True
+
+
+def test_with_updates_merges_nested_sections(tiny_params: Params) -> None:
+    updated = tiny_params.with_updates(loss={"rdrop": {"enabled": False}})
+    assert updated.loss.rdrop.enabled is False and updated.loss.rdrop.alpha == tiny_params.loss.rdrop.alpha
+    assert updated.loss.focal == tiny_params.loss.focal
 
 
 def test_every_configured_row_is_a_valid_params_change(tiny_params: Params) -> None:
