@@ -47,14 +47,26 @@ def prepare(params: ParamsOpt = Path("params.yaml")) -> None:
 
 
 @app.command()
+def lexicon(params: ParamsOpt = Path("params.yaml")) -> None:
+    """Build the typed medical term list (Traditional) from THUOCL, pycmekg and CC-CEDICT."""
+    from healthner.lexicon import build_lexicon
+
+    typer.echo(build_lexicon(load_params(params)))
+
+
+@app.command()
 def train(
     slot: Annotated[str, typer.Argument(help=f"encoder slot: {', '.join(SLOTS)}")],
     params: ParamsOpt = Path("params.yaml"),
+    set_: Annotated[
+        Optional[list[str]], typer.Option("--set", help="override one param, e.g. model.use_lac=false (repeatable)")
+    ] = None,
 ) -> None:
     """Train one encoder slot (encoder -> BiLSTM -> CRF) and save its best checkpoint."""
+    from healthner.config import parse_overrides
     from healthner.train import train as run
 
-    typer.echo(run(load_params(params), slot))
+    typer.echo(run(load_params(params).with_updates(**parse_overrides(set_ or [])), slot))
 
 
 @app.command()
@@ -71,6 +83,19 @@ def evaluate(params: ParamsOpt = Path("params.yaml")) -> None:
     from healthner.evaluate import evaluate as run, metrics_summary
 
     typer.echo(metrics_summary(run(load_params(params))))
+
+
+@app.command("score")
+def score_model(
+    model: Annotated[Path, typer.Argument(help="a trained slot folder (models/<slot>)")],
+    split: Annotated[str, typer.Option(help="dev or test")] = "dev",
+    params: ParamsOpt = Path("params.yaml"),
+) -> None:
+    """Entity P/R/F1 (conlleval-exact) of one trained slot on a prepared split."""
+    from healthner.evaluate import score_model as run
+
+    result = run(load_params(params), model, split)
+    typer.echo(f"{model} {split}: P {result['precision']:.4f} R {result['recall']:.4f} F1 {result['f1']:.4f}")
 
 
 @app.command()

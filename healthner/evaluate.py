@@ -31,8 +31,8 @@ from healthner.plots import entity_pairs, plot_confusion, plot_f1_per_type, plot
 from healthner.predict import joint_marginals
 from healthner.stack import (
     Ensemble,
-    Marginals,
     cross_validated_predictions,
+    forest_inputs,
     inference_device,
     load_predictors,
     subset_predictions,
@@ -86,7 +86,10 @@ def combination_tags(
     """(dev tags, test tags) of one combination; forests' dev tags are out-of-fold."""
     if len(combo) == 1:
         return dev.decoded[combo[0]], test.decoded[combo[0]]
-    dev_pred, test_pred = subset_predictions(dev.marginals, dev.gold, test.marginals, combo, params.stack)
+    viterbi = params.stack.viterbi_features
+    dev_inputs, order = forest_inputs(dev.marginals, dev.decoded, combo, viterbi)
+    test_inputs, _ = forest_inputs(test.marginals, test.decoded, combo, viterbi)
+    dev_pred, test_pred = subset_predictions(dev_inputs, dev.gold, test_inputs, order, params.stack)
     return [p.tags for p in dev_pred], [p.tags for p in test_pred]
 
 
@@ -184,10 +187,10 @@ def split_outputs(sentences: list[Sentence], predictors: dict) -> SplitOutputs:
 def stack_tags(ensemble: Ensemble, dev: SplitOutputs, test: SplitOutputs, params: Params) -> dict[str, list[list[str]]]:
     """The shipped stack's tags: out-of-fold on dev, the saved forest itself on test."""
     members = ensemble.members
-    dev_marginals: Marginals = {m: dev.marginals[m] for m in members}
+    dev_inputs, order = forest_inputs(dev.marginals, dev.decoded, members, ensemble.viterbi_features)
     stack_params = params.stack.model_copy(update={"context": ensemble.context})
-    cv = cross_validated_predictions(dev_marginals, dev.gold, members, stack_params)
-    shipped = ensemble.predict_from_marginals({m: test.marginals[m] for m in members})
+    cv = cross_validated_predictions(dev_inputs, dev.gold, order, stack_params)
+    shipped = ensemble.predict_from_marginals(test.marginals, test.decoded)
     return {"dev": [p.tags for p in cv], "test": [p.tags for p in shipped]}
 
 
@@ -250,3 +253,15 @@ def evaluate(params: Params) -> dict:
     write_table2(params, ensemble, data, stacked)
     write_plots_and_errors(params, metrics, data["test"], stacked["test"])
     return metrics
+
+
+def score_model(params: Params, model_dir: Path, split: str) -> dict:
+    """Scores of one trained slot folder (its own CRF decode) on a prepared split: the ablation rows."""
+    from healthner.predict import SlotPredictor
+
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+    sentences = read_sentences(params.prepare.output_dir / f"{split}.parquet")
+    predictor = SlotPredictor.load(model_dir, device=inference_device(params), batch_chars=params.tag.batch_chars)
+    predicted = predictor.decode([s.chars for s in sentences])
+    return score([s.tags for s in sentences], predicted).as_dict()

@@ -74,12 +74,18 @@ class Objective:
         self.alpha = alpha_vector(params.focal.alpha)
 
     def __call__(
-        self, model: NerTagger, input_ids: torch.Tensor, attention_mask: torch.Tensor, labels: torch.Tensor
+        self,
+        model: NerTagger,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        labels: torch.Tensor,
+        features: torch.Tensor | None = None,
     ) -> LossParts:
         rdrop = self.params.rdrop.enabled
         if rdrop:  # one forward over both copies: dropout masks differ, matmuls are shared
             input_ids, attention_mask, labels = (torch.cat([x, x]) for x in (input_ids, attention_mask, labels))
-        emissions = model(input_ids, attention_mask)
+            features = None if features is None else torch.cat([features, features])
+        emissions = model(input_ids, attention_mask, features)
         mask = char_mask(attention_mask)
         parts = self._token_terms(model, emissions, labels, mask)
         if rdrop:

@@ -68,11 +68,16 @@ class NerTagger(nn.Module):
         lstm_layers: int = 1,
         dropout: float = 0.1,
         use_crf: bool = True,
+        char_features: int = 0,
+        bigram_buckets: int = 0,
+        bigram_dim: int = 0,
     ):
         super().__init__()
         self.encoder = encoder
         self.num_tags, self.use_bilstm, self.use_crf = num_tags, use_bilstm, use_crf
-        width = encoder.config.hidden_size
+        self.char_features = char_features
+        self.bigrams = CharBigrams(encoder.config.vocab_size, bigram_buckets, bigram_dim) if bigram_buckets else None
+        width = encoder.config.hidden_size + char_features + (2 * bigram_dim if bigram_buckets else 0)
         self.lstm = MaskedBiLSTM(width, lstm_hidden, lstm_layers) if use_bilstm else None
         self.dropout = nn.Dropout(dropout)
         self.classifier = nn.Linear(2 * lstm_hidden if use_bilstm else width, num_tags)
@@ -92,14 +97,24 @@ class NerTagger(nn.Module):
             self.crf.transitions.masked_fill_(self.forbidden, FORBIDDEN_SCORE)
             self.crf.start_transitions.masked_fill_(self.forbidden_start, FORBIDDEN_SCORE)
 
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor, features: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """Emissions (batch, tokens - 2, tags) for the characters: [CLS] and [SEP] stripped.
 
         Row i of a window is character i; rows at or past its length are padding
-        (see `char_mask`). Computed in float32 whatever the autocast dtype.
+        (see `char_mask`). `features`: (batch, tokens - 2, char_features) per-character features
+        (features.CharFeaturizer), joined to the encoder's output when the model was built with
+        them. Computed in float32 whatever the autocast dtype.
         """
         hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
         hidden = hidden[:, 1:-1]
+        if self.char_features:
+            if features is None or features.shape[-1] != self.char_features:
+                raise ValueError(f"this model needs (batch, chars, {self.char_features}) character features")
+            hidden = torch.cat([hidden, features.to(hidden.dtype)], dim=-1)
+        if self.bigrams is not None:
+            hidden = torch.cat([hidden, self.bigrams(input_ids).to(hidden.dtype)], dim=-1)
         if self.lstm is not None:
             hidden = self.lstm(hidden, char_lengths(attention_mask))
         return self.classifier(self.dropout(hidden)).float()
@@ -118,6 +133,27 @@ class NerTagger(nn.Module):
             best = emissions.argmax(-1).tolist()
             return [row[:n] for row, n in zip(best, lengths)]
         return self.crf.decode(emissions, mask=mask)
+
+
+class CharBigrams(nn.Module):
+    """Embeddings of each character's left (c[i-1] c[i]) and right (c[i] c[i+1]) bigrams, from the
+    window's token ids alone: pair ids are hashed into `buckets` rows (the hashing trick), so no
+    bigram vocabulary has to be built, stored or kept in step with the character vocabulary.
+    [CLS] and [SEP] stand for the neighbours past the window's edges."""
+
+    def __init__(self, vocab_size: int, buckets: int, dim: int):
+        super().__init__()
+        self.vocab_size, self.buckets = vocab_size, buckets
+        self.embedding = nn.Embedding(buckets, dim)
+
+    def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
+        """(batch, tokens) ids with [CLS]/[SEP] -> (batch, tokens - 2, 2 * dim) for the characters."""
+        left = self._bucket(input_ids[:, :-2], input_ids[:, 1:-1])
+        right = self._bucket(input_ids[:, 1:-1], input_ids[:, 2:])
+        return torch.cat([self.embedding(left), self.embedding(right)], dim=-1)
+
+    def _bucket(self, first: torch.Tensor, second: torch.Tensor) -> torch.Tensor:
+        return (first * self.vocab_size + second) % self.buckets
 
 
 def char_mask(attention_mask: torch.Tensor) -> torch.Tensor:

@@ -9,7 +9,9 @@ paths are sentence-level and valid BIO across window seams.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
+import shutil
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -21,11 +23,13 @@ from safetensors.torch import load_file, save_file
 from healthner.config import EncoderParams, ModelParams
 from healthner.encoders import encoder_from_config_dict
 from healthner.labels import TAGS
+from healthner.features import CharFeaturizer, FeatureSpec
+from healthner.lexicon import Lexicon
 from healthner.model import NerTagger, crf_marginals
 from healthner.vocab import CharVocab
 from healthner.windows import make_windows, merge_windows
 
-MODEL_FILE, CONFIG_FILE, LABELS_FILE = "model.safetensors", "config.json", "labels.json"
+MODEL_FILE, CONFIG_FILE, LABELS_FILE, LEXICON_FILE = "model.safetensors", "config.json", "labels.json", "lexicon.tsv"
 FORMAT_VERSION = 1
 DEFAULT_BATCH_CHARS = 4096  # tokens per forward batch; params.tag.batch_chars where params are at hand
 
@@ -40,10 +44,20 @@ class Architecture:
     lstm_layers: int
     dropout: float
     use_crf: bool
+    char_features: int = 0
+    bigram_buckets: int = 0
+    bigram_dim: int = 0
 
     @classmethod
     def from_params(cls, model: ModelParams) -> Architecture:
-        return cls(len(TAGS), model.use_bilstm, model.lstm_hidden, model.lstm_layers, model.dropout, model.use_crf)
+        return cls(
+            len(TAGS), model.use_bilstm, model.lstm_hidden, model.lstm_layers, model.dropout, model.use_crf,
+            feature_spec(model).width, model.bigram_buckets, model.bigram_dim,
+        )
+
+
+def feature_spec(model: ModelParams) -> FeatureSpec:
+    return FeatureSpec(lexicon=model.use_lexicon, lac=model.use_lac)
 
 
 def save_model(
@@ -54,9 +68,17 @@ def save_model(
     encoder: EncoderParams,
     window_chars: int,
     window_overlap: int,
+    features: FeatureSpec = FeatureSpec(),
+    lexicon_path: Path | None = None,
 ) -> Path:
-    """Everything needed to rebuild the tagger offline; no pickles."""
+    """Everything needed to rebuild the tagger offline; no pickles. A model with lexicon features
+    keeps its own copy of the term list it was trained with (`lexicon_path`)."""
     directory.mkdir(parents=True, exist_ok=True)
+    if features.lexicon:
+        if lexicon_path is None:
+            raise ValueError("a model with lexicon features needs the lexicon's term list")
+        if not (directory / LEXICON_FILE).is_file():
+            shutil.copyfile(lexicon_path, directory / LEXICON_FILE)
     state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
     save_file(state, str(directory / MODEL_FILE))
     config = {
@@ -66,6 +88,7 @@ def save_model(
         "checkpoint": encoder.checkpoint,  # provenance only: loading never reads it
         "encoder_config": model.encoder.config.to_dict(),
         "model": asdict(arch),
+        "features": features.to_dict(),
         "window_chars": window_chars,
         "window_overlap": window_overlap,
         "tags": list(TAGS),
@@ -91,8 +114,11 @@ class SlotPredictor:
         window_overlap: int,
         device: str | torch.device = "cpu",
         batch_chars: int = DEFAULT_BATCH_CHARS,
+        featurizer: CharFeaturizer | None = None,
     ):
-        self.model, self.vocab = model, vocab
+        if model.char_features and (featurizer is None or featurizer.width != model.char_features):
+            raise ValueError(f"this model was trained with {model.char_features} character features: pass its featurizer")
+        self.model, self.vocab, self.featurizer = model, vocab, featurizer if model.char_features else None
         self.window_chars, self.window_overlap = window_chars, window_overlap
         self.device, self.batch_chars = torch.device(device), batch_chars
 
@@ -111,7 +137,8 @@ class SlotPredictor:
         if quantize and torch.device(device).type == "cpu":
             model = quantized(model)
         vocab = CharVocab.load(model_dir)
-        return cls(model, vocab, config["window_chars"], config["window_overlap"], device, batch_chars)
+        featurizer = load_featurizer(model_dir, FeatureSpec(**config.get("features", {})))
+        return cls(model, vocab, config["window_chars"], config["window_overlap"], device, batch_chars, featurizer)
 
     def marginals(self, sentences: Sequence[Sequence[str]], merged: list[np.ndarray] | None = None) -> list[np.ndarray]:
         """Per sentence a float32 (n_chars, len(TAGS)) array of tag probabilities, columns in TAGS order.
@@ -136,9 +163,11 @@ class SlotPredictor:
         self.model.eval()
         items = [(i, start, end) for i, chars in enumerate(sentences) for start, end in self._windows(len(chars))]
         ids = [self.vocab.encode(chars)[0] for chars in sentences]
+        features = self.featurizer.features(sentences) if self.featurizer else None
         per_window: dict[tuple[int, int], np.ndarray] = {}
         for batch in _length_batches(items, lambda it: it[2] - it[1] + 2, self.batch_chars):
-            rows = self._encode_windows([ids[i][s:e] for i, s, e in batch])
+            window_features = [features[i][s:e] for i, s, e in batch] if features else None
+            rows = self._encode_windows([ids[i][s:e] for i, s, e in batch], window_features)
             per_window.update(((i, s), rows[k, : e - s]) for k, (i, s, e) in enumerate(batch))
         return [
             merge_windows(len(chars), windows, [per_window[(i, s)] for s, _ in windows])
@@ -149,11 +178,12 @@ class SlotPredictor:
     def _windows(self, length: int) -> list[tuple[int, int]]:
         return make_windows(length, self.window_chars, self.window_overlap) if length else []
 
-    def _encode_windows(self, windows: list[list[int]]) -> np.ndarray:
-        """One forward over a batch of windows' character ids; (batch, longest, tags) float32."""
+    def _encode_windows(self, windows: list[list[int]], features: list[np.ndarray] | None) -> np.ndarray:
+        """One forward over a batch of windows' character ids (and features); (batch, longest, tags)."""
         input_ids, attention_mask = pad_windows(windows, self.vocab)
+        padded = None if features is None else pad_features(features, input_ids.shape[1] - 2).to(self.device)
         with torch.inference_mode(), self._autocast():
-            emissions = self.model(input_ids.to(self.device), attention_mask.to(self.device))
+            emissions = self.model(input_ids.to(self.device), attention_mask.to(self.device), padded)
         return emissions.float().cpu().numpy()
 
     def _per_sentence(
@@ -247,6 +277,31 @@ def pad_windows(windows: Sequence[Sequence[int]], vocab: CharVocab) -> tuple[tor
         input_ids[k, : len(w) + 2] = torch.tensor([vocab.cls_id, *w, vocab.sep_id])
         attention_mask[k, : len(w) + 2] = 1
     return input_ids, attention_mask
+
+
+def pad_features(rows: Sequence[np.ndarray], length: int) -> torch.Tensor:
+    """Per-character features of each window, zero-padded to `length` characters; float32."""
+    padded = np.zeros((len(rows), length, rows[0].shape[1]), np.float32)
+    for k, r in enumerate(rows):
+        padded[k, : len(r)] = r
+    return torch.from_numpy(padded)
+
+
+def load_featurizer(model_dir: Path, spec: FeatureSpec) -> CharFeaturizer | None:
+    """A model's featurizer; members of one ensemble with the same spec and term list share one,
+    so each batch of sentences is featurised once for all of them."""
+    if not spec.width:
+        return None
+    path = model_dir / LEXICON_FILE
+    if spec.lexicon and not path.is_file():
+        raise FileNotFoundError(f"{path}: the model's lexicon term list is missing")
+    key = (spec, hashlib.sha256(path.read_bytes()).hexdigest() if spec.lexicon else "")
+    if key not in _FEATURIZERS:
+        _FEATURIZERS[key] = CharFeaturizer(spec, Lexicon.load(path) if spec.lexicon else None)
+    return _FEATURIZERS[key]
+
+
+_FEATURIZERS: dict[tuple[FeatureSpec, str], CharFeaturizer] = {}
 
 
 def _pad_emissions(rows: Sequence[np.ndarray], device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:

@@ -2,7 +2,8 @@
 
 Each character's features are every member's marginal distribution over the 21 tags at the
 character and its `context` neighbours each side (zeros past the sentence ends, with a flag per
-offset saying so). The forest is fit on the DEV split only (the base models were fit on train, so
+offset saying so), and with `stack.viterbi_features` each member's own CRF Viterbi tag there
+(one-hot): the path the member would output alone, which its marginals do not determine. The forest is fit on the DEV split only (the base models were fit on train, so
 their dev marginals are honest); scores of the forest on dev are therefore cross-validated by
 sentence. Its per-character probabilities are decoded with a BIO-constrained Viterbi, so the
 stack never emits an I- tag that does not continue an entity of the same type.
@@ -50,6 +51,8 @@ TRUSTED_TYPES: tuple[str, ...] = (
 )
 
 Marginals = Mapping[str, Sequence[np.ndarray]]  # member slot -> one (n_chars, 21) array per sentence
+Paths = Mapping[str, Sequence[Sequence[str]]]  # member slot -> its Viterbi tags per sentence
+VITERBI_INPUT = "{}/viterbi"  # the forest input holding a member's one-hot Viterbi tags
 
 
 @dataclass(frozen=True)
@@ -119,6 +122,25 @@ def _check_marginals(marginals: Marginals, members: Sequence[str]) -> None:
         shapes = {a.shape for a in arrays}
         if len(shapes) != 1 or next(iter(shapes))[1:] != (N_TAGS,):
             raise ValueError(f"sentence {i}: members' marginals have shapes {sorted(shapes)}, want (n, {N_TAGS})")
+
+
+def one_hot_tags(tags: Sequence[str]) -> np.ndarray:
+    out = np.zeros((len(tags), N_TAGS), dtype=np.float32)
+    out[np.arange(len(tags)), [TAG_TO_ID[t] for t in tags]] = 1.0
+    return out
+
+
+def forest_inputs(
+    marginals: Marginals, paths: Paths | None, members: Sequence[str], viterbi: bool
+) -> tuple[dict[str, Sequence[np.ndarray]], list[str]]:
+    """The per-sentence arrays the forest reads, and their order: each member's marginals, then
+    (with `viterbi`) each member's one-hot Viterbi tags, under VITERBI_INPUT names."""
+    inputs: dict[str, Sequence[np.ndarray]] = {m: marginals[m] for m in members}
+    if viterbi:
+        if paths is None:
+            raise ValueError("a stack with viterbi_features needs each member's Viterbi tags")
+        inputs.update({VITERBI_INPUT.format(m): [one_hot_tags(t) for t in paths[m]] for m in members})
+    return inputs, list(inputs)
 
 
 def sentence_lengths(marginals: Marginals, members: Sequence[str]) -> list[int]:
@@ -267,7 +289,11 @@ def load_forest(path: Path) -> RandomForestClassifier:
 
 
 def save_ensemble(
-    output_dir: Path, forest: RandomForestClassifier, member_dirs: Mapping[str, Path], context: int
+    output_dir: Path,
+    forest: RandomForestClassifier,
+    member_dirs: Mapping[str, Path],
+    context: int,
+    viterbi_features: bool = False,
 ) -> str:
     """Write the self-contained ensemble folder (replacing any old one); returns its model_version."""
     if output_dir.exists():
@@ -280,6 +306,7 @@ def save_ensemble(
     manifest = {
         "members": list(member_dirs),
         "context": context,
+        "viterbi_features": viterbi_features,
         "tags": list(TAGS),
         "model_version": version,
         "sklearn_version": sklearn.__version__,
@@ -301,13 +328,18 @@ def read_manifest(folder: Path) -> dict:
     return manifest
 
 
-def member_marginals(
-    predictors: Mapping[str, SlotPredictor], sentences: list[list[str]]
-) -> dict[str, list[np.ndarray]]:
-    """Each member's CRF marginals for the sentences (computed once, shared by every combination)."""
+def member_outputs(
+    predictors: Mapping[str, SlotPredictor], sentences: list[list[str]], viterbi: bool
+) -> tuple[dict[str, list[np.ndarray]], dict[str, list[list[str]]] | None]:
+    """Each member's CRF marginals and (with `viterbi`) Viterbi tags, from one encoder pass each."""
     from healthner.predict import joint_marginals
 
-    return dict(zip(predictors, joint_marginals(list(predictors.values()), sentences), strict=True))
+    merged = [p.emissions(sentences) for p in predictors.values()]
+    marginals = dict(zip(predictors, joint_marginals(list(predictors.values()), sentences, merged), strict=True))
+    if not viterbi:
+        return marginals, None
+    paths = {slot: p.decode(sentences, m) for (slot, p), m in zip(predictors.items(), merged, strict=True)}
+    return marginals, paths
 
 
 class Ensemble:
@@ -319,12 +351,14 @@ class Ensemble:
         forest: RandomForestClassifier,
         context: int,
         model_version: str,
+        viterbi_features: bool = False,
     ) -> None:
         self.predictors = dict(predictors)
         self.members = list(predictors)
         self.forest = forest
         self.context = context
         self.model_version = model_version
+        self.viterbi_features = viterbi_features
 
     @classmethod
     def load(cls, folder: Path | str, device: str = "cpu", **predictor_options: int | bool) -> Ensemble:
@@ -336,15 +370,17 @@ class Ensemble:
         predictors = {
             slot: SlotPredictor.load(folder / slot, device=device, **predictor_options) for slot in manifest["members"]
         }
-        return cls(predictors, load_forest(folder / FOREST_FILE), manifest["context"], manifest["model_version"])
+        forest, viterbi = load_forest(folder / FOREST_FILE), manifest.get("viterbi_features", False)
+        return cls(predictors, forest, manifest["context"], manifest["model_version"], viterbi)
 
-    def predict_from_marginals(self, marginals: Marginals) -> list[Prediction]:
-        return predict_stack(self.forest, marginals, self.members, self.context)
+    def predict_from_marginals(self, marginals: Marginals, paths: Paths | None = None) -> list[Prediction]:
+        inputs, order = forest_inputs(marginals, paths, self.members, self.viterbi_features)
+        return predict_stack(self.forest, inputs, order, self.context)
 
     def predict(self, sentences: list[list[str]]) -> list[Prediction]:
         if not sentences:
             return []
-        return self.predict_from_marginals(member_marginals(self.predictors, sentences))
+        return self.predict_from_marginals(*member_outputs(self.predictors, sentences, self.viterbi_features))
 
 
 def inference_device(params: Params) -> str:
@@ -371,8 +407,9 @@ def fit_stack(params: Params) -> StackResult:
     members = list(stack.members)
     dev = read_sentences(params.prepare.output_dir / DEV_SPLIT)
     predictors = load_predictors(params, members)
-    marginals = member_marginals(predictors, [s.chars for s in dev])
-    forest = fit_forest(marginals, [s.tags for s in dev], members, stack)
+    marginals, paths = member_outputs(predictors, [s.chars for s in dev], stack.viterbi_features)
+    inputs, order = forest_inputs(marginals, paths, members, stack.viterbi_features)
+    forest = fit_forest(inputs, [s.tags for s in dev], order, stack)
     member_dirs = {slot: params.train.output_dir / slot for slot in members}
-    version = save_ensemble(stack.output_dir, forest, member_dirs, stack.context)
+    version = save_ensemble(stack.output_dir, forest, member_dirs, stack.context, stack.viterbi_features)
     return StackResult(stack.output_dir, members, len(dev), sum(len(s.chars) for s in dev), version)

@@ -24,7 +24,9 @@ from healthner.encoders import SPECIAL_TOKENS_PER_WINDOW, build_encoder
 from healthner.losses import Objective, window_labels
 from healthner.metrics import score
 from healthner.model import NerTagger
-from healthner.predict import Architecture, SlotPredictor, save_model
+from healthner.features import CharFeaturizer
+from healthner.lexicon import Lexicon
+from healthner.predict import Architecture, SlotPredictor, feature_spec, pad_features, save_model
 from healthner.vocab import CharVocab
 
 BUCKET_BATCHES = 50  # batches per length-sorting bucket: little padding, yet batches still shuffle
@@ -55,15 +57,17 @@ class Windows:
 
     input_ids: list[np.ndarray]
     labels: list[np.ndarray]
+    features: list[np.ndarray] | None = None  # per window its characters' features (float16)
 
     @classmethod
-    def read(cls, path: Path) -> Windows:
+    def read(cls, path: Path, featurizer: CharFeaturizer | None = None) -> Windows:
         if not path.is_file():
             raise FileNotFoundError(f"{path}: not found; run the prepare step first (dvc repro prepare)")
-        cols = pq.read_table(path, columns=["input_ids", "label_ids"]).to_pydict()
+        cols = pq.read_table(path, columns=["input_ids", "label_ids", "chars"]).to_pydict()
         ids = [np.asarray(x, dtype=np.int64) for x in cols["input_ids"]]
         labels = [np.asarray(window_labels(x), dtype=np.int64) for x in cols["label_ids"]]
-        return cls(ids, labels)
+        features = [f.astype(np.float16) for f in featurizer.features(cols["chars"])] if featurizer else None
+        return cls(ids, labels, features)
 
     def __len__(self) -> int:
         return len(self.input_ids)
@@ -72,8 +76,8 @@ class Windows:
     def n_chars(self) -> int:
         return sum(len(x) for x in self.labels)
 
-    def collate(self, index: list[int], pad_id: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """(input_ids, attention_mask, labels) padded to the batch's longest window."""
+    def collate(self, index: list[int], pad_id: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """(input_ids, attention_mask, labels, character features or None) padded to the batch's longest window."""
         longest = max(len(self.input_ids[i]) for i in index)
         ids = np.full((len(index), longest), pad_id, dtype=np.int64)
         mask = np.zeros((len(index), longest), dtype=np.int64)
@@ -82,7 +86,8 @@ class Windows:
             n = len(self.input_ids[i])
             ids[row, :n], mask[row, :n] = self.input_ids[i], 1
             labels[row, : n - SPECIAL_TOKENS_PER_WINDOW] = self.labels[i]
-        return torch.from_numpy(ids), torch.from_numpy(mask), torch.from_numpy(labels)
+        features = None if self.features is None else pad_features([self.features[i] for i in index], labels.shape[1])
+        return torch.from_numpy(ids), torch.from_numpy(mask), torch.from_numpy(labels), features
 
 
 def bucketed_batches(lengths: list[int], batch_size: int, rng: np.random.Generator) -> list[list[int]]:
@@ -108,6 +113,14 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+def training_featurizer(params: Params) -> CharFeaturizer | None:
+    """The character features params.model asks for; None when it asks for none."""
+    spec = feature_spec(params.model)
+    if not spec.width:
+        return None
+    return CharFeaturizer(spec, Lexicon.load(params.lexicon.output) if spec.lexicon else None)
+
+
 def build_model(params: Params, slot: str, vocab: CharVocab) -> NerTagger:
     encoder = build_encoder(params.encoders[slot], vocab, params.prepare.window_chars + SPECIAL_TOKENS_PER_WINDOW)
     return NerTagger(encoder, **asdict(Architecture.from_params(params.model)))
@@ -123,13 +136,15 @@ class _Trainer:
         self.device = resolve_device(self.cfg.device)
         prepared = params.prepare.output_dir
         self.vocab = CharVocab.load(prepared / slot)
-        self.train_windows = Windows.read(prepared / slot / "train.parquet")
+        self.features = feature_spec(params.model)
+        self.featurizer = training_featurizer(params)
+        self.train_windows = Windows.read(prepared / slot / "train.parquet", self.featurizer)
         self.dev = read_sentences(prepared / "dev.parquet")
         self.model = build_model(params, slot, self.vocab).to(self.device)
         self.objective = Objective(params.loss, params.model.use_crf)
         self.predictor = SlotPredictor(
             self.model, self.vocab, params.prepare.window_chars, params.prepare.window_overlap,
-            self.device, params.tag.batch_chars,
+            self.device, params.tag.batch_chars, self.featurizer,
         )
         self.model_dir = self.cfg.output_dir / slot
         self.rng = np.random.default_rng(self.cfg.seed)
@@ -164,9 +179,11 @@ class _Trainer:
         return float(np.mean(losses)) if losses else float("nan")
 
     def step(self, index: list[int], opt: torch.optim.Optimizer, sched) -> float:
-        ids, mask, labels = (t.to(self.device) for t in self.train_windows.collate(index, self.vocab.pad_id))
+        ids, mask, labels, flags = (
+            None if t is None else t.to(self.device) for t in self.train_windows.collate(index, self.vocab.pad_id)
+        )
         with self.autocast():
-            parts = self.objective(self.model, ids, mask, labels)
+            parts = self.objective(self.model, ids, mask, labels, flags)
         opt.zero_grad(set_to_none=True)
         parts.total.backward()
         torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.max_grad_norm)
@@ -191,6 +208,7 @@ class _Trainer:
         save_model(
             self.model_dir, self.model, self.vocab, Architecture.from_params(self.params.model),
             self.params.encoders[self.slot], self.params.prepare.window_chars, self.params.prepare.window_overlap,
+            self.features, self.params.lexicon.output,
         )
 
 

@@ -20,6 +20,14 @@ WINDOW, OVERLAP = 40, 8  # small, so that real sentences get cut into several wi
 TINY_ENCODER = {"hidden_size": 32, "num_hidden_layers": 1, "num_attention_heads": 2, "intermediate_size": 64}
 TINY_EMBEDDING = {"embedding_size": 16}
 FAMILIES = ("bert", "roberta", "electra", "albert")
+TINY_TERMS = {"頭痛": "symptom", "發燒": "symptom", "糖尿病": "disease", "膽結石": "disease", "維生素": "ingredient"}
+
+
+def tiny_lexicon(folder: Path) -> Path:
+    """A small typed term list in the lexicon stage's format (the real one is built by its own tests)."""
+    path = folder / "terms.tsv"
+    path.write_text("".join(f"{term}\t{kind}\n" for term, kind in TINY_TERMS.items()), encoding="utf-8")
+    return path
 
 
 @pytest.fixture(autouse=True)
@@ -55,6 +63,7 @@ def tiny_params(tmp_path: Path, real_sentences: list[Sentence]) -> Params:
     params = load_params(REPO / "params.yaml").with_updates(
         prepare={"output_dir": tmp_path / "prepared", "window_chars": WINDOW, "window_overlap": OVERLAP},
         model={"lstm_hidden": 16},
+        lexicon={"output": tiny_lexicon(tmp_path)},
         train={"output_dir": tmp_path / "models", "reports_dir": tmp_path / "reports", "epochs": 2,
                "batch_size": 16, "torch_threads": 1, "learning_rate": 5e-3, "patience": 2},
     )

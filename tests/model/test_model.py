@@ -156,3 +156,17 @@ def test_masked_bilstm_equals_a_packed_bidirectional_lstm() -> None:
     got = ours(x, lengths)
     for row, n in enumerate(lengths.tolist()):
         torch.testing.assert_close(got[row, :n], expected[row, :n], atol=1e-6, rtol=1e-5)
+
+
+def test_bigram_embeddings_see_each_characters_neighbours(encoder_params: dict) -> None:
+    torch.manual_seed(0)
+    vocab = _vocab()
+    encoder = build_encoder(EncoderParams(**encoder_params["bert"]), vocab, max_positions=16)
+    model = NerTagger(encoder, len(TAGS), True, 8, 1, 0.0, True, bigram_buckets=101, bigram_dim=4).eval()
+    ids, mask = _batch(vocab, [10, 6])
+    features = model.bigrams(ids)
+    assert features.shape == (2, 10, 8)  # left and right bigram per character
+    torch.testing.assert_close(features[0, :4], features[1, :4])  # same characters, same neighbours
+    assert not torch.allclose(features[0, 5, 4:], features[1, 5, 4:])  # right neighbour: 咳 vs [SEP]
+    torch.testing.assert_close(features[0, 5, :4], features[1, 5, :4])  # left neighbour the same
+    assert model(ids, mask).shape == (2, 10, len(TAGS))

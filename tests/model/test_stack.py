@@ -33,6 +33,7 @@ from healthner.stack import (
     cross_validated_predictions,
     dump_forest,
     fit_forest,
+    forest_inputs,
     load_forest,
     n_features,
     predict_stack,
@@ -164,6 +165,23 @@ def test_random_forest_on_a_real_dev_slice(dev_slice: list[Sentence], marginals:
     assert score(gold, [p.tags for p in cv]).f1 > 0.9 * base_f1  # out-of-fold, yet about as good as its best member
 
 
+def test_viterbi_features_add_each_members_one_hot_path(dev_slice: list[Sentence], marginals: dict) -> None:
+    members = ["bert", "roberta"]
+    paths = {m: [bio_viterbi(a) for a in marginals[m]] for m in members}
+    inputs, order = forest_inputs(marginals, paths, members, viterbi=True)
+    assert order == ["bert", "roberta", "bert/viterbi", "roberta/viterbi"]
+    first = inputs["bert/viterbi"][0]
+    assert first.shape == marginals["bert"][0].shape and (first.sum(axis=1) == 1).all()
+    assert [TAGS[i] for i in first.argmax(axis=1)] == paths["bert"][0]
+    assert build_features(inputs, order, 1).shape[1] == n_features(4, 1)
+    assert forest_inputs(marginals, None, members, viterbi=False)[1] == members
+    with pytest.raises(ValueError, match="Viterbi tags"):
+        forest_inputs(marginals, None, members, viterbi=True)
+    gold = [s.tags for s in dev_slice]
+    forest = fit_forest(inputs, gold, order, SMALL)
+    assert all(valid_bio(p.tags) for p in predict_stack(forest, inputs, order, SMALL.context))
+
+
 def test_cross_validation_is_not_optimistic(dev_slice: list[Sentence]) -> None:
     """Marginals of pure noise carry no signal: a forest scored on its own training sentences
     memorises them, out-of-fold it must not."""
@@ -224,12 +242,13 @@ def tiny_run(tmp_path_factory: pytest.TempPathFactory, real_sentences: list[Sent
     from healthner.corpus import write_sentences
     from healthner.stack import fit_stack
     from healthner.train import train
-    from tests.model.conftest import N_TRAIN, OVERLAP, REPO, WINDOW, tiny_encoders, write_prepared
+    from tests.model.conftest import N_TRAIN, OVERLAP, REPO, WINDOW, tiny_encoders, tiny_lexicon, write_prepared
 
     root = tmp_path_factory.mktemp("stack")
     params = load_params(REPO / "params.yaml").with_updates(
         prepare={"output_dir": root / "prepared", "window_chars": WINDOW, "window_overlap": OVERLAP},
         model={"lstm_hidden": 16},
+        lexicon={"output": tiny_lexicon(root)},
         train={"output_dir": root / "models", "reports_dir": root / "reports" / "train", "epochs": 2,
                "batch_size": 16, "torch_threads": 1, "learning_rate": 5e-3, "max_steps": 4},
         stack={"n_estimators": 8, "cv_folds": 2, "n_jobs": 1, "output_dir": root / "models" / "ensemble"},
@@ -264,6 +283,19 @@ def test_ensemble_folder_is_self_contained(tiny_run: Params, tmp_path: Path) -> 
     (moved / FOREST_FILE).write_bytes((moved / FOREST_FILE).read_bytes() + b"\0")
     with pytest.raises(ValueError, match="files changed"):
         Ensemble.load(moved)
+
+
+def test_a_stack_with_viterbi_features_ships_and_predicts(tiny_run: Params, tmp_path: Path) -> None:
+    from healthner.stack import Ensemble, fit_stack
+
+    params = tiny_run.with_updates(stack={"viterbi_features": True, "output_dir": str(tmp_path / "ensemble")})
+    fit_stack(params)
+    ensemble = Ensemble.load(tmp_path / "ensemble")
+    assert ensemble.viterbi_features and ensemble.forest.n_features_in_ == n_features(2 * len(SLOTS), 1)
+    sentences = [list("膽汁長期滯留就會比較容易造成膽沙和膽結石了。"), []]
+    predictions = ensemble.predict(sentences)
+    assert [len(p.tags) for p in predictions] == [len(s) for s in sentences]
+    assert valid_bio(predictions[0].tags)
 
 
 def test_evaluate_writes_every_report(tiny_run: Params) -> None:

@@ -10,8 +10,8 @@ import torch
 from healthner.config import Params
 from healthner.labels import OUTSIDE, TAGS, is_valid_transition
 from healthner.losses import Objective
-from healthner.predict import CONFIG_FILE, LABELS_FILE, MODEL_FILE, SlotPredictor
-from healthner.train import SUMMARY_FILE, TrainResult, Windows, build_model, bucketed_batches, train
+from healthner.predict import CONFIG_FILE, LABELS_FILE, LEXICON_FILE, MODEL_FILE, SlotPredictor
+from healthner.train import SUMMARY_FILE, TrainResult, Windows, build_model, bucketed_batches, train, training_featurizer
 from healthner.vocab import VOCAB_FILE, CharVocab
 
 PICKLE_SUFFIXES = {".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt"}
@@ -21,7 +21,7 @@ def test_a_few_optimiser_steps_lower_the_loss(tiny_params: Params) -> None:
     torch.manual_seed(0)
     prepared = tiny_params.prepare.output_dir / "bert"
     vocab = CharVocab.load(prepared)
-    windows = Windows.read(prepared / "train.parquet")
+    windows = Windows.read(prepared / "train.parquet", training_featurizer(tiny_params))
     model = build_model(tiny_params, "bert", vocab)
     objective = Objective(tiny_params.loss, tiny_params.model.use_crf)
     batch = windows.collate(list(range(16)), vocab.pad_id)
@@ -55,7 +55,7 @@ def test_train_saves_a_pickle_free_checkpoint_and_reports(trained: tuple[Params,
     assert result.model_dir == params.train.output_dir / "bert"
     assert 1 <= result.epochs_run <= params.train.epochs and 0.0 <= result.best_dev_f1 <= 1.0
     files = {p.name for p in result.model_dir.iterdir()}
-    assert {MODEL_FILE, CONFIG_FILE, LABELS_FILE, VOCAB_FILE, SUMMARY_FILE} <= files
+    assert {MODEL_FILE, CONFIG_FILE, LABELS_FILE, VOCAB_FILE, SUMMARY_FILE, LEXICON_FILE} <= files  # default: lexicon features
     assert not [p for p in result.model_dir.rglob("*") if p.suffix in PICKLE_SUFFIXES]
     assert json.loads((result.model_dir / LABELS_FILE).read_text()) == list(TAGS)
     summary = json.loads((result.model_dir / SUMMARY_FILE).read_text())
