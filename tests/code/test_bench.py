@@ -25,6 +25,7 @@ def bench(tiny_repo: Path, tiny_ensemble: Path, tmp_path_factory) -> dict:
     out = tmp_path_factory.mktemp("bench")
     params = load_params(tiny_repo / "params.yaml").with_updates(
         prepare={"output_dir": str(tiny_repo / "data" / "prepared")},
+        lexicon={"output": str(tiny_repo / "data" / "lexicon" / "terms.tsv")},  # the training timings featurise
         bench={**TINY_BENCH, "model_dir": str(tiny_ensemble), "report": str(out / "BENCHMARKS.md"),
                "json_report": str(out / "reports" / "bench.json")},
     )

@@ -291,7 +291,7 @@ def test_a_stack_with_viterbi_features_ships_and_predicts(tiny_run: Params, tmp_
     params = tiny_run.with_updates(stack={"viterbi_features": True, "output_dir": str(tmp_path / "ensemble")})
     fit_stack(params)
     ensemble = Ensemble.load(tmp_path / "ensemble")
-    assert ensemble.viterbi_features and ensemble.forest.n_features_in_ == n_features(2 * len(SLOTS), 1)
+    assert ensemble.viterbi_features and ensemble.forest.n_features_in_ == n_features(2 * len(SLOTS), params.stack.context)
     sentences = [list("膽汁長期滯留就會比較容易造成膽沙和膽結石了。"), []]
     predictions = ensemble.predict(sentences)
     assert [len(p.tags) for p in predictions] == [len(s) for s in sentences]
