@@ -12,7 +12,6 @@ a trained model records which parts it was fit with (`FeatureSpec`) and is alway
 
 from __future__ import annotations
 
-import hashlib
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
@@ -61,7 +60,6 @@ class LacStates:
         self._vocab = {word: int(i) for i, word in _tsv(folder / "word.dic")}
         self._oov = self._vocab.get("OOV", 0)
         self._to_simplified = dict(_tsv(folder / "q2b.dic"))
-        self.version = hashlib.sha256((folder / "lac_encoder.onnx").read_bytes()).hexdigest()[:12]
 
     def ids(self, chars: Sequence[str]) -> np.ndarray:
         return np.array([self._vocab.get(self._to_simplified.get(c, c), self._oov) for c in chars], dtype=np.int64)
@@ -95,12 +93,14 @@ def _tsv(path: Path) -> list[tuple[str, str]]:
 
 class CharFeaturizer:
     """The enabled feature parts, joined per character. Members of an ensemble that share a
-    featurizer compute each batch of sentences once: the last result is kept for the same list."""
+    featurizer compute each batch of sentences once: `features` keeps its last result for the same
+    list; `compute` (one-off inputs such as the training windows) keeps nothing."""
 
     def __init__(self, spec: FeatureSpec, lexicon: Lexicon | None = None, lac: LacStates | None = None):
         if spec.lexicon and lexicon is None:
             raise ValueError("lexicon features need a Lexicon")
-        self.spec, self.lexicon = spec, lexicon
+        self.spec = spec
+        self.lexicon = lexicon if spec.lexicon else None
         self.lac = (lac or LacStates()) if spec.lac else None
         self._last: tuple[Sequence, list[np.ndarray]] | None = None
 
@@ -109,14 +109,16 @@ class CharFeaturizer:
         return self.spec.width
 
     def features(self, sentences: Sequence[Sequence[str]]) -> list[np.ndarray]:
-        """Per sentence a float32 (n_chars, width) array."""
-        if self._last is not None and self._last[0] is sentences:
-            return self._last[1]
+        """Per sentence a float32 (n_chars, width) array; the same list again costs nothing."""
+        if self._last is None or self._last[0] is not sentences:
+            self._last = (sentences, self.compute(sentences))
+        return self._last[1]
+
+    def compute(self, sentences: Sequence[Sequence[str]]) -> list[np.ndarray]:
+        """Per sentence a float32 (n_chars, width) array, computed afresh and not kept."""
         parts: list[list[np.ndarray]] = []
-        if self.lexicon is not None and self.spec.lexicon:
+        if self.lexicon is not None:
             parts.append([self.lexicon.features(chars).astype(np.float32) for chars in sentences])
         if self.lac is not None:
             parts.append(self.lac.states(sentences))
-        joined = [np.concatenate(row, axis=1) if len(row) > 1 else row[0] for row in zip(*parts)]
-        self._last = (sentences, joined)
-        return joined
+        return [np.concatenate(row, axis=1) if len(row) > 1 else row[0] for row in zip(*parts)]

@@ -72,13 +72,15 @@ def save_model(
     lexicon_path: Path | None = None,
 ) -> Path:
     """Everything needed to rebuild the tagger offline; no pickles. A model with lexicon features
-    keeps its own copy of the term list it was trained with (`lexicon_path`)."""
+    keeps its own copy of the term list it was trained with (`lexicon_path`), written on every
+    save so that retraining into an existing folder never leaves an older list behind."""
     directory.mkdir(parents=True, exist_ok=True)
     if features.lexicon:
         if lexicon_path is None:
             raise ValueError("a model with lexicon features needs the lexicon's term list")
-        if not (directory / LEXICON_FILE).is_file():
-            shutil.copyfile(lexicon_path, directory / LEXICON_FILE)
+        shutil.copyfile(lexicon_path, directory / LEXICON_FILE)
+    else:
+        (directory / LEXICON_FILE).unlink(missing_ok=True)
     state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
     save_file(state, str(directory / MODEL_FILE))
     config = {
@@ -280,7 +282,7 @@ def pad_windows(windows: Sequence[Sequence[int]], vocab: CharVocab) -> tuple[tor
 
 
 def pad_features(rows: Sequence[np.ndarray], length: int) -> torch.Tensor:
-    """Per-character features of each window, zero-padded to `length` characters; float32."""
+    """(n, width) arrays (per-character features, emissions) zero-padded to `length` rows; float32."""
     padded = np.zeros((len(rows), length, rows[0].shape[1]), np.float32)
     for k, r in enumerate(rows):
         padded[k, : len(r)] = r
@@ -306,11 +308,9 @@ _FEATURIZERS: dict[tuple[FeatureSpec, str], CharFeaturizer] = {}
 
 def _pad_emissions(rows: Sequence[np.ndarray], device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
     lengths = torch.tensor([len(r) for r in rows])
-    padded = np.zeros((len(rows), int(lengths.max()), rows[0].shape[1]), np.float32)
-    for k, r in enumerate(rows):
-        padded[k, : len(r)] = r
+    padded = pad_features(rows, int(lengths.max()))
     mask = torch.arange(padded.shape[1])[None, :] < lengths[:, None]
-    return torch.from_numpy(padded).to(device), mask.to(device)
+    return padded.to(device), mask.to(device)
 
 
 def _length_batches(items: Sequence, size_of, batch_tokens: int, presorted: bool = False) -> Iterator[list]:

@@ -3,10 +3,11 @@
 Each character's features are every member's marginal distribution over the 21 tags at the
 character and its `context` neighbours each side (zeros past the sentence ends, with a flag per
 offset saying so), and with `stack.viterbi_features` each member's own CRF Viterbi tag there
-(one-hot): the path the member would output alone, which its marginals do not determine. The forest is fit on the DEV split only (the base models were fit on train, so
-their dev marginals are honest); scores of the forest on dev are therefore cross-validated by
-sentence. Its per-character probabilities are decoded with a BIO-constrained Viterbi, so the
-stack never emits an I- tag that does not continue an entity of the same type.
+(one-hot): the path the member would output alone, which its marginals do not determine. The
+forest is fit on the DEV split only (the base models were fit on train, so their dev marginals
+are honest); scores of the forest on dev are therefore cross-validated by sentence. Its
+per-character probabilities are decoded with a BIO-constrained Viterbi, so the stack never emits
+an I- tag that does not continue an entity of the same type.
 
 `models/ensemble/` is self-contained: the member model folders, `forest.skops` and
 `ensemble.json`, whose `model_version` is a short hash of every other file in the folder.

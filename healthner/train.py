@@ -66,7 +66,7 @@ class Windows:
         cols = pq.read_table(path, columns=["input_ids", "label_ids", "chars"]).to_pydict()
         ids = [np.asarray(x, dtype=np.int64) for x in cols["input_ids"]]
         labels = [np.asarray(window_labels(x), dtype=np.int64) for x in cols["label_ids"]]
-        features = [f.astype(np.float16) for f in featurizer.features(cols["chars"])] if featurizer else None
+        features = [f.astype(np.float16) for f in featurizer.compute(cols["chars"])] if featurizer else None
         return cls(ids, labels, features)
 
     def __len__(self) -> int:
@@ -140,6 +140,7 @@ class _Trainer:
         self.featurizer = training_featurizer(params)
         self.train_windows = Windows.read(prepared / slot / "train.parquet", self.featurizer)
         self.dev = read_sentences(prepared / "dev.parquet")
+        self.dev_chars = [s.chars for s in self.dev]  # one list, so its features are computed once, not per epoch
         self.model = build_model(params, slot, self.vocab).to(self.device)
         self.objective = Objective(params.loss, params.model.use_crf)
         self.predictor = SlotPredictor(
@@ -179,11 +180,11 @@ class _Trainer:
         return float(np.mean(losses)) if losses else float("nan")
 
     def step(self, index: list[int], opt: torch.optim.Optimizer, sched) -> float:
-        ids, mask, labels, flags = (
+        ids, mask, labels, features = (
             None if t is None else t.to(self.device) for t in self.train_windows.collate(index, self.vocab.pad_id)
         )
         with self.autocast():
-            parts = self.objective(self.model, ids, mask, labels, flags)
+            parts = self.objective(self.model, ids, mask, labels, features)
         opt.zero_grad(set_to_none=True)
         parts.total.backward()
         torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.max_grad_norm)
@@ -201,7 +202,7 @@ class _Trainer:
     def dev_f1(self) -> float:
         if not self.dev:
             return 0.0
-        predicted = self.predictor.decode([s.chars for s in self.dev])
+        predicted = self.predictor.decode(self.dev_chars)
         return score([s.tags for s in self.dev], predicted).f1
 
     def save(self) -> None:

@@ -38,5 +38,7 @@ def test_the_featurizer_joins_the_enabled_parts_and_reuses_its_last_batch(lac: L
     np.testing.assert_allclose(first[1][:, FEATURES_PER_CHAR:], lac.states([sentences[1]])[0], atol=1e-5)
     assert featurizer.features(sentences) is first  # the same list: computed once for every member
     assert featurizer.features(list(sentences)) is not first
+    fresh = featurizer.compute(sentences)  # not kept: the training windows are featurised once, then dropped
+    assert fresh is not featurizer.features(list(sentences)) and all(np.array_equal(a, b) for a, b in zip(fresh, first))
     with pytest.raises(ValueError, match="need a Lexicon"):
         CharFeaturizer(FeatureSpec(lexicon=True))

@@ -31,6 +31,11 @@ def test_a_lexicon_model_saves_its_term_list_and_tags_after_reloading(tmp_path: 
     spec = FeatureSpec(lexicon=True)
     folder = save_model(tmp_path / "slot", model, vocab, arch, EncoderParams(**encoder_params["bert"]), 8, 2, spec, terms)
     assert (folder / "lexicon.tsv").read_text(encoding="utf-8") == terms.read_text(encoding="utf-8")
+    newer = tmp_path / "newer.tsv"
+    newer.write_text("頭痛\tsymptom\n", encoding="utf-8")
+    save_model(folder, model, vocab, arch, EncoderParams(**encoder_params["bert"]), 8, 2, spec, newer)
+    assert (folder / "lexicon.tsv").read_text(encoding="utf-8") == newer.read_text(encoding="utf-8")  # never stale
+    save_model(folder, model, vocab, arch, EncoderParams(**encoder_params["bert"]), 8, 2, spec, terms)
     sentence = list("病人發燒頭痛發燒頭痛病人")  # longer than one window
     before = SlotPredictor(model, vocab, 8, 2, featurizer=CharFeaturizer(spec, Lexicon.load(terms))).marginals([sentence])[0]
     after = SlotPredictor.load(folder).marginals([sentence])[0]
