@@ -30,6 +30,7 @@ from healthner.metrics import score
 from healthner.tagger import Tagger
 
 TEST_SPLIT, TRAIN_SPLIT, DEV_SPLIT = "test.parquet", "train.parquet", "dev.parquet"
+BENCH_PRECISIONS = ("float32", "bfloat16", "int8")  # the stack is timed and scored in each
 NAIVE_AGGREGATION = "simple"  # peers ask the pipeline for entities, not per-token labels
 PER_THOUSAND = 1000
 CPU_INFO = Path("/proc/cpuinfo")
@@ -40,10 +41,13 @@ PROFILE_PHASES: dict[str, tuple[str, str]] = {
     "character ids": ("vocab.py", "encode"),
     "encoder + BiLSTM forward (with padding)": ("predict.py", "_encode_windows"),
     "padding windows": ("predict.py", "pad_windows"),
-    "CRF marginals (forward-backward)": ("model.py", "crf_marginals"),
+    "character features: LAC states": ("features.py", "states"),
+    "character features: lexicon flags": ("lexicon.py", "features"),
+    "CRF marginals (forward-backward)": ("crf.py", "crf_marginals"),
+    "Viterbi paths (members' CRF and the stack's BIO)": ("crf.py", "crf_viterbi"),
     "stack features": ("stack.py", "build_features"),
     "random forest": ("stack.py", "tag_probabilities"),
-    "BIO Viterbi": ("stack.py", "bio_viterbi"),
+    "BIO Viterbi (stack)": ("stack.py", "bio_viterbi_many"),
     "entities": ("tagger.py", "entities_of"),
 }
 
@@ -115,10 +119,11 @@ def char_lists(texts: Sequence[str]) -> list[list[str]]:
     return [list(text) for text in texts]
 
 
-def contenders(tagger: Tagger, pipes: dict, quantized: Tagger) -> dict[str, Contender]:
-    """The full stack (float32 and int8 weights), then per member: its Viterbi tags, its marginals, the peer
-    pipeline on its encoder."""
-    found: dict[str, Contender] = {"stack": ("stack", "all", tagger.tag), "stack int8": ("stack", "int8", quantized.tag)}
+def contenders(taggers: dict[str, Tagger], pipes: dict) -> dict[str, Contender]:
+    """The full stack in each precision (the configured one first), then per member of the configured
+    stack: its Viterbi tags, its marginals, the peer pipeline on its encoder."""
+    found: dict[str, Contender] = {f"stack {name}": ("stack", name, tagger.tag) for name, tagger in taggers.items()}
+    tagger = next(iter(taggers.values()))
     for slot, predictor in tagger.ensemble.predictors.items():
 
         def naive(texts: list[str], pipe=pipes[slot], stride=predictor.window_overlap) -> list:
@@ -130,13 +135,14 @@ def contenders(tagger: Tagger, pipes: dict, quantized: Tagger) -> dict[str, Cont
     return found
 
 
-def tagging_benchmark(params: Params, tagger: Tagger, quantized: Tagger, texts: list[str], bar: tqdm) -> dict:
-    """chars/s of every contender on the same texts, repeats interleaved; ratios against the peers."""
+def tagging_benchmark(params: Params, taggers: dict[str, Tagger], texts: list[str], bar: tqdm) -> dict:
+    """chars/s of every contender on the same texts, repeats interleaved; ratios against the peers.
+    `taggers`: the stack per precision, the configured one first."""
     from healthner.stack import inference_device
 
-    slots = list(tagger.ensemble.predictors)
+    slots = list(next(iter(taggers.values())).ensemble.predictors)
     pipes = {slot: naive_pipeline(params.bench.model_dir / slot, inference_device(params)) for slot in slots}
-    runs = contenders(tagger, pipes, quantized)
+    runs = contenders(taggers, pipes)
     chars = sum(len(t) for t in texts)
     rates: dict[str, list[float]] = {name: [] for name in runs}
     for name, (_, _, tag) in runs.items():
@@ -151,17 +157,20 @@ def tagging_benchmark(params: Params, tagger: Tagger, quantized: Tagger, texts: 
     rows = {name: {"kind": kind, "slot": slot, "chars_per_s": spread(rates[name])}
             for name, (kind, slot, _) in runs.items()}
     median = {name: row["chars_per_s"]["median"] for name, row in rows.items()}
+    naive_members = 1 / sum(1 / median[f"{slot} naive"] for slot in slots)  # every member's pipeline in turn
     return {
         "rows": rows,
-        "stack_vs_naive": {slot: median["stack"] / median[f"{slot} naive"] for slot in slots},
-        "stack_int8_vs_naive": {slot: median["stack int8"] / median[f"{slot} naive"] for slot in slots},
+        "precision": next(iter(taggers)),
+        "stack_vs_naive": {p: {slot: median[f"stack {p}"] / median[f"{slot} naive"] for slot in slots} for p in taggers},
+        "naive_members_chars_per_s": naive_members,
+        "stack_vs_naive_members": {p: median[f"stack {p}"] / naive_members for p in taggers},
         "base_vs_naive": {slot: median[f"{slot} decode"] / median[f"{slot} naive"] for slot in slots},
         "naive_one_token_per_char": {slot: one_token_per_char(pipe, texts) for slot, pipe in pipes.items()},
     }
 
 
-def quantization_check(params: Params, taggers: dict[str, Tagger]) -> dict[str, float]:
-    """Dev-split entity F1 of the stack per weight type: int8 is worth its speed only if F1 holds."""
+def precision_check(params: Params, taggers: dict[str, Tagger]) -> dict[str, float]:
+    """Dev-split entity F1 of the stack per precision: a faster precision is worth it only if F1 holds."""
     dev = read_sentences(params.prepare.output_dir / DEV_SPLIT)
     gold, chars = [s.tags for s in dev], [s.chars for s in dev]
     return {name: score(gold, [p.tags for p in tagger.ensemble.predict(chars)]).f1 for name, tagger in taggers.items()}
@@ -264,7 +273,8 @@ def night_figures(raw: dict[int, dict[str, list[float]]], bench: BenchParams) ->
 
 
 def goals(result: dict, bench: BenchParams) -> dict:
-    speedup = min(result["tagging"]["stack_vs_naive"].values())  # against the fastest peer pipeline
+    tagging = result["tagging"]
+    speedup = min(tagging["stack_vs_naive"][tagging["precision"]].values())  # against the fastest peer pipeline
     projected = {shards: n["projected_seconds"]["median"] for shards, n in result["night"].items()}
     best = min(projected, key=projected.get)
     return {
@@ -272,6 +282,16 @@ def goals(result: dict, bench: BenchParams) -> dict:
         "night": {"goal_seconds": bench.goal_night_seconds, "articles": bench.goal_night_articles, "shards": best,
                   "projected_seconds": projected[best], "met": projected[best] <= bench.goal_night_seconds},
     }
+
+
+def stack_per_precision(params: Params) -> dict[str, Tagger]:
+    """The benchmarked stack in the configured precision (resolved), then in every other one."""
+    from healthner.predict import resolve_precision
+    from healthner.stack import inference_device
+
+    configured = resolve_precision(params.tag.precision, inference_device(params))
+    names = [configured] + [p for p in BENCH_PRECISIONS if p != configured]
+    return {name: load_tagger(params, precision=name) for name in names}
 
 
 def run_benchmarks(params: Params) -> dict:
@@ -282,14 +302,15 @@ def run_benchmarks(params: Params) -> dict:
     sentences = read_sentences(params.prepare.output_dir / TEST_SPLIT)
     texts = throughput_texts(sentences, bench.throughput_chars)
     machine = machine_facts()  # before anything here loads the machine
-    tagger, quantized = load_tagger(params, quantize=False), load_tagger(params, quantize=True)
+    taggers = stack_per_precision(params)
+    tagger = next(iter(taggers.values()))
     members = len(tagger.ensemble.predictors)
     nights = (bench.night_repeats or bench.repeats) * len(bench.night_shards) * 2
-    total = bench.repeats * (2 + 3 * members + 1 + len(params.encoders)) + nights
+    total = bench.repeats * (len(taggers) + 3 * members + 1 + len(params.encoders)) + nights
     with tqdm(total=total, desc="bench", unit="run") as bar:
-        tagging = tagging_benchmark(params, tagger, quantized, texts, bar)
-        bar.set_postfix_str("int8 dev F1")
-        tagging["dev_f1"] = quantization_check(params, {"float32": tagger, "int8": quantized})
+        tagging = tagging_benchmark(params, taggers, texts, bar)
+        bar.set_postfix_str("dev F1 per precision")
+        tagging["dev_f1"] = precision_check(params, taggers)
         bar.set_postfix_str("profile")
         profile = profile_stack(tagger, texts, bench.profile_rows)
         tag_memory = []
@@ -318,9 +339,10 @@ def run_benchmarks(params: Params) -> dict:
 def summary(result: dict, bench: BenchParams) -> str:
     """One line for the CLI: the two goals and where the reports went."""
     speed, night = result["goals"]["speedup"], result["goals"]["night"]
-    stack = result["tagging"]["rows"]["stack"]["chars_per_s"]["median"]
+    tagging = result["tagging"]
+    stack = tagging["rows"][f"stack {tagging['precision']}"]["chars_per_s"]["median"]
     return (
-        f"stack tags {stack:,.0f} chars/s, {speed['value']:.1f}x the fastest naive pipeline "
+        f"stack ({tagging['precision']}) tags {stack:,.0f} chars/s, {speed['value']:.1f}x the fastest naive pipeline "
         f"(goal {speed['goal']:g}x: {'met' if speed['met'] else 'NOT met'}); {night['articles']:,} articles projected "
         f"{night['projected_seconds']:,.0f}s with {night['shards']} shard(s) (goal {night['goal_seconds']:,.0f}s: "
         f"{'met' if night['met'] else 'NOT met'}) -> {bench.report}, {bench.json_report}"

@@ -89,12 +89,12 @@ def isolated(target: Callable[..., dict], *args, env: Mapping[str, str] | None =
 # --- work done in the fresh processes --------------------------------------------------------------
 
 
-def load_tagger(params: Params, quantize: bool | None = None) -> Tagger:
-    """The benchmarked ensemble on the inference device, with the tag params' batch size (and int8 weights
-    when `quantize`; None: as params.tag.quantize says)."""
+def load_tagger(params: Params, precision: str | None = None) -> Tagger:
+    """The benchmarked ensemble on the inference device, with the tag params' batch size, in `precision`
+    (None: as params.tag.precision says)."""
     from healthner.stack import inference_device
 
-    tag = params.tag if quantize is None else params.tag.model_copy(update={"quantize": quantize})
+    tag = params.tag if precision is None else params.tag.model_copy(update={"precision": precision})
     return Tagger.load(params.bench.model_dir, tag, inference_device(params))
 
 

@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 DEFAULT_PARAMS = Path("params.yaml")
 SLOTS = ("bert", "roberta", "electra", "albert")
+Precision = Literal["auto", "float32", "bfloat16", "int8"]  # tagging weights (predict.resolve_precision)
 
 
 class _Section(BaseModel):
@@ -148,7 +149,7 @@ class TagParams(_Section):
     sentence_delimiters: str = "。！？；\n"
     batch_chars: int = 4096
     torch_threads: int | None = Field(None, gt=0)  # per tagging process; None: torch's default (all cores)
-    quantize: bool = False  # int8 dynamic quantisation of Linear/LSTM weights when tagging on CPU
+    precision: Precision = "auto"  # weights when tagging: predict.resolve_precision
 
 
 class NightlyParams(_Section):

@@ -28,13 +28,13 @@ from healthner.corpus import Sentence, read_sentences
 from healthner.labels import spans
 from healthner.metrics import score
 from healthner.plots import entity_pairs, plot_confusion, plot_f1_per_type, plot_learning_curves
-from healthner.predict import joint_marginals
 from healthner.stack import (
     Ensemble,
     cross_validated_predictions,
     forest_inputs,
     inference_device,
     load_predictors,
+    member_outputs,
     subset_predictions,
 )
 
@@ -172,16 +172,9 @@ def errors_markdown(sentences: Sequence[Sentence], predicted: Sequence[Sequence[
 
 
 def split_outputs(sentences: list[Sentence], predictors: dict) -> SplitOutputs:
-    """Each slot's marginals (one joint forward-backward, as the stack computes them) and Viterbi tags,
-    from one encoder pass per slot."""
-    chars = [s.chars for s in sentences]
-    merged = {slot: p.emissions(chars) for slot, p in predictors.items()}
-    marginals = joint_marginals(list(predictors.values()), chars, list(merged.values()))
-    return SplitOutputs(
-        sentences,
-        dict(zip(predictors, marginals, strict=True)),
-        {slot: p.decode(chars, merged[slot]) for slot, p in predictors.items()},
-    )
+    """Each slot's marginals and Viterbi tags, computed as the stack computes them (member_outputs)."""
+    marginals, decoded = member_outputs(predictors, [s.chars for s in sentences], viterbi=True)
+    return SplitOutputs(sentences, marginals, decoded)
 
 
 def stack_tags(ensemble: Ensemble, dev: SplitOutputs, test: SplitOutputs, params: Params) -> dict[str, list[list[str]]]:

@@ -11,6 +11,7 @@ from torch import nn
 from torchcrf import CRF
 from transformers import PreTrainedModel
 
+from healthner.crf import crf_marginals, crf_viterbi
 from healthner.labels import TAGS, is_valid_transition, split_tag
 
 FORBIDDEN_SCORE = -1.0e4  # exp() of this is 0 in float32, yet sums of a few stay finite
@@ -130,9 +131,10 @@ class NerTagger(nn.Module):
         """Best tag ids per sequence (only its real positions): Viterbi, or argmax without a CRF."""
         lengths = mask.sum(1).tolist()
         if self.crf is None:
-            best = emissions.argmax(-1).tolist()
-            return [row[:n] for row, n in zip(best, lengths)]
-        return self.crf.decode(emissions, mask=mask)
+            best = emissions.argmax(-1)
+        else:
+            best = crf_viterbi(emissions, mask, self.crf.start_transitions, self.crf.transitions, self.crf.end_transitions)
+        return [row[:n] for row, n in zip(best.tolist(), lengths)]
 
 
 class CharBigrams(nn.Module):
@@ -163,32 +165,3 @@ def char_mask(attention_mask: torch.Tensor) -> torch.Tensor:
 
 def char_lengths(attention_mask: torch.Tensor) -> torch.Tensor:
     return attention_mask.sum(1) - 2
-
-
-def crf_marginals(
-    emissions: torch.Tensor,
-    mask: torch.Tensor,
-    start: torch.Tensor,
-    transitions: torch.Tensor,
-    end: torch.Tensor,
-) -> torch.Tensor:
-    """Batched forward-backward in log space. emissions (B, L, T), mask (B, L) with mask[:, 0] set.
-
-    Returns (B, L, T) probabilities; rows at padded positions are meaningless (the caller drops them).
-    """
-    emissions = emissions.float()
-    batch, length, _ = emissions.shape
-    mask = mask.bool()
-    alphas = [start + emissions[:, 0]]
-    for t in range(1, length):
-        step = torch.logsumexp(alphas[-1].unsqueeze(2) + transitions, dim=1) + emissions[:, t]
-        alphas.append(torch.where(mask[:, t : t + 1], step, alphas[-1]))
-    betas = [end.expand(batch, -1)]
-    for t in range(length - 2, -1, -1):
-        step = torch.logsumexp(transitions + (emissions[:, t + 1] + betas[-1]).unsqueeze(1), dim=2)
-        betas.append(torch.where(mask[:, t + 1 : t + 2], step, end.expand(batch, -1)))
-    alpha = torch.stack(alphas, 1)
-    beta = torch.stack(betas[::-1], 1)
-    log_z = torch.logsumexp(alphas[-1] + end, dim=1)  # alphas stop moving past each sequence's end
-    probs = (alpha + beta - log_z[:, None, None]).exp()
-    return probs / probs.sum(-1, keepdim=True)  # exact to rounding, so rows sum to 1 for stacking

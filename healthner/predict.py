@@ -12,6 +12,7 @@ import contextlib
 import hashlib
 import json
 import shutil
+import typing
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -20,18 +21,21 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
-from healthner.config import EncoderParams, ModelParams
+from healthner.config import EncoderParams, ModelParams, Precision
 from healthner.encoders import encoder_from_config_dict
 from healthner.labels import TAGS
 from healthner.features import CharFeaturizer, FeatureSpec
 from healthner.lexicon import Lexicon
-from healthner.model import NerTagger, crf_marginals
+from healthner.crf import crf_marginals, crf_viterbi
+from healthner.model import NerTagger
 from healthner.vocab import CharVocab
 from healthner.windows import make_windows, merge_windows
 
 MODEL_FILE, CONFIG_FILE, LABELS_FILE, LEXICON_FILE = "model.safetensors", "config.json", "labels.json", "lexicon.tsv"
 FORMAT_VERSION = 1
 DEFAULT_BATCH_CHARS = 4096  # tokens per forward batch; params.tag.batch_chars where params are at hand
+CRF_SCORES = ("start_transitions", "transitions", "end_transitions")
+PRECISIONS: tuple[str, ...] = typing.get_args(Precision)
 
 
 @dataclass(frozen=True)
@@ -117,18 +121,24 @@ class SlotPredictor:
         device: str | torch.device = "cpu",
         batch_chars: int = DEFAULT_BATCH_CHARS,
         featurizer: CharFeaturizer | None = None,
+        precision: str = "float32",
     ):
         if model.char_features and (featurizer is None or featurizer.width != model.char_features):
             raise ValueError(f"this model was trained with {model.char_features} character features: pass its featurizer")
         self.model, self.vocab, self.featurizer = model, vocab, featurizer if model.char_features else None
         self.window_chars, self.window_overlap = window_chars, window_overlap
         self.device, self.batch_chars = torch.device(device), batch_chars
+        self.precision = precision
 
     @classmethod
     def load(
-        cls, model_dir: Path | str, device: str = "cpu", batch_chars: int = DEFAULT_BATCH_CHARS, quantize: bool = False
+        cls,
+        model_dir: Path | str,
+        device: str = "cpu",
+        batch_chars: int = DEFAULT_BATCH_CHARS,
+        precision: str = "float32",
     ) -> SlotPredictor:
-        """A trained slot from its folder; `quantize` (CPU only) turns its Linear and LSTM weights into int8."""
+        """A trained slot from its folder, run in `precision` (see `resolve_precision`)."""
         model_dir = Path(model_dir)
         config = json.loads((model_dir / CONFIG_FILE).read_text(encoding="utf-8"))
         if tuple(config["tags"]) != TAGS:
@@ -136,11 +146,11 @@ class SlotPredictor:
         model = NerTagger(encoder_from_config_dict(config["encoder_config"]), **config["model"])
         model.load_state_dict(load_file(str(model_dir / MODEL_FILE)))
         model.to(device).eval()
-        if quantize and torch.device(device).type == "cpu":
-            model = quantized(model)
+        precision = resolve_precision(precision, device)
+        model = with_precision(model, precision, torch.device(device))
         vocab = CharVocab.load(model_dir)
         featurizer = load_featurizer(model_dir, FeatureSpec(**config.get("features", {})))
-        return cls(model, vocab, config["window_chars"], config["window_overlap"], device, batch_chars, featurizer)
+        return cls(model, vocab, config["window_chars"], config["window_overlap"], device, batch_chars, featurizer, precision)
 
     def marginals(self, sentences: Sequence[Sequence[str]], merged: list[np.ndarray] | None = None) -> list[np.ndarray]:
         """Per sentence a float32 (n_chars, len(TAGS)) array of tag probabilities, columns in TAGS order.
@@ -167,7 +177,7 @@ class SlotPredictor:
         ids = [self.vocab.encode(chars)[0] for chars in sentences]
         features = self.featurizer.features(sentences) if self.featurizer else None
         per_window: dict[tuple[int, int], np.ndarray] = {}
-        for batch in _length_batches(items, lambda it: it[2] - it[1] + 2, self.batch_chars):
+        for batch in padded_batches(items, lambda it: it[2] - it[1] + 2, self.batch_chars):
             window_features = [features[i][s:e] for i, s, e in batch] if features else None
             rows = self._encode_windows([ids[i][s:e] for i, s, e in batch], window_features)
             per_window.update(((i, s), rows[k, : e - s]) for k, (i, s, e) in enumerate(batch))
@@ -197,7 +207,7 @@ class SlotPredictor:
         merged = self.emissions(sentences) if merged is None else merged
         order = sorted(range(len(merged)), key=lambda k: len(merged[k]))
         results: list = [None] * len(merged)
-        for batch in _length_batches(order, lambda k: len(merged[k]), self.batch_chars, presorted=True):
+        for batch in padded_batches(order, lambda k: len(merged[k]), self.batch_chars, presorted=True):
             emissions, mask = _pad_emissions([merged[k] for k in batch], self.device)
             with torch.inference_mode():
                 outputs = run(emissions, mask, [len(merged[k]) for k in batch])
@@ -206,9 +216,40 @@ class SlotPredictor:
         return _with_empty(results, sentences, empty)
 
     def _autocast(self) -> contextlib.AbstractContextManager:
-        if self.device.type == "cuda":
+        if self.device.type == "cuda" and self.precision == "bfloat16":
             return torch.autocast("cuda", dtype=torch.bfloat16)
         return contextlib.nullcontext()
+
+
+def resolve_precision(precision: str, device: str | torch.device) -> str:
+    """`auto`: bfloat16 where the hardware runs it natively (CUDA; CPUs with AVX-512 BF16 or AMX,
+    which oneDNN uses for the Linear and LSTM layers), float32 elsewhere, where bfloat16 is emulated
+    and slower. float32, bfloat16 and int8 (CPU only) are taken as they are."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision {precision!r}: expected one of {PRECISIONS}")
+    if precision != "auto":
+        return precision
+    return "bfloat16" if torch.device(device).type == "cuda" or cpu_runs_bfloat16() else "float32"
+
+
+def cpu_runs_bfloat16() -> bool:
+    """Whether oneDNN runs bfloat16 natively on this CPU (AVX-512 BF16 or AMX)."""
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):  # a torch built without oneDNN
+        return False
+
+
+def with_precision(model: NerTagger, precision: str, device: torch.device) -> NerTagger:
+    """The model's weights in `precision` for inference. On CUDA bfloat16 runs under autocast
+    (SlotPredictor._autocast) and the weights stay float32; emissions always come out float32."""
+    if precision == "int8":
+        if device.type != "cpu":
+            raise ValueError("int8 (dynamic quantisation) runs on the CPU only")
+        return quantized(model)
+    if precision == "bfloat16" and device.type == "cpu":
+        return model.to(torch.bfloat16)
+    return model
 
 
 def quantized(model: NerTagger) -> NerTagger:
@@ -233,41 +274,47 @@ def _with_empty(results: list, sentences: Sequence[Sequence[str]], empty: Callab
     return [next(filled) if len(chars) else empty() for chars in sentences]
 
 
-def joint_marginals(
+def joint_outputs(
     predictors: Sequence[SlotPredictor],
     sentences: Sequence[Sequence[str]],
     merged: Sequence[list[np.ndarray]] | None = None,
-) -> list[list[np.ndarray]]:
-    """Each predictor's `marginals(sentences)`, with ONE forward-backward over all members' emissions.
+    paths: bool = False,
+) -> tuple[list[list[np.ndarray]], list[list[list[str]]] | None]:
+    """Each predictor's `marginals(sentences)` and, with `paths`, its `decode(sentences)`, with ONE
+    forward-backward (and one Viterbi) over all members' emissions.
 
     The CRF's time loop is a Python loop of small tensor ops; running the members side by side in the
-    batch dimension (each row with its own member's transitions) pays that loop once instead of once
-    per member. Falls back to one call per member when any of them has no CRF. `merged`: each
-    predictor's `emissions(sentences)` when the caller already has them.
+    batch dimension, each block of rows scored by its own member's transitions (crf module), pays
+    that loop once instead of once per member. Falls back to one call per member when any of them has
+    no CRF. `merged`: each predictor's `emissions(sentences)` when the caller already has them.
     """
     if merged is None:
         merged = [p.emissions(sentences) for p in predictors]  # per member: the non-empty sentences, in order
-    if len(predictors) < 2 or any(p.model.crf is None for p in predictors):
-        return [p.marginals(sentences, m) for p, m in zip(predictors, merged, strict=True)]
+    if any(p.model.crf is None for p in predictors):
+        pairs = list(zip(predictors, merged, strict=True))
+        return [p.marginals(sentences, m) for p, m in pairs], [p.decode(sentences, m) for p, m in pairs] if paths else None
     lengths = [len(m) for m in merged[0]]
     order = sorted(range(len(lengths)), key=lengths.__getitem__)
-    results: list[list] = [[None] * len(lengths) for _ in predictors]
-    device, crfs = predictors[0].device, [p.model.crf for p in predictors]
-    for batch in _length_batches(order, lengths.__getitem__, predictors[0].batch_chars, presorted=True):
+    marginals: list[list] = [[None] * len(lengths) for _ in predictors]
+    tags: list[list] = [[None] * len(lengths) for _ in predictors]
+    device = predictors[0].device
+    with torch.inference_mode():
+        scores = [torch.stack([getattr(p.model.crf, name).float() for p in predictors]) for name in CRF_SCORES]
+    for batch in padded_batches(order, lengths.__getitem__, predictors[0].batch_chars, presorted=True):
         padded = [_pad_emissions([m[k] for k in batch], device) for m in merged]
-        n = len(batch)
+        emissions, mask = torch.cat([e for e, _ in padded]), torch.cat([m for _, m in padded])
         with torch.inference_mode():
-            probs = crf_marginals(
-                torch.cat([e for e, _ in padded]),
-                torch.cat([mask for _, mask in padded]),
-                torch.cat([c.start_transitions.expand(n, -1) for c in crfs]),
-                torch.cat([c.transitions.expand(n, -1, -1) for c in crfs]),
-                torch.cat([c.end_transitions.expand(n, -1) for c in crfs]),
-            ).cpu().numpy()
-        for j in range(len(predictors)):
-            for row, k in enumerate(batch):
-                results[j][k] = probs[j * n + row, : lengths[k]]
-    return [_with_empty(member, sentences, _no_marginals) for member in results]
+            probs = crf_marginals(emissions, mask, *scores).cpu().numpy()
+            best = crf_viterbi(emissions, mask, *scores).tolist() if paths else None
+        rows = [(j, k, j * len(batch) + row) for j in range(len(predictors)) for row, k in enumerate(batch)]
+        for j, k, row in rows:
+            marginals[j][k] = probs[row, : lengths[k]]
+            if best is not None:
+                tags[j][k] = [TAGS[t] for t in best[row][: lengths[k]]]
+    return (
+        [_with_empty(member, sentences, _no_marginals) for member in marginals],
+        [_with_empty(member, sentences, list) for member in tags] if paths else None,
+    )
 
 
 def pad_windows(windows: Sequence[Sequence[int]], vocab: CharVocab) -> tuple[torch.Tensor, torch.Tensor]:
@@ -313,7 +360,7 @@ def _pad_emissions(rows: Sequence[np.ndarray], device: torch.device) -> tuple[to
     return padded.to(device), mask.to(device)
 
 
-def _length_batches(items: Sequence, size_of, batch_tokens: int, presorted: bool = False) -> Iterator[list]:
+def padded_batches(items: Sequence, size_of, batch_tokens: int, presorted: bool = False) -> Iterator[list]:
     """Consecutive runs of length-sorted items whose padded size (count x longest) fits batch_tokens."""
     ordered = list(items) if presorted else sorted(items, key=size_of)
     batch: list = []

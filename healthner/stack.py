@@ -19,6 +19,7 @@ import hashlib
 import json
 import shutil
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -39,6 +40,7 @@ if TYPE_CHECKING:
 N_TAGS = len(TAGS)
 PROB_FLOOR = 1e-9  # probability of a tag the forest never saw, so that its log stays finite
 VERSION_CHARS = 12  # hex characters of sha256 kept as model_version
+BIO_BATCH_CHARS = 16384  # padded characters per batched BIO Viterbi
 FOREST_FILE = "forest.skops"
 MANIFEST_FILE = "ensemble.json"
 DEV_SPLIT = "dev.parquet"
@@ -163,27 +165,60 @@ _TRANSITIONS, _START = _transition_mask()
 
 def bio_viterbi(probs: np.ndarray) -> list[str]:
     """The most probable tag sequence (product of per-character probabilities) that is valid BIO."""
-    if probs.shape[0] == 0:
-        return []
-    logp = np.log(np.clip(probs, PROB_FLOOR, None))
-    score = logp[0] + _START
-    backpointers = np.zeros(probs.shape, dtype=np.int64)
-    for t in range(1, probs.shape[0]):
-        candidates = score[:, None] + _TRANSITIONS  # (prev, tag)
-        backpointers[t] = candidates.argmax(axis=0)
-        score = candidates.max(axis=0) + logp[t]
-    best = [int(score.argmax())]
-    for t in range(probs.shape[0] - 1, 0, -1):
-        best.append(int(backpointers[t, best[-1]]))
-    return [TAGS[i] for i in reversed(best)]
+    return bio_viterbi_many([probs])[0]
 
 
-def tag_probabilities(forest: RandomForestClassifier, features: np.ndarray) -> np.ndarray:
-    """(n, 21) probabilities in TAGS order; classes the forest never saw get probability 0."""
+def bio_viterbi_many(sentence_probs: Sequence[np.ndarray]) -> list[list[str]]:
+    """`bio_viterbi` of every sentence, in length-sorted padded batches through one batched Viterbi
+    (crf.crf_viterbi, float64, strict-BIO moves at -inf) instead of a numpy loop per sentence."""
+    import torch
+
+    from healthner.crf import crf_viterbi
+    from healthner.predict import padded_batches
+
+    grammar = [torch.from_numpy(_START), torch.from_numpy(_TRANSITIONS), torch.zeros(N_TAGS, dtype=torch.float64)]
+    lengths = [p.shape[0] for p in sentence_probs]
+    found: list[list[str]] = [[] for _ in sentence_probs]
+    order = sorted((k for k, n in enumerate(lengths) if n), key=lengths.__getitem__)
+    for batch in padded_batches(order, lengths.__getitem__, BIO_BATCH_CHARS, presorted=True):
+        logp = np.zeros((len(batch), lengths[batch[-1]], N_TAGS), dtype=np.float64)
+        mask = np.zeros(logp.shape[:2], dtype=bool)
+        for row, k in enumerate(batch):
+            logp[row, : lengths[k]] = np.log(np.clip(sentence_probs[k], PROB_FLOOR, None))
+            mask[row, : lengths[k]] = True
+        best = crf_viterbi(torch.from_numpy(logp), torch.from_numpy(mask), *grammar).tolist()
+        for row, k in enumerate(batch):
+            found[k] = [TAGS[i] for i in best[row][: lengths[k]]]
+    return found
+
+
+def tag_probabilities(forest: RandomForestClassifier, features: np.ndarray, threads: int = 1) -> np.ndarray:
+    """(n, 21) probabilities in TAGS order; classes the forest never saw get probability 0.
+
+    The forest's predict_proba (the mean of its trees' leaf distributions), computed from the trees
+    directly: it skips the per-tree input checks and output copies that cost more than the tree walks
+    on tagging-sized batches, and with `threads` > 1 walks the trees on threads (tree traversal
+    releases the GIL). tests/model/test_stack.py holds it to predict_proba.
+    """
     out = np.zeros((features.shape[0], N_TAGS), dtype=np.float32)
     if features.shape[0]:
-        out[:, np.asarray(forest.classes_, dtype=np.int64)] = forest.predict_proba(features)
+        rows = np.ascontiguousarray(features, dtype=np.float32)
+        trees = [tree.tree_ for tree in forest.estimators_]
+        parts = [trees[k::threads] for k in range(max(1, min(threads, len(trees))))]
+        if len(parts) == 1:
+            total = _sum_of_leaf_distributions(parts[0], rows)
+        else:
+            with ThreadPoolExecutor(len(parts)) as pool:
+                total = sum(pool.map(_sum_of_leaf_distributions, parts, [rows] * len(parts)))
+        out[:, np.asarray(forest.classes_, dtype=np.int64)] = total / len(trees)
     return out
+
+
+def _sum_of_leaf_distributions(trees: Sequence, rows: np.ndarray) -> np.ndarray:
+    total = np.zeros((rows.shape[0], trees[0].n_classes[0]), dtype=np.float64)
+    for tree in trees:
+        total += tree.predict(rows).reshape(total.shape)
+    return total
 
 
 def _split_rows(rows: np.ndarray, lengths: Sequence[int]) -> list[np.ndarray]:
@@ -191,8 +226,9 @@ def _split_rows(rows: np.ndarray, lengths: Sequence[int]) -> list[np.ndarray]:
 
 
 def decode_probabilities(probs: np.ndarray, lengths: Sequence[int]) -> list[Prediction]:
-    """Cut the stacked rows back into sentences and decode each."""
-    return [Prediction(bio_viterbi(p), p) for p in _split_rows(probs, lengths)]
+    """Cut the stacked rows back into sentences and decode them."""
+    rows = _split_rows(probs, lengths)
+    return [Prediction(tags, p) for tags, p in zip(bio_viterbi_many(rows), rows, strict=True)]
 
 
 # --- fitting -------------------------------------------------------------------------------------
@@ -222,10 +258,10 @@ def fit_forest(
 
 
 def predict_stack(
-    forest: RandomForestClassifier, marginals: Marginals, members: Sequence[str], context: int
+    forest: RandomForestClassifier, marginals: Marginals, members: Sequence[str], context: int, threads: int = 1
 ) -> list[Prediction]:
     """Stacked predictions from precomputed marginals (members in the order the forest was fit on)."""
-    probs = tag_probabilities(forest, build_features(marginals, members, context))
+    probs = tag_probabilities(forest, build_features(marginals, members, context), threads)
     return decode_probabilities(probs, sentence_lengths(marginals, members))
 
 
@@ -285,7 +321,6 @@ def load_forest(path: Path) -> RandomForestClassifier:
     forest = sio.load(path, trusted=list(TRUSTED_TYPES))
     if not isinstance(forest, RandomForestClassifier):
         raise TypeError(f"{path}: expected a RandomForestClassifier, found {type(forest).__name__}")
-    forest.n_jobs = 1  # tagging calls predict_proba per small batch: joblib's dispatch would cost ~10%
     return forest
 
 
@@ -333,14 +368,10 @@ def member_outputs(
     predictors: Mapping[str, SlotPredictor], sentences: list[list[str]], viterbi: bool
 ) -> tuple[dict[str, list[np.ndarray]], dict[str, list[list[str]]] | None]:
     """Each member's CRF marginals and (with `viterbi`) Viterbi tags, from one encoder pass each."""
-    from healthner.predict import joint_marginals
+    from healthner.predict import joint_outputs
 
-    merged = [p.emissions(sentences) for p in predictors.values()]
-    marginals = dict(zip(predictors, joint_marginals(list(predictors.values()), sentences, merged), strict=True))
-    if not viterbi:
-        return marginals, None
-    paths = {slot: p.decode(sentences, m) for (slot, p), m in zip(predictors.items(), merged, strict=True)}
-    return marginals, paths
+    marginals, paths = joint_outputs(list(predictors.values()), sentences, paths=viterbi)
+    return dict(zip(predictors, marginals, strict=True)), None if paths is None else dict(zip(predictors, paths, strict=True))
 
 
 class Ensemble:
@@ -362,8 +393,8 @@ class Ensemble:
         self.viterbi_features = viterbi_features
 
     @classmethod
-    def load(cls, folder: Path | str, device: str = "cpu", **predictor_options: int | bool) -> Ensemble:
-        """Everything from `folder` alone; `predictor_options` go to SlotPredictor.load (batch_chars, quantize)."""
+    def load(cls, folder: Path | str, device: str = "cpu", **predictor_options: int | str) -> Ensemble:
+        """Everything from `folder` alone; `predictor_options` go to SlotPredictor.load (batch_chars, precision)."""
         from healthner.predict import SlotPredictor
 
         folder = Path(folder)
@@ -376,12 +407,20 @@ class Ensemble:
 
     def predict_from_marginals(self, marginals: Marginals, paths: Paths | None = None) -> list[Prediction]:
         inputs, order = forest_inputs(marginals, paths, self.members, self.viterbi_features)
-        return predict_stack(self.forest, inputs, order, self.context)
+        return predict_stack(self.forest, inputs, order, self.context, forest_threads())
 
     def predict(self, sentences: list[list[str]]) -> list[Prediction]:
         if not sentences:
             return []
         return self.predict_from_marginals(*member_outputs(self.predictors, sentences, self.viterbi_features))
+
+
+def forest_threads() -> int:
+    """Threads for the forest when tagging: as many as torch uses in this process (tag.torch_threads),
+    so parallel tagging processes that each take their share of the cores keep to it."""
+    import torch
+
+    return torch.get_num_threads()
 
 
 def inference_device(params: Params) -> str:

@@ -102,7 +102,7 @@ class Tagger:
         params = params or TagParams()
         if params.torch_threads:
             torch.set_num_threads(params.torch_threads)
-        ensemble = Ensemble.load(Path(model_dir), device, batch_chars=params.batch_chars, quantize=params.quantize)
+        ensemble = Ensemble.load(Path(model_dir), device, batch_chars=params.batch_chars, precision=params.precision)
         return cls(ensemble, params)
 
     @property

@@ -56,10 +56,14 @@ def test_every_figure_is_min_median_max_over_the_repeats(bench: dict) -> None:
     found = list(figures(result))
     assert found and all(f["min"] <= f["median"] <= f["max"] and len(f["runs"]) >= 1 for f in found)
     rows = result["tagging"]["rows"]
-    assert {"stack", "bert decode", "bert naive", "albert naive"} <= rows.keys()
+    configured = result["tagging"]["precision"]
+    assert configured in {"float32", "bfloat16"}  # tag.precision auto, resolved for this machine
+    assert {f"stack {configured}", "stack int8", "bert decode", "bert naive", "albert naive"} <= rows.keys()
+    assert set(result["tagging"]["dev_f1"]) == {"float32", "bfloat16", "int8"}
     assert set(result["training"]) == {"bert", "roberta", "electra", "albert"}
     assert set(result["night"]) == {"1", "2"} and result["memory"]["tagging_mb"]["median"] > 0
-    assert result["tagging"]["stack_vs_naive"]["bert"] > 0 and "met" in result["goals"]["speedup"]
+    assert result["tagging"]["stack_vs_naive"][configured]["bert"] > 0 and "met" in result["goals"]["speedup"]
+    assert result["tagging"]["stack_vs_naive_members"][configured] > 0
 
 
 def test_machine_facts_are_present(bench: dict) -> None:

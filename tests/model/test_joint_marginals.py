@@ -1,4 +1,4 @@
-"""Several members' CRF marginals in one forward-backward equal each member's own."""
+"""Several members' CRF marginals and Viterbi paths in one batched pass equal each member's own."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from healthner.config import EncoderParams
 from healthner.encoders import build_encoder
 from healthner.labels import TAGS
 from healthner.model import NerTagger
-from healthner.predict import SlotPredictor, joint_marginals
+from healthner.predict import SlotPredictor, joint_outputs
 from healthner.vocab import CharVocab
 
 SENTENCES = [list("病人發燒頭痛咳嗽三天"), [], list("服用阿斯匹靈"), list("血壓" * 30)]
@@ -29,16 +29,31 @@ def _predictor(seed: int, family: str, encoder_params: dict, vocab: CharVocab, u
 def test_joint_equals_separate_including_empty_and_windowed_sentences(encoder_params: dict) -> None:
     vocab = CharVocab.build(SENTENCES)
     members = [_predictor(seed, family, encoder_params, vocab) for seed, family in ((0, "bert"), (1, "albert"), (2, "roberta"))]
-    joint = joint_marginals(members, SENTENCES)
-    for member, probs in zip(members, joint):
+    joint, paths = joint_outputs(members, SENTENCES, paths=True)
+    for member, probs, tags in zip(members, joint, paths):
         for alone, together, chars in zip(member.marginals(SENTENCES), probs, SENTENCES):
             assert together.shape == (len(chars), len(TAGS))
             np.testing.assert_allclose(together, alone, atol=1e-5)
+        assert tags == member.decode(SENTENCES)
+        assert [len(t) for t in tags] == [len(s) for s in SENTENCES]
+
+
+def test_joint_viterbi_equals_pytorch_crf_decode(encoder_params: dict) -> None:
+    vocab = CharVocab.build(SENTENCES)
+    members = [_predictor(seed, "bert", encoder_params, vocab) for seed in (3, 4)]
+    _, paths = joint_outputs(members, SENTENCES, paths=True)
+    for member, tags in zip(members, paths):
+        for emissions, chars, found in zip(member.emissions(SENTENCES), [s for s in SENTENCES if s], [t for t in tags if t]):
+            scores = torch.from_numpy(emissions)[None]
+            reference = member.model.crf.decode(scores, mask=torch.ones(scores.shape[:2], dtype=torch.bool))[0]
+            assert found == [TAGS[i] for i in reference], "".join(chars)
 
 
 def test_a_member_without_crf_falls_back_to_its_own_marginals(encoder_params: dict) -> None:
     vocab = CharVocab.build(SENTENCES)
     members = [_predictor(0, "bert", encoder_params, vocab), _predictor(1, "bert", encoder_params, vocab, use_crf=False)]
-    for member, probs in zip(members, joint_marginals(members, SENTENCES)):
+    marginals, paths = joint_outputs(members, SENTENCES, paths=True)
+    for member, probs, tags in zip(members, marginals, paths):
         for alone, together in zip(member.marginals(SENTENCES), probs):
             np.testing.assert_allclose(together, alone, atol=1e-6)
+        assert tags == member.decode(SENTENCES)

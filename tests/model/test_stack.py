@@ -29,6 +29,7 @@ from healthner.stack import (
     MANIFEST_FILE,
     N_TAGS,
     bio_viterbi,
+    bio_viterbi_many,
     build_features,
     cross_validated_predictions,
     dump_forest,
@@ -135,7 +136,38 @@ def test_viterbi_keeps_a_valid_argmax_path(dev_slice: list[Sentence]) -> None:
     assert bio_viterbi(noisy_marginals(s.tags, np.random.default_rng(2), 0.4)) == s.tags
 
 
+def reference_bio_viterbi(probs: np.ndarray) -> list[str]:
+    """The per-sentence numpy decoder the batched one replaced, kept here as its reference."""
+    allowed = np.array([[is_valid_transition(p, t) for t in TAGS] for p in TAGS])
+    moves = np.where(allowed, 0.0, -np.inf)
+    logp = np.log(np.clip(probs, 1e-9, None))
+    score = logp[0] + np.array([0.0 if is_valid_transition(OUTSIDE, t) else -np.inf for t in TAGS])
+    pointers = np.zeros(probs.shape, dtype=np.int64)
+    for t in range(1, len(probs)):
+        candidates = score[:, None] + moves
+        pointers[t], score = candidates.argmax(axis=0), candidates.max(axis=0) + logp[t]
+    best = [int(score.argmax())]
+    for t in range(len(probs) - 1, 0, -1):
+        best.append(int(pointers[t, best[-1]]))
+    return [TAGS[i] for i in reversed(best)]
+
+
+def test_batched_viterbi_equals_one_sentence_at_a_time(dev_slice: list[Sentence]) -> None:
+    rng = np.random.default_rng(5)
+    probs = [noisy_marginals(s.tags, rng, 0.8) for s in dev_slice] + [np.zeros((0, N_TAGS), np.float32)]
+    assert bio_viterbi_many(probs) == [reference_bio_viterbi(p) if len(p) else [] for p in probs]
+
+
 # --- fitting -------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_tag_probabilities_are_the_forests_predict_proba(dev_slice: list[Sentence], marginals: dict, threads: int) -> None:
+    forest = fit_forest(marginals, [s.tags for s in dev_slice], ["bert", "albert"], SMALL)
+    features = build_features(marginals, ["bert", "albert"], SMALL.context)
+    expected = np.zeros((len(features), N_TAGS))
+    expected[:, forest.classes_] = forest.predict_proba(features)
+    np.testing.assert_allclose(tag_probabilities(forest, features, threads), expected, rtol=0, atol=1e-6)
 
 
 def test_forest_classes_are_mapped_back_to_all_tags(dev_slice: list[Sentence], marginals: dict) -> None:

@@ -116,11 +116,26 @@ def test_int8_quantised_predictor_stays_close_to_float(trained: tuple[Params, Tr
     params, result = trained
     sentences = _sentences(params)
     exact = SlotPredictor.load(result.model_dir).marginals(sentences)
-    quantised = SlotPredictor.load(result.model_dir, quantize=True)
+    quantised = SlotPredictor.load(result.model_dir, precision="int8")
     assert any(".quantized." in type(m).__module__ for m in quantised.model.modules())
     for a, b in zip(exact, quantised.marginals(sentences)):
         assert a.shape == b.shape
         assert a.size == 0 or np.abs(a - b).max() < 0.2  # int8 weights move probabilities a little, not the picture
     for path in quantised.decode(sentences):
+        full = [OUTSIDE, *path]
+        assert all(is_valid_transition(a, b) for a, b in zip(full, full[1:]))
+
+
+def test_bfloat16_predictor_stays_close_to_float(trained: tuple[Params, TrainResult]) -> None:
+    params, result = trained
+    sentences = _sentences(params)
+    exact = SlotPredictor.load(result.model_dir)
+    half = SlotPredictor.load(result.model_dir, precision="bfloat16")
+    assert {p.dtype for p in half.model.parameters()} == {torch.bfloat16}
+    assert {p.dtype for p in exact.model.parameters()} == {torch.float32}  # float32 unless asked
+    for a, b in zip(exact.marginals(sentences), half.marginals(sentences)):
+        assert a.shape == b.shape and b.dtype == np.float32
+        assert a.size == 0 or np.abs(a - b).max() < 0.2
+    for path in half.decode(sentences):
         full = [OUTSIDE, *path]
         assert all(is_valid_transition(a, b) for a, b in zip(full, full[1:]))
