@@ -64,6 +64,7 @@ def test_every_figure_is_min_median_max_over_the_repeats(bench: dict) -> None:
     assert set(result["night"]) == {"1", "2"} and result["memory"]["tagging_mb"]["median"] > 0
     assert result["tagging"]["stack_vs_naive"][configured]["bert"] > 0 and "met" in result["goals"]["speedup"]
     assert result["tagging"]["stack_vs_naive_members"][configured] > 0
+    assert result["tagging"]["floor_vs_naive"] > 0 and "stack forward passes" in rows
 
 
 def test_machine_facts_are_present(bench: dict) -> None:
