@@ -11,7 +11,7 @@ from torch import nn
 from torchcrf import CRF
 from transformers import PreTrainedModel
 
-from healthner.crf import crf_marginals, crf_viterbi
+from healthner.crf import CrfScores, crf_marginals, crf_viterbi
 from healthner.labels import TAGS, is_valid_transition, split_tag
 
 FORBIDDEN_SCORE = -1.0e4  # exp() of this is 0 in float32, yet sums of a few stay finite
@@ -124,8 +124,7 @@ class NerTagger(nn.Module):
         """P(tag at each position | sentence): CRF forward-backward, or a softmax without a CRF."""
         if self.crf is None:
             return emissions.softmax(-1)
-        crf = self.crf
-        return crf_marginals(emissions, mask, crf.start_transitions, crf.transitions, crf.end_transitions)
+        return crf_marginals(emissions, mask, CrfScores.of(self.crf))
 
     def decode(self, emissions: torch.Tensor, mask: torch.Tensor) -> list[list[int]]:
         """Best tag ids per sequence (only its real positions): Viterbi, or argmax without a CRF."""
@@ -133,7 +132,7 @@ class NerTagger(nn.Module):
         if self.crf is None:
             best = emissions.argmax(-1)
         else:
-            best = crf_viterbi(emissions, mask, self.crf.start_transitions, self.crf.transitions, self.crf.end_transitions)
+            best = crf_viterbi(emissions, mask, CrfScores.of(self.crf))
         return [row[:n] for row, n in zip(best.tolist(), lengths)]
 
 

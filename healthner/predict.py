@@ -26,7 +26,7 @@ from healthner.encoders import encoder_from_config_dict
 from healthner.labels import TAGS
 from healthner.features import CharFeaturizer, FeatureSpec
 from healthner.lexicon import Lexicon
-from healthner.crf import crf_marginals, crf_viterbi
+from healthner.crf import CrfScores, crf_marginals, crf_viterbi
 from healthner.model import NerTagger
 from healthner.vocab import CharVocab
 from healthner.windows import make_windows, merge_windows
@@ -34,7 +34,6 @@ from healthner.windows import make_windows, merge_windows
 MODEL_FILE, CONFIG_FILE, LABELS_FILE, LEXICON_FILE = "model.safetensors", "config.json", "labels.json", "lexicon.tsv"
 FORMAT_VERSION = 1
 DEFAULT_BATCH_CHARS = 4096  # tokens per forward batch; params.tag.batch_chars where params are at hand
-CRF_SCORES = ("start_transitions", "transitions", "end_transitions")
 PRECISIONS: tuple[str, ...] = typing.get_args(Precision)
 
 
@@ -299,13 +298,14 @@ def joint_outputs(
     tags: list[list] = [[None] * len(lengths) for _ in predictors]
     device = predictors[0].device
     with torch.inference_mode():
-        scores = [torch.stack([getattr(p.model.crf, name).float() for p in predictors]) for name in CRF_SCORES]
+        members = [CrfScores.of(p.model.crf) for p in predictors]
+        scores = CrfScores(*(torch.stack([s.float() for s in part]) for part in zip(*members)))
     for batch in padded_batches(order, lengths.__getitem__, predictors[0].batch_chars, presorted=True):
         padded = [_pad_emissions([m[k] for k in batch], device) for m in merged]
         emissions, mask = torch.cat([e for e, _ in padded]), torch.cat([m for _, m in padded])
         with torch.inference_mode():
-            probs = crf_marginals(emissions, mask, *scores).cpu().numpy()
-            best = crf_viterbi(emissions, mask, *scores).tolist() if paths else None
+            probs = crf_marginals(emissions, mask, scores).cpu().numpy()
+            best = crf_viterbi(emissions, mask, scores).tolist() if paths else None
         rows = [(j, k, j * len(batch) + row) for j in range(len(predictors)) for row, k in enumerate(batch)]
         for j, k, row in rows:
             marginals[j][k] = probs[row, : lengths[k]]

@@ -173,10 +173,10 @@ def bio_viterbi_many(sentence_probs: Sequence[np.ndarray]) -> list[list[str]]:
     (crf.crf_viterbi, float64, strict-BIO moves at -inf) instead of a numpy loop per sentence."""
     import torch
 
-    from healthner.crf import crf_viterbi
+    from healthner.crf import CrfScores, crf_viterbi
     from healthner.predict import padded_batches
 
-    grammar = [torch.from_numpy(_START), torch.from_numpy(_TRANSITIONS), torch.zeros(N_TAGS, dtype=torch.float64)]
+    grammar = CrfScores(torch.from_numpy(_START), torch.from_numpy(_TRANSITIONS), torch.zeros(N_TAGS, dtype=torch.float64))
     lengths = [p.shape[0] for p in sentence_probs]
     found: list[list[str]] = [[] for _ in sentence_probs]
     order = sorted((k for k, n in enumerate(lengths) if n), key=lengths.__getitem__)
@@ -186,7 +186,7 @@ def bio_viterbi_many(sentence_probs: Sequence[np.ndarray]) -> list[list[str]]:
         for row, k in enumerate(batch):
             logp[row, : lengths[k]] = np.log(np.clip(sentence_probs[k], PROB_FLOOR, None))
             mask[row, : lengths[k]] = True
-        best = crf_viterbi(torch.from_numpy(logp), torch.from_numpy(mask), *grammar).tolist()
+        best = crf_viterbi(torch.from_numpy(logp), torch.from_numpy(mask), grammar).tolist()
         for row, k in enumerate(batch):
             found[k] = [TAGS[i] for i in best[row][: lengths[k]]]
     return found

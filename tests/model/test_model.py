@@ -1,8 +1,10 @@
-"""NerTagger: encoders of every family, CRF marginals against brute force, valid BIO decoding."""
+"""NerTagger: encoders of every family, the masked BiLSTM, valid BIO decoding.
+
+CRF inference itself (marginals and Viterbi against brute force): tests/code/test_crf.py.
+"""
 
 from __future__ import annotations
 
-import itertools
 from pathlib import Path
 
 import pytest
@@ -12,7 +14,7 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 from healthner.config import EncoderParams
 from healthner.encoders import build_encoder, encoder_from_config_dict, slot_vocab
 from healthner.labels import OUTSIDE, TAGS, is_valid_transition
-from healthner.model import MaskedBiLSTM, NerTagger, crf_marginals
+from healthner.model import MaskedBiLSTM, NerTagger
 from healthner.vocab import CharVocab
 
 CHARS = list("病人發燒頭痛咳嗽三天")
@@ -55,41 +57,6 @@ def test_padding_does_not_change_a_sentences_emissions(encoder_params: dict) -> 
     alone = model(*_batch(vocab, [6]))[0]
     padded = model(*_batch(vocab, [10, 6]))[1, :6]
     torch.testing.assert_close(alone, padded, atol=1e-5, rtol=1e-4)
-
-
-def _brute_force_marginals(
-    em: torch.Tensor, start: torch.Tensor, trans: torch.Tensor, end: torch.Tensor
-) -> torch.Tensor:
-    length, n_tags = em.shape
-    probs = torch.zeros(length, n_tags, dtype=torch.float64)
-    paths = list(itertools.product(range(n_tags), repeat=length))
-    scores = torch.tensor(
-        [
-            float(start[p[0]] + sum(em[i, t] for i, t in enumerate(p))
-                  + sum(trans[a, b] for a, b in zip(p, p[1:])) + end[p[-1]])
-            for p in paths
-        ],
-        dtype=torch.float64,
-    ).softmax(0)
-    for path, weight in zip(paths, scores):
-        for i, t in enumerate(path):
-            probs[i, t] += weight
-    return probs
-
-
-def test_forward_backward_matches_enumeration() -> None:
-    torch.manual_seed(1)
-    n_tags, length = 3, 4
-    em = torch.randn(2, length, n_tags)
-    start, trans, end = torch.randn(n_tags), torch.randn(n_tags, n_tags), torch.randn(n_tags)
-    mask = torch.tensor([[1, 1, 1, 1], [1, 1, 1, 0]]).bool()
-    got = crf_marginals(em, mask, start, trans, end).double()
-    full = _brute_force_marginals(em[0], start, trans, end)
-    short = _brute_force_marginals(em[1, :3], start, trans, end)
-    torch.testing.assert_close(got[0], full, atol=1e-5, rtol=1e-5)
-    torch.testing.assert_close(got[1, :3], short, atol=1e-5, rtol=1e-5)
-    torch.testing.assert_close(got[0].sum(-1), torch.ones(length, dtype=torch.float64), atol=1e-6, rtol=0)
-    assert torch.equal(got[0].argmax(-1), full.argmax(-1))
 
 
 def _assert_valid_bio(paths: list[list[int]]) -> None:
