@@ -28,13 +28,12 @@ from healthner.corpus import Sentence, read_sentences
 from healthner.labels import spans
 from healthner.metrics import score
 from healthner.plots import entity_pairs, plot_confusion, plot_f1_per_type, plot_learning_curves
+from healthner.ensemble import Ensemble, member_outputs
 from healthner.stack import (
-    Ensemble,
     cross_validated_predictions,
     forest_inputs,
     inference_device,
     load_predictors,
-    member_outputs,
     subset_predictions,
 )
 

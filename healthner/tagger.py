@@ -19,7 +19,8 @@ from healthner.config import TagParams
 from healthner.labels import TAG_TO_ID, spans
 
 if TYPE_CHECKING:
-    from healthner.stack import Ensemble, Prediction
+    from healthner.ensemble import Ensemble
+    from healthner.stack import Prediction
 
 
 @dataclass(frozen=True)
@@ -97,7 +98,7 @@ class Tagger:
     def load(cls, model_dir: Path | str, params: TagParams | None = None, device: str = "cpu") -> Tagger:
         import torch
 
-        from healthner.stack import Ensemble  # heavy (torch): only when a model is really needed
+        from healthner.ensemble import Ensemble  # heavy (torch): only when a model is really needed
 
         params = params or TagParams()
         if params.torch_threads:

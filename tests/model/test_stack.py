@@ -24,18 +24,15 @@ from healthner.config import SLOTS, Params, StackParams
 from healthner.corpus import Sentence
 from healthner.labels import OUTSIDE, TAG_TO_ID, TAGS, is_valid_transition
 from healthner.metrics import score
+from healthner.ensemble import FOREST_FILE, MANIFEST_FILE, dump_forest, load_forest
 from healthner.stack import (
-    FOREST_FILE,
-    MANIFEST_FILE,
     N_TAGS,
     bio_viterbi,
     bio_viterbi_many,
     build_features,
     cross_validated_predictions,
-    dump_forest,
     fit_forest,
     forest_inputs,
-    load_forest,
     n_features,
     predict_stack,
     sentence_features,
@@ -298,7 +295,7 @@ def tiny_run(tmp_path_factory: pytest.TempPathFactory, real_sentences: list[Sent
 
 
 def test_ensemble_folder_is_self_contained(tiny_run: Params, tmp_path: Path) -> None:
-    from healthner.stack import Ensemble
+    from healthner.ensemble import Ensemble
 
     moved = tmp_path / "elsewhere"
     shutil.copytree(tiny_run.stack.output_dir, moved)
@@ -318,7 +315,8 @@ def test_ensemble_folder_is_self_contained(tiny_run: Params, tmp_path: Path) -> 
 
 
 def test_a_stack_with_viterbi_features_ships_and_predicts(tiny_run: Params, tmp_path: Path) -> None:
-    from healthner.stack import Ensemble, fit_stack
+    from healthner.ensemble import Ensemble
+    from healthner.stack import fit_stack
 
     params = tiny_run.with_updates(stack={"viterbi_features": True, "output_dir": str(tmp_path / "ensemble")})
     fit_stack(params)
