@@ -165,6 +165,7 @@ def bio_viterbi_many(sentence_probs: Sequence[np.ndarray]) -> list[list[str]]:
     found: list[list[str]] = [[] for _ in sentence_probs]
     order = sorted((k for k, n in enumerate(lengths) if n), key=lengths.__getitem__)
     for batch in padded_batches(order, lengths.__getitem__, BIO_BATCH_CHARS, presorted=True):
+        # padded here, not by predict._pad_emissions (float32 only): float64 probabilities keep their precision
         logp = np.zeros((len(batch), lengths[batch[-1]], N_TAGS), dtype=np.float64)
         mask = np.zeros(logp.shape[:2], dtype=bool)
         for row, k in enumerate(batch):
@@ -188,7 +189,8 @@ def tag_probabilities(forest: RandomForestClassifier, features: np.ndarray, thre
     if features.shape[0]:
         rows = np.ascontiguousarray(features, dtype=np.float32)
         trees = [tree.tree_ for tree in forest.estimators_]
-        parts = [trees[k::threads] for k in range(max(1, min(threads, len(trees))))]
+        workers = max(1, min(threads, len(trees)))
+        parts = [trees[k::workers] for k in range(workers)]
         if len(parts) == 1:
             total = _sum_of_leaf_distributions(parts[0], rows)
         else:
