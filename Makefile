@@ -28,8 +28,9 @@ run: venv
 test: venv
 	$(BIN)/pytest -q tests
 
+## benchmarks (benchmarks/, outside the package): BENCHMARKS.md and reports/bench.json
 bench: venv
-	$(BIN)/healthner bench
+	$(PY) -m benchmarks
 
 ## the paper's Table 3 on one slot (params.yaml ablation): reports/ablation/table3.md
 ablate: venv

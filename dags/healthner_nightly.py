@@ -27,7 +27,7 @@ DT = "{{ ds }}"
 
 
 def nightly_params() -> Params:
-    from healthner.batch import resolve_paths
+    from healthner.nightly.batch import resolve_paths
 
     path = Path(os.environ.get(PARAMS_ENV, REPO_ROOT / "params.yaml"))
     return resolve_paths(load_params(path if path.is_absolute() else REPO_ROOT / path), REPO_ROOT)
@@ -49,7 +49,7 @@ SETTINGS = nightly_params().nightly
 def healthner_nightly() -> None:
     @task
     def discover(dt: str) -> list[str]:
-        from healthner.batch import day_files
+        from healthner.nightly.batch import day_files
 
         files = day_files(nightly_params().nightly.inbox_dir, dt)
         if not files:
@@ -58,7 +58,7 @@ def healthner_nightly() -> None:
 
     @task
     def stage(files: list[str], dt: str) -> list[str]:
-        from healthner.batch import stage_day
+        from healthner.nightly.batch import stage_day
 
         return stage_day(nightly_params(), dt, files)
 
@@ -66,7 +66,7 @@ def healthner_nightly() -> None:
     def tag(shard: str) -> dict:
         from dataclasses import asdict
 
-        from healthner.batch import tag_shard
+        from healthner.nightly.batch import tag_shard
 
         return asdict(tag_shard(nightly_params(), shard))
 
@@ -74,7 +74,7 @@ def healthner_nightly() -> None:
     def publish(shards: list[dict], dt: str) -> dict:
         from dataclasses import asdict
 
-        from healthner.warehouse import publish_day, staging_of
+        from healthner.nightly.warehouse import publish_day, staging_of
 
         staging = {staging_of(shard["shard"]) for shard in shards}
         if len(staging) != 1:
@@ -83,7 +83,7 @@ def healthner_nightly() -> None:
 
     @task(outlets=[ENTITIES, ARTICLES, REJECTS])
     def check(published: dict) -> str:
-        from healthner.checks import assert_published
+        from healthner.nightly.checks import assert_published
 
         return str(assert_published(nightly_params().nightly.warehouse_dir, published["dt"]))
 

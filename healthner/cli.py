@@ -25,7 +25,8 @@ def validate(
     corpus_dir: Annotated[Optional[Path], typer.Option(help="validate this folder instead of data.corpus_dir")] = None,
 ) -> None:
     """Check the corpus (GX suite + BIO checks); exit 1 and print FILE:LINE on a hard defect."""
-    from healthner.validate import ValidationFailed, validate as run
+    from healthner.corpus.validate import ValidationFailed
+    from healthner.corpus.validate import validate as run
 
     cfg = load_params(params)
     try:
@@ -41,7 +42,7 @@ def validate(
 @app.command()
 def prepare(params: ParamsOpt = Path("params.yaml")) -> None:
     """Split the validated corpus into train/dev/test and tokenise it for each encoder slot."""
-    from healthner.prepare import prepare as run
+    from healthner.corpus.prepare import prepare as run
 
     typer.echo(run(load_params(params)))
 
@@ -49,7 +50,7 @@ def prepare(params: ParamsOpt = Path("params.yaml")) -> None:
 @app.command()
 def lexicon(params: ParamsOpt = Path("params.yaml")) -> None:
     """Build the typed medical term list (Traditional) from THUOCL, pycmekg and CC-CEDICT."""
-    from healthner.lexicon import build_lexicon
+    from healthner.corpus.lexicon import build_lexicon
 
     typer.echo(build_lexicon(load_params(params)))
 
@@ -64,7 +65,7 @@ def train(
 ) -> None:
     """Train one encoder slot (encoder -> BiLSTM -> CRF) and save its best checkpoint."""
     from healthner.config import parse_overrides
-    from healthner.train import train as run
+    from healthner.model.train import train as run
 
     typer.echo(run(load_params(params).with_updates(**parse_overrides(set_ or [])), slot))
 
@@ -72,7 +73,7 @@ def train(
 @app.command()
 def stack(params: ParamsOpt = Path("params.yaml")) -> None:
     """Fit the random-forest stacker on the base models' dev-split marginals."""
-    from healthner.stack import fit_stack
+    from healthner.ensemble.stack import fit_stack
 
     typer.echo(fit_stack(load_params(params)))
 
@@ -80,7 +81,8 @@ def stack(params: ParamsOpt = Path("params.yaml")) -> None:
 @app.command()
 def evaluate(params: ParamsOpt = Path("params.yaml")) -> None:
     """Score every base model and the stack (conlleval-exact); write metrics, tables and plots."""
-    from healthner.evaluate import evaluate as run, metrics_summary
+    from healthner.ensemble.evaluate import evaluate as run
+    from healthner.ensemble.evaluate import metrics_summary
 
     typer.echo(metrics_summary(run(load_params(params))))
 
@@ -92,7 +94,7 @@ def score_model(
     params: ParamsOpt = Path("params.yaml"),
 ) -> None:
     """Entity P/R/F1 (conlleval-exact) of one trained slot on a prepared split."""
-    from healthner.evaluate import score_model as run
+    from healthner.ensemble.evaluate import score_model as run
 
     result = run(load_params(params), model, split)
     typer.echo(f"{model} {split}: P {result['precision']:.4f} R {result['recall']:.4f} F1 {result['f1']:.4f}")
@@ -104,7 +106,8 @@ def ablate(
     params: ParamsOpt = Path("params.yaml"),
 ) -> None:
     """The paper's Table 3 on one slot: train each params.yaml ablation row, write dev F1 per row."""
-    from healthner.ablate import ablate as run, table3_markdown
+    from healthner.ensemble.ablate import ablate as run
+    from healthner.ensemble.ablate import table3_markdown
 
     cfg = load_params(params)
     typer.echo(table3_markdown(run(cfg, row), cfg.ablation.slot, cfg.ablation.epochs))
@@ -118,7 +121,7 @@ def tag(
     params: ParamsOpt = Path("params.yaml"),
 ) -> None:
     """Tag articles; rejects go to a sibling `rejects` Parquet file with their reasons."""
-    from healthner.batch import tag_file
+    from healthner.nightly.batch import tag_file
 
     typer.echo(tag_file(load_params(params), model, input, output))
 
@@ -126,7 +129,7 @@ def tag(
 @app.command("sample-night")
 def sample_night(params: ParamsOpt = Path("params.yaml")) -> None:
     """Build a sample inbox for one night from the held-out test split."""
-    from healthner.batch import build_sample_inbox
+    from healthner.nightly.batch import build_sample_inbox
 
     typer.echo(build_sample_inbox(load_params(params)))
 
@@ -137,18 +140,9 @@ def query(
     params: ParamsOpt = Path("params.yaml"),
 ) -> None:
     """Run SQL (DuckDB) over the warehouse's published Parquet tables."""
-    from healthner.query import run_query
+    from healthner.nightly.query import run_query
 
     typer.echo(run_query(load_params(params).nightly.warehouse_dir, sql))
-
-
-@app.command()
-def bench(params: ParamsOpt = Path("params.yaml")) -> None:
-    """Benchmark tagging, training, memory and a night; write BENCHMARKS.md and reports/bench.json."""
-    from healthner.bench import run_benchmarks, summary
-
-    cfg = load_params(params)
-    typer.echo(summary(run_benchmarks(cfg), cfg.bench))
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ echo "== 1/3 dvc repro"
 dvc repro
 dvc metrics show reports/metrics.json > reports/metrics_show.txt   # every model x split x type: wide
 cat reports/table2.md                                               # F1 of each model and combination
+python scripts/render_results.py                                    # README.md and docs/results.md tables from reports/
 
 echo "== 2/3 a sample night through Airflow (inbox built from the held-out test split)"
 read -r night warehouse < <(python -c "from healthner.config import load_params

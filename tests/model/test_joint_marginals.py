@@ -6,11 +6,11 @@ import numpy as np
 import torch
 
 from healthner.config import EncoderParams
-from healthner.encoders import build_encoder
-from healthner.labels import TAGS
-from healthner.model import NerTagger
-from healthner.predict import SlotPredictor, joint_outputs
-from healthner.vocab import CharVocab
+from healthner.corpus.labels import TAGS
+from healthner.corpus.vocab import CharVocab
+from healthner.model.encoders import build_encoder
+from healthner.model.network import NerTagger
+from healthner.model.predict import SlotPredictor, joint_outputs
 
 SENTENCES = [list("病人發燒頭痛咳嗽三天"), [], list("服用阿斯匹靈"), list("血壓" * 30)]
 

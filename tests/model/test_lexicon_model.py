@@ -9,13 +9,13 @@ import pytest
 import torch
 
 from healthner.config import EncoderParams
-from healthner.encoders import build_encoder
-from healthner.labels import TAGS
-from healthner.features import CharFeaturizer, FeatureSpec
-from healthner.lexicon import FEATURES_PER_CHAR, Lexicon
-from healthner.model import NerTagger
-from healthner.predict import Architecture, SlotPredictor, save_model
-from healthner.vocab import CharVocab
+from healthner.corpus.labels import TAGS
+from healthner.corpus.lexicon import FEATURES_PER_CHAR, Lexicon
+from healthner.corpus.vocab import CharVocab
+from healthner.model.encoders import build_encoder
+from healthner.model.features import CharFeaturizer, FeatureSpec
+from healthner.model.network import NerTagger
+from healthner.model.predict import Architecture, SlotPredictor, save_model
 
 
 def test_a_lexicon_model_saves_its_term_list_and_tags_after_reloading(tmp_path: Path, encoder_params: dict) -> None:

@@ -7,11 +7,11 @@ import torch
 import torch.nn.functional as F
 
 from healthner.config import EncoderParams, LossParams
-from healthner.encoders import build_encoder
-from healthner.labels import TAG_TO_ID, TAGS
-from healthner.losses import Objective, alpha_vector, focal_loss, symmetric_kl, window_labels
-from healthner.model import NerTagger
-from healthner.vocab import CharVocab
+from healthner.corpus.labels import TAG_TO_ID, TAGS
+from healthner.corpus.vocab import CharVocab
+from healthner.model.encoders import build_encoder
+from healthner.model.losses import Objective, alpha_vector, focal_loss, symmetric_kl, window_labels
+from healthner.model.network import NerTagger
 
 
 def _emissions() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

@@ -3,16 +3,25 @@
 from __future__ import annotations
 
 import json
+
 import numpy as np
 import pytest
 import torch
 
 from healthner.config import Params
-from healthner.labels import OUTSIDE, TAGS, is_valid_transition
-from healthner.losses import Objective
-from healthner.predict import CONFIG_FILE, LABELS_FILE, LEXICON_FILE, MODEL_FILE, SlotPredictor
-from healthner.train import SUMMARY_FILE, TrainResult, Windows, build_model, bucketed_batches, train, training_featurizer
-from healthner.vocab import VOCAB_FILE, CharVocab
+from healthner.corpus.labels import OUTSIDE, TAGS, is_valid_transition
+from healthner.corpus.vocab import VOCAB_FILE, CharVocab
+from healthner.model.losses import Objective
+from healthner.model.predict import CONFIG_FILE, LABELS_FILE, LEXICON_FILE, MODEL_FILE, SlotPredictor
+from healthner.model.train import (
+    SUMMARY_FILE,
+    TrainResult,
+    Windows,
+    bucketed_batches,
+    build_model,
+    train,
+    training_featurizer,
+)
 
 PICKLE_SUFFIXES = {".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt"}
 
@@ -72,7 +81,7 @@ def test_max_steps_caps_optimiser_steps(tiny_params: Params) -> None:
 
 def _sentences(params: Params) -> list[list[str]]:
     """Dev sentences, a long one (several windows), one of a single character and an empty one."""
-    from healthner.corpus import read_sentences
+    from healthner.corpus.readers import read_sentences
 
     dev = [s.chars for s in read_sentences(params.prepare.output_dir / "dev.parquet")]
     long = [c for s in dev[:8] for c in s]

@@ -17,11 +17,11 @@ import pyarrow.dataset as ds
 import pytest
 import yaml
 
-from healthner.batch import build_sample_inbox
-from healthner.checks import check_published
 from healthner.config import load_params
-from healthner.inbox import DUPLICATE_ID, EMPTY_TEXT, INVALID_JSON, INVALID_UTF8, MISSING_ID, TOO_LONG
-from healthner.warehouse import read_manifest
+from healthner.nightly.batch import build_sample_inbox
+from healthner.nightly.checks import check_published
+from healthner.nightly.inbox import DUPLICATE_ID, EMPTY_TEXT, INVALID_JSON, INVALID_UTF8, MISSING_ID, TOO_LONG
+from healthner.nightly.warehouse import read_manifest
 
 REPO = Path(__file__).resolve().parents[2]
 DT = "2026-11-24"

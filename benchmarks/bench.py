@@ -1,0 +1,359 @@
+"""make bench: tagging throughput, training time, peak memory and a night, measured side by side.
+
+Every figure is min / median / max over `bench.repeats` runs, on this machine, in this run; the
+contenders of one figure take turns within each repeat, so a slow spell hits them alike. The peer
+baseline is what other projects do: a Hugging Face token-classification pipeline on the same
+encoder (our trained weights, a linear head of our tag count), fed one sentence per call.
+"""
+
+from __future__ import annotations
+
+import cProfile
+import json
+import os
+import platform
+import pstats
+import statistics
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import torch
+import transformers
+from tqdm import tqdm
+
+from benchmarks.isolated import isolated, load_tagger, night_benchmark, tagging_run, training_run
+from healthner.config import BenchParams, Params
+from healthner.corpus.readers import read_sentences
+from healthner.model.metrics import score
+from healthner.nightly.tagger import Tagger
+
+TEST_SPLIT, TRAIN_SPLIT, DEV_SPLIT = "test.parquet", "train.parquet", "dev.parquet"
+BENCH_PRECISIONS = ("float32", "bfloat16", "int8")  # the stack is timed and scored in each
+NAIVE_AGGREGATION = "simple"  # peers ask the pipeline for entities, not per-token labels
+PER_THOUSAND = 1000
+CPU_INFO = Path("/proc/cpuinfo")
+# Where stack tagging spends its time: (file, function) whose cumulative profile time is a phase
+# (phases may nest: padding is part of the forward).
+PROFILE_PHASES: dict[str, tuple[str, str]] = {
+    "sentence cuts": ("tagger.py", "split_sentences"),
+    "character ids": ("vocab.py", "encode"),
+    "encoder + BiLSTM forward (with padding)": ("predict.py", "_encode_windows"),
+    "padding windows": ("predict.py", "pad_windows"),
+    "character features: LAC states": ("features.py", "states"),
+    "character features: lexicon flags": ("lexicon.py", "features"),
+    "CRF marginals (forward-backward)": ("crf.py", "crf_marginals"),
+    "Viterbi paths (members' CRF and the stack's BIO)": ("crf.py", "crf_viterbi"),
+    "stack features": ("stack.py", "build_features"),
+    "random forest": ("stack.py", "tag_probabilities"),
+    "BIO Viterbi (stack)": ("stack.py", "bio_viterbi_many"),
+    "entities": ("tagger.py", "entities_of"),
+}
+
+
+def spread(values: Sequence[float]) -> dict:
+    """A figure: min / median / max over the repeats, and every run."""
+    values = [float(v) for v in values]
+    return {"min": min(values), "median": statistics.median(values), "max": max(values), "runs": values}
+
+
+def throughput_texts(sentences: Sequence, chars: int) -> list[str]:
+    """Sentences in order until `chars` characters (at least one sentence)."""
+    texts, total = [], 0
+    for sentence in sentences:
+        if total >= chars:
+            break
+        texts.append(sentence.text)
+        total += len(sentence.text)
+    return texts
+
+
+# --- the peer baseline -----------------------------------------------------------------------------
+
+
+def naive_pipeline(slot_dir: Path, device: str):
+    """A transformers token-classification pipeline on a trained slot's encoder, built offline: the
+    saved encoder config, our encoder weights, a fresh linear head, a BertTokenizerFast on vocab.txt."""
+    from safetensors.torch import load_file
+    from transformers import AutoConfig, AutoModelForTokenClassification, BertTokenizerFast, pipeline
+
+    from healthner.corpus.labels import TAG_TO_ID, TAGS
+    from healthner.corpus.vocab import CharVocab
+    from healthner.model.encoders import SPECIAL_TOKENS_PER_WINDOW
+    from healthner.model.predict import CONFIG_FILE, MODEL_FILE
+
+    saved = json.loads((slot_dir / CONFIG_FILE).read_text(encoding="utf-8"))
+    fields = dict(saved["encoder_config"])
+    fields.update(num_labels=len(TAGS), id2label=dict(enumerate(TAGS)), label2id=dict(TAG_TO_ID))
+    model = AutoModelForTokenClassification.from_config(AutoConfig.for_model(fields.pop("model_type"), **fields))
+    prefix = "encoder."
+    saved_weights = load_file(str(slot_dir / MODEL_FILE))
+    weights = {k.removeprefix(prefix): v for k, v in saved_weights.items() if k.startswith(prefix)}
+    missing, unexpected = model.base_model.load_state_dict(weights, strict=False)
+    if missing or unexpected:
+        raise ValueError(f"{slot_dir}: encoder weights do not fit the peer model: {missing=} {unexpected=}")
+    tokenizer = BertTokenizerFast(vocab=CharVocab.load(slot_dir).index, do_lower_case=False,
+                                  model_max_length=saved["window_chars"] + SPECIAL_TOKENS_PER_WINDOW)
+    return pipeline("token-classification", model=model.eval(), tokenizer=tokenizer, device=device)
+
+
+def naive_tags(pipe, text: str) -> list[str]:
+    """The peer pipeline's label of every token of one text (one token per CJK character)."""
+    return [token["entity"] for token in pipe(text, aggregation_strategy="none", ignore_labels=[])]
+
+
+def one_token_per_char(pipe, texts: Sequence[str]) -> float:
+    """Share of texts the peer tokenizer cuts into exactly one token per character."""
+    special = pipe.tokenizer.num_special_tokens_to_add()
+    return sum(len(pipe.tokenizer(t)["input_ids"]) - special == len(t) for t in texts) / max(len(texts), 1)
+
+
+# --- tagging ---------------------------------------------------------------------------------------
+
+
+Contender = tuple[str, str, Callable[[list[str]], object]]  # (kind, slot, tag function over texts)
+
+
+def char_lists(texts: Sequence[str]) -> list[list[str]]:
+    return [list(text) for text in texts]
+
+
+def contenders(taggers: dict[str, Tagger], pipes: dict) -> dict[str, Contender]:
+    """The full stack in each precision (the configured one first), then per member of the configured
+    stack: its Viterbi tags, its marginals, the peer pipeline on its encoder."""
+    found: dict[str, Contender] = {f"stack {name}": ("stack", name, tagger.tag) for name, tagger in taggers.items()}
+    tagger = next(iter(taggers.values()))
+    found["stack forward passes"] = ("floor", "all", lambda texts: forward_passes(tagger, texts))
+    for slot, predictor in tagger.ensemble.predictors.items():
+
+        def naive(texts: list[str], pipe=pipes[slot], stride=predictor.window_overlap) -> list:
+            return [pipe(t, aggregation_strategy=NAIVE_AGGREGATION, stride=stride) for t in texts]
+
+        found[f"{slot} decode"] = ("base", slot, lambda texts, p=predictor: p.decode(char_lists(texts)))
+        found[f"{slot} marginals"] = ("marginals", slot, lambda texts, p=predictor: p.marginals(char_lists(texts)))
+        found[f"{slot} naive"] = ("naive", slot, naive)
+    return found
+
+
+def forward_passes(tagger: Tagger, texts: list[str]) -> None:
+    """Only what no stack of these members can skip: the character features (once, shared) and every
+    member's encoder + BiLSTM; no CRF, forest or decoding. Its speed bounds the stack's."""
+    sentences = char_lists(texts)
+    for predictor in tagger.ensemble.predictors.values():
+        predictor.emissions(sentences)
+
+
+def tagging_benchmark(params: Params, taggers: dict[str, Tagger], texts: list[str], bar: tqdm) -> dict:
+    """chars/s of every contender on the same texts, repeats interleaved; ratios against the peers.
+    `taggers`: the stack per precision, the configured one first."""
+    from healthner.ensemble.stack import inference_device
+
+    slots = list(next(iter(taggers.values())).ensemble.predictors)
+    pipes = {slot: naive_pipeline(params.bench.model_dir / slot, inference_device(params)) for slot in slots}
+    runs = contenders(taggers, pipes)
+    chars = sum(len(t) for t in texts)
+    rates: dict[str, list[float]] = {name: [] for name in runs}
+    for name, (_, _, tag) in runs.items():
+        tag(texts[:1])  # first-call costs (allocator, lazy init) stay out of the figures
+    for _ in range(params.bench.repeats):
+        for name, (_, _, tag) in runs.items():
+            bar.set_postfix_str(f"tagging: {name}")
+            start = time.perf_counter()
+            tag(texts)
+            rates[name].append(chars / (time.perf_counter() - start))
+            bar.update()
+    rows = {name: {"kind": kind, "slot": slot, "chars_per_s": spread(rates[name])}
+            for name, (kind, slot, _) in runs.items()}
+    median = {name: row["chars_per_s"]["median"] for name, row in rows.items()}
+    naive_members = 1 / sum(1 / median[f"{slot} naive"] for slot in slots)  # every member's pipeline in turn
+    return {
+        "rows": rows,
+        "precision": next(iter(taggers)),
+        "stack_vs_naive": {p: {slot: median[f"stack {p}"] / median[f"{slot} naive"] for slot in slots} for p in taggers},
+        "naive_members_chars_per_s": naive_members,
+        "stack_vs_naive_members": {p: median[f"stack {p}"] / naive_members for p in taggers},
+        "floor_vs_naive": min(median["stack forward passes"] / median[f"{slot} naive"] for slot in slots),
+        "base_vs_naive": {slot: median[f"{slot} decode"] / median[f"{slot} naive"] for slot in slots},
+        "naive_one_token_per_char": {slot: one_token_per_char(pipe, texts) for slot, pipe in pipes.items()},
+    }
+
+
+def precision_check(params: Params, taggers: dict[str, Tagger]) -> dict[str, float]:
+    """Dev-split entity F1 of the stack per precision: a faster precision is worth it only if F1 holds."""
+    dev = read_sentences(params.prepare.output_dir / DEV_SPLIT)
+    gold, chars = [s.tags for s in dev], [s.chars for s in dev]
+    return {name: score(gold, [p.tags for p in tagger.ensemble.predict(chars)]).f1 for name, tagger in taggers.items()}
+
+
+def profile_stack(tagger: Tagger, texts: list[str], rows: int) -> dict:
+    """One profiled run of full-stack tagging: named phases and the top functions by own time."""
+    profiler = cProfile.Profile()
+    profiler.enable()
+    tagger.tag(texts)
+    profiler.disable()
+    stats = pstats.Stats(profiler).stats  # (file, line, function) -> (calls, ncalls, own, cumulative, callers)
+    phases = {label: sum(v[3] for (file, _, func), v in stats.items() if file.endswith(name) and func == function)
+              for label, (name, function) in PROFILE_PHASES.items()}
+    top = sorted(stats.items(), key=lambda kv: kv[1][2], reverse=True)[:rows]
+    return {
+        "seconds": sum(v[2] for v in stats.values()),
+        "phases": phases,
+        "top": [{"function": f"{Path(file).name}:{line}({func})", "calls": v[1], "own_s": v[2], "cumulative_s": v[3]}
+                for (file, line, func), v in top],
+    }
+
+
+# --- training --------------------------------------------------------------------------------------
+
+
+def recorded_training(slot_dir: Path, sentences: int) -> dict | None:
+    """The slot's own train_summary.json (the real run): seconds per epoch with and without dev scoring."""
+    from healthner.model.train import SUMMARY_FILE
+
+    path = slot_dir / SUMMARY_FILE
+    if not path.is_file():
+        return None
+    summary = json.loads(path.read_text(encoding="utf-8"))
+    steps_epoch = summary["train_chars_per_epoch"] / max(summary["chars_per_second"], 1e-9)
+    return {
+        "seconds_per_epoch": summary["seconds"] / max(summary["epochs_run"], 1),
+        "steps_seconds_per_epoch": steps_epoch,
+        "seconds_per_1000_sentences": steps_epoch / sentences * PER_THOUSAND,
+        "chars_per_s": summary["chars_per_second"], "epochs_run": summary["epochs_run"], "device": summary["device"],
+    }
+
+
+def training_benchmark(params: Params, bar: tqdm) -> dict:
+    """Per encoder: timed optimiser steps (fresh process each); the batches are the first of a shuffled
+    epoch, so mean step time x steps per epoch estimates the epoch without bias."""
+    sentences = pq.ParquetFile(params.prepare.output_dir / TRAIN_SPLIT).metadata.num_rows
+    found = {}
+    for slot in params.encoders:
+        runs = []
+        for _ in range(params.bench.repeats):
+            bar.set_postfix_str(f"training: {slot}")
+            runs.append(isolated(training_run, params, slot))
+            bar.update()
+        epoch = [r["seconds_per_step"] * r["epoch_steps"] for r in runs]
+        found[slot] = {
+            "seconds_per_step": spread([r["seconds_per_step"] for r in runs]),
+            "chars_per_s": spread([r["chars_per_s"] for r in runs]),
+            "seconds_per_epoch": spread(epoch),
+            "seconds_per_1000_sentences": spread([s / sentences * PER_THOUSAND for s in epoch]),
+            "peak_rss_mb": spread([r["peak_rss_mb"] for r in runs]),
+            "epoch_steps": runs[0]["epoch_steps"], "train_sentences": sentences, "device": runs[0]["device"],
+            "recorded": recorded_training(params.bench.model_dir / slot, sentences),
+        }
+    return found
+
+
+# --- the run ---------------------------------------------------------------------------------------
+
+
+def cpu_model() -> str:
+    if CPU_INFO.is_file():
+        for line in CPU_INFO.read_text(encoding="utf-8", errors="replace").splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or platform.machine()
+
+
+def machine_facts() -> dict:
+    return {
+        "cpu": cpu_model(), "cores": os.cpu_count(), "usable_cores": len(os.sched_getaffinity(0)),
+        "torch_threads": torch.get_num_threads(), "torch": torch.__version__, "transformers": transformers.__version__,
+        "python": platform.python_version(), "platform": platform.platform(),
+        "memory_gib": os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30,
+        "load_average_at_start": " ".join(f"{load:.2f}" for load in os.getloadavg()),
+        "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+    }
+
+
+def night_figures(raw: dict[int, dict[str, list[float]]], bench: BenchParams) -> dict[str, dict]:
+    """Per shard count: DAG wall time, articles/s, the projection to goal_night_articles, parallel tagging."""
+    scale = bench.goal_night_articles / bench.night_articles
+    return {str(shards): {
+        "dag_seconds": spread(runs["dag_seconds"]),
+        "articles_per_s": spread([bench.night_articles / s for s in runs["dag_seconds"]]),
+        "projected_seconds": spread([s * scale for s in runs["dag_seconds"]]),
+        "parallel_tag_seconds": spread(runs["parallel_tag_seconds"]),
+        "parallel_projected_seconds": spread([s * scale for s in runs["parallel_tag_seconds"]]),
+    } for shards, runs in raw.items()}
+
+
+def goals(result: dict, bench: BenchParams) -> dict:
+    tagging = result["tagging"]
+    speedup = min(tagging["stack_vs_naive"][tagging["precision"]].values())  # against the fastest peer pipeline
+    projected = {shards: n["projected_seconds"]["median"] for shards, n in result["night"].items()}
+    best = min(projected, key=projected.get)
+    return {
+        "speedup": {"goal": bench.goal_speedup, "value": speedup, "met": speedup >= bench.goal_speedup},
+        "night": {"goal_seconds": bench.goal_night_seconds, "articles": bench.goal_night_articles, "shards": best,
+                  "projected_seconds": projected[best], "met": projected[best] <= bench.goal_night_seconds},
+    }
+
+
+def stack_per_precision(params: Params) -> dict[str, Tagger]:
+    """The benchmarked stack in the configured precision (resolved), then in every other one."""
+    from healthner.ensemble.stack import inference_device
+    from healthner.model.predict import resolve_precision
+
+    configured = resolve_precision(params.tag.precision, inference_device(params))
+    names = [configured] + [p for p in BENCH_PRECISIONS if p != configured]
+    return {name: load_tagger(params, precision=name) for name in names}
+
+
+def run_benchmarks(params: Params) -> dict:
+    """Measure everything, write bench.report (Markdown) and bench.json_report; returns the JSON."""
+    from benchmarks.report import render
+
+    bench = params.bench
+    sentences = read_sentences(params.prepare.output_dir / TEST_SPLIT)
+    texts = throughput_texts(sentences, bench.throughput_chars)
+    machine = machine_facts()  # before anything here loads the machine
+    taggers = stack_per_precision(params)
+    tagger = next(iter(taggers.values()))
+    members = len(tagger.ensemble.predictors)
+    nights = (bench.night_repeats or bench.repeats) * len(bench.night_shards) * 2
+    total = bench.repeats * (len(taggers) + 1 + 3 * members + 1 + len(params.encoders)) + nights
+    with tqdm(total=total, desc="bench", unit="run") as bar:
+        tagging = tagging_benchmark(params, taggers, texts, bar)
+        bar.set_postfix_str("dev F1 per precision")
+        tagging["dev_f1"] = precision_check(params, taggers)
+        bar.set_postfix_str("profile")
+        profile = profile_stack(tagger, texts, bench.profile_rows)
+        tag_memory = []
+        for _ in range(bench.repeats):
+            bar.set_postfix_str("tagging memory")
+            tag_memory.append(isolated(tagging_run, params, texts)["peak_rss_mb"])
+            bar.update()
+        training = training_benchmark(params, bar)
+        raw_nights = night_benchmark(params, [s.text for s in sentences], bar)
+    result = {
+        "machine": machine, "model_version": tagger.model_version, "params": bench.model_dump(mode="json"),
+        "texts": {"sentences": len(texts), "chars": sum(len(t) for t in texts), "source": TEST_SPLIT},
+        "tagging": tagging, "profile": profile, "training": training,
+        "memory": {"tagging_mb": spread(tag_memory),
+                   "training_mb": {slot: t["peak_rss_mb"] for slot, t in training.items()},
+                   "night_mb": {str(n): spread(r["peak_rss_mb"]) for n, r in raw_nights.items()}},
+        "night": night_figures(raw_nights, bench),
+    }
+    result["goals"] = goals(result, bench)
+    for path, text in ((bench.json_report, json.dumps(result, indent=2) + "\n"), (bench.report, render(result))):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+    return result
+
+
+def summary(result: dict, bench: BenchParams) -> str:
+    """One line for the CLI: the two goals and where the reports went."""
+    speed, night = result["goals"]["speedup"], result["goals"]["night"]
+    tagging = result["tagging"]
+    stack = tagging["rows"][f"stack {tagging['precision']}"]["chars_per_s"]["median"]
+    return (
+        f"stack ({tagging['precision']}) tags {stack:,.0f} chars/s, {speed['value']:.1f}x the fastest naive pipeline "
+        f"(goal {speed['goal']:g}x: {'met' if speed['met'] else 'NOT met'}); {night['articles']:,} articles projected "
+        f"{night['projected_seconds']:,.0f}s with {night['shards']} shard(s) (goal {night['goal_seconds']:,.0f}s: "
+        f"{'met' if night['met'] else 'NOT met'}) -> {bench.report}, {bench.json_report}"
+    )

@@ -1,0 +1,2 @@
+"""The corpus: readers of each file format, labels, validation (GX suites), the split, vocabularies,
+windows and the lexicon. May import only healthner.config."""

@@ -1,0 +1,2 @@
+"""One tagger: encoders, the BiLSTM-CRF network, losses, CRF inference, character features, training,
+prediction and conlleval scoring. May import healthner.corpus and healthner.config."""

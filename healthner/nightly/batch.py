@@ -1,0 +1,274 @@
+"""Batch tagging: a day's inbox staged into shards, shards tagged into Parquet parts, a file tagged.
+
+The nightly DAG calls, in order: `day_files` -> `stage_day` (read + rejects + shards) ->
+`tag_shard` per shard (mapped) -> `warehouse.publish_day` -> `checks.assert_published`.
+`tag_file` is the same tagging for one file from the CLI.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from healthner.config import Params
+from healthner.corpus.labels import ENTITY_TYPES
+from healthner.nightly.inbox import Article, InboxRead, Reject, check_record, day_files, read_inbox, read_inbox_file
+from healthner.nightly.tagger import Entity, Tagger
+from healthner.nightly.warehouse import (
+    ARTICLE_META,
+    ARTICLES_SCHEMA,
+    ENTITIES_SCHEMA,
+    MANIFEST_FILE,
+    REJECTS_SCHEMA,
+    SHARDS_DIR,
+    STATUS_TAGGED,
+    TYPE_COUNT_COLUMNS,
+    new_staging,
+    open_root,
+    staging_of,
+    write_manifest,
+    write_part,
+)
+
+__all__ = ["build_sample_inbox", "day_files", "read_inbox_file", "stage_day", "tag_file", "tag_shard"]
+
+SHARD_SCHEMA = pa.schema(
+    [("article_id", pa.string()), ("text", pa.string()), ("location", pa.string())]
+    + [(name, pa.string()) for name in ARTICLE_META]
+)
+SAMPLE_FILE = "articles-000.jsonl"
+SAMPLE_JOIN = "\n"  # sentences of a sample article, one a line: the tagger cuts at newlines
+
+
+def resolve_paths(params: Params, root: Path) -> Params:
+    """Relative local nightly paths taken from `root` (the repo), so tasks work from any cwd."""
+
+    def anchored(value: str | Path) -> str:
+        text = str(value)
+        return text if "://" in text or Path(text).is_absolute() else str(root / text)
+
+    nightly = params.nightly
+    return params.with_updates(
+        nightly={
+            "inbox_dir": anchored(nightly.inbox_dir),
+            "warehouse_dir": anchored(nightly.warehouse_dir),
+            "model_dir": anchored(nightly.model_dir),
+        }
+    )
+
+
+# --- staging a day --------------------------------------------------------------------------------
+
+
+def rejects_table(rejects: Sequence[Reject]) -> pa.Table:
+    return pa.Table.from_pylist([r._asdict() for r in rejects], schema=REJECTS_SCHEMA)
+
+
+def assign_shards(articles: Sequence[Article], shards: int) -> list[list[Article]]:
+    """Longest first, each to the shard with the fewest characters so far (balanced tagging time)."""
+    groups: list[list[Article]] = [[] for _ in range(shards)]
+    load = [0] * shards
+    for article in sorted(articles, key=lambda a: len(a.text), reverse=True):
+        target = load.index(min(load))
+        groups[target].append(article)
+        load[target] += len(article.text)
+    return groups
+
+
+def read_day(files: Sequence[str], max_article_chars: int) -> InboxRead:
+    """Every file of the day, duplicates judged across files (first accepted occurrence wins)."""
+    accepted: set[str] = set()
+    day = InboxRead([], [], 0)
+    for path in files:
+        result = read_inbox(path, max_article_chars, accepted)
+        day.articles += result.articles
+        day.rejects += result.rejects
+        day.lines_read += result.lines_read
+    return day
+
+
+def stage_day(params: Params, dt: str, files: Sequence[str]) -> list[str]:
+    """Read the day's files into a fresh staging folder: the rejects part, the manifest and exactly
+    `nightly.shards` shard files (some may be empty, so every mapped task has work to report)."""
+    nightly = params.nightly
+    staging = new_staging(nightly.warehouse_dir, dt)
+    fs, _ = open_root(nightly.warehouse_dir)
+    day = read_day(files, nightly.max_article_chars)
+    write_part(fs, f"{staging}/rejects/part-inbox.parquet", rejects_table(day.rejects))
+    shard_paths = []
+    for index, group in enumerate(assign_shards(day.articles, nightly.shards)):
+        path = f"{staging}/{SHARDS_DIR}/shard-{index:03d}.parquet"
+        write_part(fs, path, pa.Table.from_pylist([a.row() for a in group], schema=SHARD_SCHEMA))
+        shard_paths.append(path)
+    manifest = {"dt": dt, "files": list(files), "lines_read": day.lines_read, "shards": nightly.shards}
+    write_manifest(fs, f"{staging}/{MANIFEST_FILE}", manifest)
+    return shard_paths
+
+
+# --- tagging --------------------------------------------------------------------------------------
+
+
+def entity_rows(article_id: str, entities: Sequence[Entity], model_version: str) -> list[dict]:
+    return [
+        {"article_id": article_id, "type": e.type, "text": e.text, "start": e.start, "end": e.end,
+         "score": e.score, "model_version": model_version}
+        for e in entities
+    ]
+
+
+def article_row(article: Article, entities: Sequence[Entity], model_version: str) -> dict:
+    counts = {column: 0 for column in TYPE_COUNT_COLUMNS}
+    for entity in entities:
+        counts[TYPE_COUNT_COLUMNS[ENTITY_TYPES.index(entity.type)]] += 1
+    meta = {key: getattr(article, key) for key in ARTICLE_META}
+    return {"article_id": article.article_id, **meta, "status": STATUS_TAGGED, "characters": len(article.text),
+            "n_entities": len(entities), **counts, "model_version": model_version}
+
+
+def chunks(items: Sequence[Article], size: int) -> Iterator[Sequence[Article]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def read_shard(path: str) -> list[Article]:
+    fs, local = open_root(path)
+    rows = pq.read_table(local, filesystem=fs, schema=SHARD_SCHEMA).to_pylist()
+    return [Article(**row) for row in rows]
+
+
+@dataclass(frozen=True)
+class ShardResult:
+    shard: str
+    articles: int
+    entities: int
+    model_version: str
+
+
+def write_tagged(
+    shard_path: str, tagged: Iterable[tuple[Sequence[Article], list[list[Entity]]]], model_version: str
+) -> ShardResult:
+    """Write (articles, their entities) chunks as the shard's `entities/` and `articles/` parts in
+    its staging folder, one row group per chunk. A retry rewrites the same part files."""
+    fs, local = open_root(shard_path)
+    staging = staging_of(local)
+    name = local.rsplit("/", 1)[-1].replace("shard-", "part-")
+    for dataset in ("entities", "articles"):
+        fs.makedirs(f"{staging}/{dataset}", exist_ok=True)
+    n_articles = n_entities = 0
+    with (
+        pq.ParquetWriter(f"{staging}/entities/{name}", ENTITIES_SCHEMA, filesystem=fs) as ents,
+        pq.ParquetWriter(f"{staging}/articles/{name}", ARTICLES_SCHEMA, filesystem=fs) as arts,
+    ):
+        for articles, found in tagged:
+            pairs = list(zip(articles, found, strict=True))
+            rows = [row for a, es in pairs for row in entity_rows(a.article_id, es, model_version)]
+            ents.write_table(pa.Table.from_pylist(rows, schema=ENTITIES_SCHEMA))
+            arts.write_table(pa.Table.from_pylist([article_row(a, es, model_version) for a, es in pairs],
+                                                  schema=ARTICLES_SCHEMA))
+            n_articles += len(pairs)
+            n_entities += len(rows)
+    return ShardResult(shard_path, n_articles, n_entities, model_version)
+
+
+def tag_shard(params: Params, shard_path: str, tagger: Tagger | None = None) -> ShardResult:
+    """Tag one shard, `chunk_articles` at a time (memory stays bounded), into its staging parts."""
+    tagger = tagger or Tagger.load(params.nightly.model_dir, params.tag)
+    articles = read_shard(shard_path)
+    tagged = ((chunk, tagger.tag([a.text for a in chunk])) for chunk in chunks(articles, params.nightly.chunk_articles))
+    return write_tagged(shard_path, tagged, tagger.model_version)
+
+
+# --- one file from the CLI ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TagFileSummary:
+    read: int
+    tagged: int
+    rejected: int
+    entities: int
+    model_version: str
+    output: str
+    rejects: str
+
+    def __str__(self) -> str:
+        return (f"read {self.read}: tagged {self.tagged}, rejected {self.rejected}; {self.entities} entities "
+                f"(model {self.model_version}) -> {self.output}; rejects -> {self.rejects}")
+
+
+def read_input(path: Path, max_chars: int) -> InboxRead:
+    """A .jsonl inbox file, or a Parquet table with article_id and text (row n = location name:n)."""
+    if path.suffix != ".parquet":
+        articles, rejects = read_inbox_file(str(path), max_chars)
+        return InboxRead(articles, rejects, len(articles) + len(rejects))
+    rows = pq.read_table(path).to_pylist()
+    result, accepted = InboxRead([], [], len(rows)), set()
+    for number, row in enumerate(rows, start=1):
+        outcome = check_record(row, f"{path.name}:{number}", max_chars, accepted)
+        (result.rejects if isinstance(outcome, Reject) else result.articles).append(outcome)
+    return result
+
+
+def rejects_path(output: Path) -> Path:
+    return output.with_name(f"{output.stem}.rejects.parquet")
+
+
+def tag_file(params: Params, model_dir: Path, input: Path, output: Path) -> TagFileSummary:
+    """Tag one file: one row per entity to `output`, rejects (with reasons) to `<stem>.rejects.parquet`."""
+    tagger = Tagger.load(model_dir, params.tag)
+    read = read_input(Path(input), params.nightly.max_article_chars)
+    rows = []
+    for chunk in chunks(read.articles, params.nightly.chunk_articles):
+        for article, found in zip(chunk, tagger.tag([a.text for a in chunk]), strict=True):
+            rows += entity_rows(article.article_id, found, tagger.model_version)
+    output = Path(output)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    pq.write_table(pa.Table.from_pylist(rows, schema=ENTITIES_SCHEMA), output)
+    pq.write_table(rejects_table(read.rejects), rejects_path(output))
+    return TagFileSummary(read.lines_read, len(read.articles), len(read.rejects), len(rows),
+                          tagger.model_version, str(output), str(rejects_path(output)))
+
+
+# --- a sample night -------------------------------------------------------------------------------
+
+
+def sample_articles(sentences: Sequence, count: int, published_at: str) -> list[dict]:
+    """`count` article records of consecutive sentences of one source each (never across sources)."""
+    per_article = max(1, math.ceil(len(sentences) / max(count, 1)))
+    by_source: dict[str, list] = {}
+    for sentence in sentences:
+        by_source.setdefault(sentence.source, []).append(sentence)
+    records = []
+    for source, group in by_source.items():
+        for start in range(0, len(group), per_article):
+            part = group[start : start + per_article]
+            records.append({"article_id": f"{Path(source).stem}-{start // per_article:05d}", "source": source,
+                            "title": part[0].text[:30], "published_at": published_at,
+                            "text": SAMPLE_JOIN.join(s.text for s in part)})
+    return records[:count]
+
+
+def build_sample_inbox(params: Params) -> str:
+    """`<inbox>/dt=<sample_date>/articles-000.jsonl` from the held-out TEST split only."""
+    from healthner.corpus.readers import read_sentences
+
+    nightly = params.nightly
+    sentences = read_sentences(params.prepare.output_dir / "test.parquet")
+    records = sample_articles(sentences, nightly.sample_articles, nightly.sample_date)
+    return write_inbox_day(nightly.inbox_dir, nightly.sample_date, records)
+
+
+def write_inbox_day(inbox_dir: str, dt: str, records: Sequence[dict]) -> str:
+    """`<inbox>/dt=<dt>/articles-000.jsonl` holding `records`, one JSON object a line (any fsspec URL)."""
+    fs, root = open_root(inbox_dir)
+    path = f"{root}/dt={dt}/{SAMPLE_FILE}"
+    fs.makedirs(path.rsplit("/", 1)[0], exist_ok=True)
+    with fs.open(path, "w", encoding="utf-8") as fh:
+        fh.writelines(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
+    return path

@@ -1,0 +1,129 @@
+"""Tag raw text of any length with the stacked ensemble; entities carry offsets into the input.
+
+Texts are cut into sentences (the unit the models were trained on), whitespace-only pieces are
+skipped, and pieces are sorted by length and batched so each forward pass holds about
+`batch_chars` characters. Offsets are kept from the cut onwards, so `text[e.start:e.end] == e.text`
+for every entity, whatever the text holds (newlines, ASCII, full-width characters).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, NamedTuple
+
+import numpy as np
+
+from healthner.config import TagParams
+from healthner.corpus.labels import TAG_TO_ID, spans
+
+if TYPE_CHECKING:
+    from healthner.ensemble.combiner import Prediction
+    from healthner.ensemble.shipped import Ensemble
+
+
+@dataclass(frozen=True)
+class Entity:
+    type: str
+    text: str
+    start: int  # first character, an offset into the original text
+    end: int  # one past the last character
+    score: float  # mean stack probability of each character's predicted tag
+
+
+class Piece(NamedTuple):
+    """One sentence of one input text: [start, end) in that text."""
+
+    text_index: int
+    start: int
+    end: int
+
+
+def split_sentences(text: str, delimiters: str) -> list[tuple[int, int]]:
+    """(start, end) of each sentence, the delimiter kept with the sentence before it; leading and
+    trailing whitespace trimmed and whitespace-only pieces dropped (offsets stay true)."""
+    bounds, start = [], 0
+    for i, char in enumerate(text):
+        if char in delimiters:
+            bounds.append((start, i + 1))
+            start = i + 1
+    bounds.append((start, len(text)))
+    trimmed = []
+    for begin, end in bounds:
+        while begin < end and text[begin].isspace():
+            begin += 1
+        while end > begin and text[end - 1].isspace():
+            end -= 1
+        if begin < end:
+            trimmed.append((begin, end))
+    return trimmed
+
+
+def length_batches(pieces: Sequence[Piece], batch_chars: int) -> Iterator[list[Piece]]:
+    """Pieces sorted by length, grouped so a batch holds at most `batch_chars` characters
+    (a longer piece goes alone: the ensemble windows it)."""
+    batch: list[Piece] = []
+    size = 0
+    for piece in sorted(pieces, key=lambda p: p.end - p.start):
+        length = piece.end - piece.start
+        if batch and size + length > batch_chars:
+            yield batch
+            batch, size = [], 0
+        batch.append(piece)
+        size += length
+    if batch:
+        yield batch
+
+
+def entities_of(text: str, offset: int, prediction: Prediction) -> list[Entity]:
+    """Entities of one sentence (conlleval reading of its tags), shifted by the sentence offset."""
+    tag_ids = np.array([TAG_TO_ID[tag] for tag in prediction.tags], dtype=np.int64)
+    chosen = prediction.probs[np.arange(len(tag_ids)), tag_ids] if len(tag_ids) else np.empty(0)
+    found = []
+    for span in spans(prediction.tags):
+        start, end = offset + span.start, offset + span.end
+        found.append(Entity(span.type, text[start:end], start, end, float(chosen[span.start : span.end].mean())))
+    return found
+
+
+class Tagger:
+    """The stacked ensemble behind a text-in, entities-out interface."""
+
+    def __init__(self, ensemble: Ensemble, params: TagParams | None = None) -> None:
+        self.ensemble = ensemble
+        self.params = params or TagParams()
+
+    @classmethod
+    def load(cls, model_dir: Path | str, params: TagParams | None = None, device: str = "cpu") -> Tagger:
+        import torch
+
+        from healthner.ensemble.shipped import Ensemble  # heavy (torch): only when a model is really needed
+
+        params = params or TagParams()
+        if params.torch_threads:
+            torch.set_num_threads(params.torch_threads)
+        ensemble = Ensemble.load(Path(model_dir), device, batch_chars=params.batch_chars, precision=params.precision)
+        return cls(ensemble, params)
+
+    @property
+    def model_version(self) -> str:
+        return str(self.ensemble.model_version)
+
+    def tag(self, texts: Sequence[str]) -> list[list[Entity]]:
+        """Entities of each text, in text order, with offsets into that text."""
+        pieces = [
+            Piece(index, start, end)
+            for index, text in enumerate(texts)
+            for start, end in split_sentences(text, self.params.sentence_delimiters)
+        ]
+        found: list[list[Entity]] = [[] for _ in texts]
+        for batch in length_batches(pieces, self.params.batch_chars):
+            sentences = [list(texts[p.text_index][p.start : p.end]) for p in batch]
+            for piece, prediction in zip(batch, self.ensemble.predict(sentences), strict=True):
+                if len(prediction.tags) != piece.end - piece.start:
+                    raise ValueError(f"ensemble returned {len(prediction.tags)} tags for {piece.end - piece.start} chars")
+                found[piece.text_index].extend(entities_of(texts[piece.text_index], piece.start, prediction))
+        for entities in found:
+            entities.sort(key=lambda e: (e.start, e.end))
+        return found

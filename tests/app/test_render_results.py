@@ -1,0 +1,49 @@
+"""The README's and docs' results tables are written from reports/, between their markers."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+SPEC = importlib.util.spec_from_file_location("render_results", REPO / "scripts" / "render_results.py")
+render_results = importlib.util.module_from_spec(SPEC)
+SPEC.loader.exec_module(render_results)
+
+
+def _scores(f1: float) -> dict:
+    per_type = {"BODY": {"precision": f1, "recall": f1, "f1": f1, "support": 3843}}
+    return {"precision": f1, "recall": f1, "f1": f1, "per_type": per_type}
+
+
+def _reports(folder: Path) -> Path:
+    metrics = {split: {"bert": _scores(0.7), "stack": _scores(0.75)} for split in ("dev", "test")}
+    (folder / "metrics.json").write_text(json.dumps(metrics))
+    rows = [{"model": "BERT", "members": ["bert"], "dev_f1": 0.7, "test_f1": 0.69},
+            {"model": "BERT+RoBERTa", "members": ["bert", "roberta"], "dev_f1": 0.72, "test_f1": 0.68}]
+    (folder / "table2.json").write_text(json.dumps(rows))
+    return folder
+
+
+def test_tables_replace_only_what_is_between_their_markers(tmp_path: Path) -> None:
+    generated = render_results.tables(_reports(tmp_path))
+    text = "intro\n<!-- results:summary -->\nold table\n<!-- /results:summary -->\noutro\n"
+    out = render_results.render(text, generated)
+    assert out.startswith("intro\n<!-- results:summary -->\n| model | dev F1 |") and out.endswith("<!-- /results:summary -->\noutro\n")
+    assert "old table" not in out
+    assert "| BERT-BiLSTM-CRF | 0.7000 | 0.7000 | 0.833 | 0.7768 |" in out
+    assert render_results.render(out, generated) == out  # idempotent
+
+
+def test_table2_marks_the_best_combination_on_dev(tmp_path: Path) -> None:
+    table = render_results.tables(_reports(tmp_path))["table2"]
+    assert "| BERT+RoBERTa | 0.7200 | 0.6800 | best on dev |" in table
+
+
+def test_every_document_carries_the_markers() -> None:
+    names = {"README.md": ["summary"], "results.md": ["scores", "per-type", "table2"]}
+    for document in render_results.DOCUMENTS:
+        text = document.read_text(encoding="utf-8")
+        for name in names[document.name]:
+            assert f"<!-- results:{name} -->" in text and f"<!-- /results:{name} -->" in text

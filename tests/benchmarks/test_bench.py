@@ -1,0 +1,80 @@
+"""`make bench` on the tiny ensemble: both reports written, every figure ordered, machine facts
+present, and the peer pipeline labels one token per character of a Chinese sentence."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from benchmarks.bench import naive_pipeline, naive_tags, run_benchmarks
+from healthner.config import load_params
+from healthner.corpus.labels import TAGS
+from healthner.corpus.readers import read_sentences
+
+pytestmark = pytest.mark.slow
+TINY_BENCH = {"repeats": 1, "throughput_chars": 300, "train_steps": 1, "train_warmup_steps": 0,
+              "night_articles": 6, "article_chars": 100, "night_shards": [1, 2]}
+MACHINE_FACTS = ("cpu", "cores", "torch_threads", "torch", "gpu")
+
+
+@pytest.fixture(scope="module")
+def bench(tiny_repo: Path, tiny_ensemble: Path, tmp_path_factory) -> dict:
+    out = tmp_path_factory.mktemp("bench")
+    params = load_params(tiny_repo / "params.yaml").with_updates(
+        prepare={"output_dir": str(tiny_repo / "data" / "prepared")},
+        lexicon={"output": str(tiny_repo / "data" / "lexicon" / "terms.tsv")},  # the training timings featurise
+        bench={**TINY_BENCH, "model_dir": str(tiny_ensemble), "report": str(out / "BENCHMARKS.md"),
+               "json_report": str(out / "reports" / "bench.json")},
+    )
+    return {"params": params, "result": run_benchmarks(params)}
+
+
+def figures(node: object) -> Iterator[dict]:
+    """Every min / median / max figure anywhere in the result."""
+    if isinstance(node, dict):
+        if {"min", "median", "max"} <= node.keys():
+            yield node
+        else:
+            for value in node.values():
+                yield from figures(value)
+
+
+def test_reports_are_written(bench: dict) -> None:
+    params, result = bench["params"].bench, bench["result"]
+    assert json.loads(params.json_report.read_text(encoding="utf-8")) == json.loads(json.dumps(result))
+    report = params.report.read_text(encoding="utf-8")
+    for heading in ("## Machine", "## Tagging throughput", "## Where the time goes", "## Training",
+                    "## Peak memory", "## A night"):
+        assert heading in report
+
+
+def test_every_figure_is_min_median_max_over_the_repeats(bench: dict) -> None:
+    result = bench["result"]
+    found = list(figures(result))
+    assert found and all(f["min"] <= f["median"] <= f["max"] and len(f["runs"]) >= 1 for f in found)
+    rows = result["tagging"]["rows"]
+    configured = result["tagging"]["precision"]
+    assert configured in {"float32", "bfloat16"}  # tag.precision auto, resolved for this machine
+    assert {f"stack {configured}", "stack int8", "bert decode", "bert naive", "albert naive"} <= rows.keys()
+    assert set(result["tagging"]["dev_f1"]) == {"float32", "bfloat16", "int8"}
+    assert set(result["training"]) == {"bert", "roberta", "electra", "albert"}
+    assert set(result["night"]) == {"1", "2"} and result["memory"]["tagging_mb"]["median"] > 0
+    assert result["tagging"]["stack_vs_naive"][configured]["bert"] > 0 and "met" in result["goals"]["speedup"]
+    assert result["tagging"]["stack_vs_naive_members"][configured] > 0
+    assert result["tagging"]["floor_vs_naive"] > 0 and "stack forward passes" in rows
+
+
+def test_machine_facts_are_present(bench: dict) -> None:
+    machine = bench["result"]["machine"]
+    assert all(key in machine for key in MACHINE_FACTS)
+    assert machine["cores"] >= 1 and machine["torch_threads"] >= 1
+
+
+def test_naive_pipeline_labels_each_chinese_character(tiny_repo: Path, tiny_ensemble: Path) -> None:
+    sentence = read_sentences(tiny_repo / "data" / "prepared" / "test.parquet")[0].text
+    chinese = "".join(c for c in sentence if "\u4e00" <= c <= "\u9fff")
+    tags = naive_tags(naive_pipeline(tiny_ensemble / "bert", "cpu"), chinese)
+    assert len(chinese) > 0 and len(tags) == len(chinese) and set(tags) <= set(TAGS)

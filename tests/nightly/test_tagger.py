@@ -1,0 +1,71 @@
+"""Tagging raw text: sentence cuts keep true offsets, entities point back into the input exactly."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from healthner.config import TagParams
+from healthner.corpus.labels import TAG_TO_ID, TAGS
+from healthner.nightly.tagger import Piece, Tagger, entities_of, length_batches, split_sentences
+
+DELIMITERS = TagParams().sentence_delimiters
+LONG_ARTICLE = "\n".join([
+    "  病人主訴頭痛、發燒（38.5°C）已三天，服用 Panadol 500mg 後仍未改善。",
+    "",
+    "醫師安排ＣＴ檢查與血液檢驗；結果顯示白血球 WBC 偏高！是否為細菌感染？",
+    "\t建議住院觀察 ３ 天，並給予抗生素 amoxicillin 治療。\r",
+    "   　 ",
+    "維他命Ｃ與益生菌屬於保健食品，不能取代藥物" + "，並注意飲食與睡眠" * 30 + "。",
+    "COVID-19 vaccine booster 於 2026 年 11 月施打 " + "A" * 150 + " 結束",
+])
+
+
+def test_split_sentences_keeps_true_offsets() -> None:
+    text = "  頭痛。\n\n發燒！  咳嗽；\t\n　\nend"
+    pieces = [text[s:e] for s, e in split_sentences(text, DELIMITERS)]
+    assert pieces == ["頭痛。", "發燒！", "咳嗽；", "end"]
+    assert split_sentences(" \n\t　", DELIMITERS) == [] and split_sentences("", DELIMITERS) == []
+
+
+def test_every_character_of_the_long_article_is_covered_or_whitespace() -> None:
+    covered = set()
+    for start, end in split_sentences(LONG_ARTICLE, DELIMITERS):
+        covered.update(range(start, end))
+    assert all(LONG_ARTICLE[i].isspace() or i in covered for i in range(len(LONG_ARTICLE)))
+    assert max(e - s for s, e in split_sentences(LONG_ARTICLE, DELIMITERS)) > 126  # longer than a window
+
+
+def test_length_batches_bound_characters() -> None:
+    pieces = [Piece(0, 0, n) for n in (5, 50, 3, 40, 200, 1)]
+    batches = list(length_batches(pieces, 60))
+    assert sorted(p for b in batches for p in b) == sorted(pieces)
+    assert all(sum(p.end - p.start for p in b) <= 60 or len(b) == 1 for b in batches)
+
+
+def test_entities_of_shifts_offsets_and_scores_the_chosen_tags() -> None:
+    from healthner.ensemble.combiner import Prediction
+
+    text = "xx頭痛yy"
+    tags = ["B-SYMP", "I-SYMP", "O", "I-BODY"]  # conlleval: the lone I-BODY opens an entity
+    probs = np.full((4, len(TAGS)), 0.01)
+    for i, (tag, p) in enumerate(zip(tags, (0.9, 0.7, 0.8, 0.6))):
+        probs[i, TAG_TO_ID[tag]] = p
+    found = entities_of(text, 2, Prediction(tags, probs))
+    assert [(e.type, e.text, e.start, e.end) for e in found] == [("SYMP", "頭痛", 2, 4), ("BODY", "y", 5, 6)]
+    assert found[0].score == pytest.approx(0.8) and found[1].score == pytest.approx(0.6)
+
+
+@pytest.mark.slow
+def test_long_mixed_article_offsets_are_exact(tiny_ensemble: Path) -> None:
+    tagger = Tagger.load(tiny_ensemble, TagParams(batch_chars=64))
+    texts = [LONG_ARTICLE, "", " \n ", "頭痛", LONG_ARTICLE[::-1]]
+    found = tagger.tag(texts)
+    assert len(found) == len(texts) and found[1] == [] and found[2] == []
+    for text, entities in zip(texts, found):
+        for entity in entities:
+            assert text[entity.start : entity.end] == entity.text
+            assert 0 <= entity.start < entity.end <= len(text) and 0.0 <= entity.score <= 1.0
+    assert tagger.model_version and tagger.tag(texts) == found  # deterministic
