@@ -78,6 +78,9 @@ class EncoderParams(_Section):
     init: Literal["scratch", "pretrained"] = "scratch"
     checkpoint: str | None = None
     config: dict[str, Any] = Field(default_factory=dict)
+    # this slot's own values of other sections (model, train, loss), merged over them when it trains:
+    # members that differ in what they see and how they are seeded make errors a combiner can fix
+    overrides: dict[Literal["model", "train", "loss"], dict[str, Any]] = Field(default_factory=dict)
 
 
 class ModelParams(_Section):
@@ -137,6 +140,14 @@ class StackParams(_Section):
     seed: int = 13
     n_jobs: int = 2
     output_dir: Path = Path("models/ensemble")
+    # The shipping rule: each kind is scored on dev (out-of-fold when it learns, mean over
+    # selection_seeds); a combiner ships only if it beats the best member alone by min_gain dev F1.
+    kind: Literal["auto", "member", "forest", "logistic", "vote", "mean_emissions"] = "auto"
+    candidates: list[Literal["forest", "logistic", "vote", "mean_emissions"]] = ["forest", "logistic", "vote", "mean_emissions"]
+    min_gain: float = Field(0.005, ge=0.0)
+    selection_seeds: list[int] = Field([13, 14], min_length=1)
+    logistic_c: float = Field(1.0, gt=0.0)  # inverse regularisation strength
+    logistic_max_iter: int = Field(300, gt=0)
 
 
 class EvaluateParams(_Section):
@@ -215,6 +226,13 @@ class Params(_Section):
     @property
     def validation(self) -> ValidateParams:
         return self.validate_
+
+    def for_slot(self, slot: str) -> Params:
+        """The params a slot trains with: its `encoders.<slot>.overrides` merged over the sections."""
+        if slot not in self.encoders:
+            raise KeyError(f"unknown slot {slot!r}; params.yaml encoders has {sorted(self.encoders)}")
+        overrides = self.encoders[slot].overrides
+        return self.with_updates(**overrides) if overrides else self
 
     def with_updates(self, **sections: dict[str, Any]) -> Params:
         """A copy with some sections' fields replaced (tests, CLI overrides, ablation rows); nested

@@ -20,13 +20,13 @@ REPO = Path(__file__).resolve().parents[1]
 DOCUMENTS = (REPO / "README.md", REPO / "docs" / "results.md")
 MEMBERS = {"bert": "BERT", "roberta": "RoBERTa", "electra": "ELECTRA", "albert": "ALBERT"}
 # The paper's own numbers (Luo, Wang and Zhang 2022, Table 2: dev F1; section 3.5: test F1 of BERT)
-PAPER_DEV = {"bert": 0.833, "roberta": 0.832, "electra": 0.822, "albert": 0.790, "stack": 0.827}
+PAPER_DEV = {"bert": 0.833, "roberta": 0.832, "electra": 0.822, "albert": 0.790}
 PAPER_TEST = {"bert": 0.7768}
 TYPES = ("BODY", "SYMP", "INST", "EXAM", "CHEM", "DISE", "DRUG", "SUPP", "TREAT", "TIME")
 
 
 def _name(model: str) -> str:
-    return f"{MEMBERS[model]}-BiLSTM-CRF" if model in MEMBERS else "stack of the four (what ships)"
+    return f"{MEMBERS[model]}-BiLSTM-CRF" if model in MEMBERS else "shipped model (models/ensemble)"
 
 
 def _paper(table: dict, model: str) -> str:
@@ -74,14 +74,46 @@ def table2(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def choice_line(combiners: dict) -> str:
+    """What ships and why, as the stack stage decided it on dev."""
+    chosen = combiners["selection"]["chosen"]
+    members = " + ".join(MEMBERS.get(m, m) for m in chosen["members"])
+    return f"**What ships:** {chosen['kind']} ({members}): {chosen['reason']}."
+
+
+def combiners_table(combiners: dict) -> str:
+    """Each candidate combiner against the best member alone, dev out-of-fold and test."""
+    lines = ["| kind | members | dev F1 (mean of seeds) | dev spread | test F1 | ships |", "| --- | --- | ---: | ---: | ---: | --- |"]
+    for row in combiners["rows"]:
+        members = " + ".join(MEMBERS.get(m, m) for m in row["members"])
+        ships = "yes" if row["ships"] else ""
+        lines.append(f"| {row['kind']} | {members} | {row['dev_f1']:.4f} | {row['dev_spread']:.4f} | {row['test_f1']:.4f} | {ships} |")
+    return "\n".join(lines)
+
+
+def diversity_table(pairs: list[dict]) -> str:
+    """Per pair of members on dev: disagreement and error overlap."""
+    lines = ["| members | disagreement | error overlap | missed-entity overlap |", "| --- | ---: | ---: | ---: |"]
+    for r in pairs:
+        names = f"{MEMBERS.get(r['a'], r['a'])} + {MEMBERS.get(r['b'], r['b'])}"
+        lines.append(f"| {names} | {r['disagreement']:.4f} | {r['error_overlap']:.3f} | {r['missed_entity_overlap']:.3f} |")
+    return "\n".join(lines)
+
+
+def _read(reports: Path, name: str):
+    return json.loads((reports / name).read_text(encoding="utf-8"))
+
+
 def tables(reports: Path) -> dict[str, str]:
-    metrics = json.loads((reports / "metrics.json").read_text(encoding="utf-8"))
-    combos = json.loads((reports / "table2.json").read_text(encoding="utf-8"))
+    metrics, combiners = _read(reports, "metrics.json"), _read(reports, "combiners.json")
     return {
         "summary": summary_table(metrics),
+        "choice": choice_line(combiners),
         "scores": scores_table(metrics),
         "per-type": per_type_table(metrics),
-        "table2": table2(combos),
+        "table2": table2(_read(reports, "table2.json")),
+        "combiners": combiners_table(combiners),
+        "diversity": diversity_table(_read(reports, "diversity.json")),
     }
 
 
@@ -97,7 +129,8 @@ def main(
     reports: Annotated[Path, typer.Option(help="the evaluate stage's reports folder")] = REPO / "reports",
     check: Annotated[bool, typer.Option(help="exit 1 if a document's tables are stale, write nothing")] = False,
 ) -> None:
-    missing = [p for p in (reports / "metrics.json", reports / "table2.json") if not p.is_file()]
+    needed = ("metrics.json", "table2.json", "combiners.json", "diversity.json")
+    missing = [reports / name for name in needed if not (reports / name).is_file()]
     if missing:
         typer.echo(f"{missing[0]}: not found; run `dvc repro` first", err=True)
         raise typer.Exit(1)

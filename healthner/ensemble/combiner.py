@@ -120,6 +120,18 @@ def _transition_mask() -> tuple[np.ndarray, np.ndarray]:
 _TRANSITIONS, _START = _transition_mask()
 
 
+def _bio_grammar():
+    """Strict BIO as CRF scores: 0 for allowed moves (and starts), -inf otherwise; no end scores."""
+    import torch
+
+    from healthner.model.crf import CrfScores
+
+    return CrfScores(torch.from_numpy(_START), torch.from_numpy(_TRANSITIONS), torch.zeros(N_TAGS, dtype=torch.float64))
+
+
+BIO_GRAMMAR = _bio_grammar()
+
+
 def bio_viterbi(probs: np.ndarray) -> list[str]:
     """The most probable tag sequence (product of per-character probabilities) that is valid BIO."""
     return bio_viterbi_many([probs])[0]
@@ -130,10 +142,10 @@ def bio_viterbi_many(sentence_probs: Sequence[np.ndarray]) -> list[list[str]]:
     (crf.crf_viterbi, float64, strict-BIO moves at -inf) instead of a numpy loop per sentence."""
     import torch
 
-    from healthner.model.crf import CrfScores, crf_viterbi
+    from healthner.model.crf import crf_viterbi
     from healthner.model.predict import padded_batches
 
-    grammar = CrfScores(torch.from_numpy(_START), torch.from_numpy(_TRANSITIONS), torch.zeros(N_TAGS, dtype=torch.float64))
+    grammar = BIO_GRAMMAR
     lengths = [p.shape[0] for p in sentence_probs]
     found: list[list[str]] = [[] for _ in sentence_probs]
     order = sorted((k for k, n in enumerate(lengths) if n), key=lengths.__getitem__)

@@ -1,16 +1,20 @@
-"""evaluate: score every base model and the stack on dev and test (conlleval-exact), and report.
+"""evaluate: score every base model and the shipped model on dev and test (conlleval-exact), and report.
 
 Writes, under params.evaluate.reports_dir:
-- metrics.json: {split: {model: Scores.as_dict()}} for dev and test, models = the four slots + stack.
+- metrics.json: {split: {model: Scores.as_dict()}} for dev and test, models = the four slots +
+  `shipped` (what models/ensemble holds: a combiner or one member, stack.py's shipping rule).
 - table2.md / table2.json: dev and test F1 of every asked-for combination of members (the paper's
   Table 2). A single member is its own CRF decode; several are a forest over their marginals.
-- plots/: F1 per type per model (PNG + CSV), entity-type confusion of the stack on test
-  (PNG + CSV), learning curves of the four slots (PNG).
-- errors.md: the test sentences where the stack is most wrong, entities marked inline.
+- combiners.md / combiners.json: every candidate combiner over all members against the best member
+  alone, dev (out-of-fold, mean and spread over seeds) and test, and which one ships.
+- diversity.md / diversity.json: how differently each pair of members errs on dev.
+- plots/: F1 per type per model (PNG + CSV), entity-type confusion of the shipped model on test
+  (PNG + CSV), learning curves of the four slots, member diversity (PNG).
+- errors.md: the test sentences where the shipped model is most wrong, entities marked inline.
 
 Honesty of the dev numbers: base models were fit on train, so their dev scores are plain; every
-forest is fit on dev, so its dev predictions are out-of-fold (GroupKFold by sentence). Marginals
-are computed once per split per model and shared by every combination.
+combiner that learns is fit on dev, so its dev predictions are out-of-fold (by sentence). Member
+outputs are computed once per split and shared by every combination.
 """
 
 from __future__ import annotations
@@ -26,14 +30,16 @@ import numpy as np
 from healthner.config import SLOTS, Params
 from healthner.corpus.labels import spans
 from healthner.corpus.readers import Sentence, read_sentences
-from healthner.ensemble.combiner import cross_validated_predictions, forest_inputs, subset_predictions
-from healthner.ensemble.plots import entity_pairs, plot_confusion, plot_f1_per_type, plot_learning_curves
-from healthner.ensemble.shipped import Ensemble, member_outputs
+from healthner.ensemble.combiner import forest_inputs, subset_predictions
+from healthner.ensemble.diversity import diversity, diversity_markdown
+from healthner.ensemble.kinds import MemberOutputs, make_kind, out_of_fold
+from healthner.ensemble.plots import entity_pairs, plot_confusion, plot_diversity, plot_f1_per_type, plot_learning_curves
+from healthner.ensemble.shipped import Ensemble, member_outputs, read_manifest
 from healthner.ensemble.stack import inference_device, load_predictors
 from healthner.model.metrics import score
 
 SPLITS = ("dev", "test")
-STACK = "stack"
+SHIPPED = "shipped"
 DISPLAY = {"bert": "BERT", "roberta": "RoBERTa", "electra": "ELECTRA", "albert": "ALBERT"}
 
 
@@ -42,12 +48,19 @@ class SplitOutputs:
     """What every model says about one split, computed once."""
 
     sentences: list[Sentence]
-    marginals: dict[str, list[np.ndarray]]
-    decoded: dict[str, list[list[str]]]
+    outputs: MemberOutputs
 
     @property
     def gold(self) -> list[list[str]]:
         return [s.tags for s in self.sentences]
+
+    @property
+    def marginals(self) -> dict[str, list[np.ndarray]]:
+        return self.outputs.marginals
+
+    @property
+    def decoded(self) -> dict[str, list[list[str]]]:
+        return self.outputs.paths
 
 
 @dataclass(frozen=True)
@@ -143,7 +156,7 @@ def errors_markdown(sentences: Sequence[Sentence], predicted: Sequence[Sequence[
         key=lambda pair: (-pair[0], pair[1]),
     )[:limit]
     lines = [
-        f"# Where the stack is most wrong ({split} split)",
+        f"# Where the shipped model is most wrong ({split} split)",
         "",
         f"The {len(ranked)} sentences with the most missed + spurious entities (exact span and type, as conlleval",
         "counts them). Entities are marked `[text]TYPE`.",
@@ -166,19 +179,48 @@ def errors_markdown(sentences: Sequence[Sentence], predicted: Sequence[Sequence[
 
 
 def split_outputs(sentences: list[Sentence], predictors: dict) -> SplitOutputs:
-    """Each slot's marginals and Viterbi tags, computed as the stack computes them (member_outputs)."""
-    marginals, decoded = member_outputs(predictors, [s.chars for s in sentences], viterbi=True)
-    return SplitOutputs(sentences, marginals, decoded)
+    """Every slot's outputs (and their mean-emission CRF), computed as the shipped model computes them."""
+    return SplitOutputs(sentences, member_outputs(predictors, [s.chars for s in sentences], averaged=True))
 
 
-def stack_tags(ensemble: Ensemble, dev: SplitOutputs, test: SplitOutputs, params: Params) -> dict[str, list[list[str]]]:
-    """The shipped stack's tags: out-of-fold on dev, the saved forest itself on test."""
-    members = ensemble.members
-    dev_inputs, order = forest_inputs(dev.marginals, dev.decoded, members, ensemble.viterbi_features)
-    stack_params = params.stack.model_copy(update={"context": ensemble.context})
-    cv = cross_validated_predictions(dev_inputs, dev.gold, order, stack_params)
-    shipped = ensemble.predict_from_marginals(test.marginals, test.decoded)
-    return {"dev": [p.tags for p in cv], "test": [p.tags for p in shipped]}
+def shipped_tags(ensemble: Ensemble, dev: SplitOutputs, test: SplitOutputs, params: Params) -> dict[str, list[list[str]]]:
+    """The shipped model's tags: out-of-fold on dev when its kind learns from dev, the saved model on test."""
+    kind = ensemble.kind
+    cv = out_of_fold(kind.name, kind.members, params.stack, dev.outputs, dev.gold, params.stack.seed)
+    return {"dev": cv, "test": [p.tags for p in kind.predict(test.outputs)]}
+
+
+def combiner_rows(params: Params, dev: SplitOutputs, test: SplitOutputs, selection: dict) -> list[dict]:
+    """Each candidate combiner over all members, fit on all of dev and scored on test, beside its
+    out-of-fold dev F1 from the stack stage; and the best member alone."""
+    members, chosen = list(params.stack.members), selection.get("chosen", {})
+    rows = []
+    for name, dev_f1 in selection.get("candidates_dev_f1", {}).items():
+        kind = make_kind(name, members, params.stack).fit(dev.outputs, dev.gold)
+        test_f1 = score(test.gold, [p.tags for p in kind.predict(test.outputs)]).f1
+        rows.append({"kind": name, "members": members, "dev_f1": dev_f1["mean"], "dev_spread": dev_f1["spread"],
+                     "test_f1": test_f1, "ships": chosen.get("kind") == name})
+    best = chosen.get("best_member")
+    if best:
+        rows.append({"kind": "member", "members": [best], "dev_f1": chosen["best_member_f1"], "dev_spread": 0.0,
+                     "test_f1": score(test.gold, test.decoded[best]).f1, "ships": chosen.get("kind") == "member"})
+    return rows
+
+
+def combiners_markdown(rows: Sequence[dict], reason: str, seeds: Sequence[int]) -> str:
+    lines = [
+        "# Combiners against the best member alone",
+        "",
+        f"Dev F1 out-of-fold where the combiner learns from dev, mean (and spread) over seeds {list(seeds)};",
+        "test F1 of the combiner fit on all of dev. Chosen on dev alone (stack stage): " + reason + ".",
+        "",
+        "| kind | members | dev F1 | dev spread | test F1 | ships |",
+        "| --- | --- | ---: | ---: | ---: | --- |",
+    ]
+    for r in rows:
+        names = " + ".join(DISPLAY.get(m, m) for m in r["members"])
+        lines.append(f"| {r['kind']} | {names} | {r['dev_f1']:.4f} | {r['dev_spread']:.4f} | {r['test_f1']:.4f} | {'yes' if r['ships'] else ''} |")
+    return "\n".join(lines) + "\n"
 
 
 def _write_json(path: Path, value: object) -> None:
@@ -193,9 +235,10 @@ def base_predictors(params: Params, ensemble: Ensemble) -> dict:
     return {slot: ensemble.predictors.get(slot) or others[slot] for slot in base}
 
 
-def write_table2(params: Params, ensemble: Ensemble, data: dict[str, SplitOutputs], stacked: dict) -> list[ComboRow]:
+def write_table2(params: Params, ensemble: Ensemble, data: dict[str, SplitOutputs], shipped: dict) -> list[ComboRow]:
     out = params.evaluate.reports_dir
-    known = {tuple(ensemble.members): (stacked["dev"], stacked["test"])}
+    same = ensemble.kind.name == "forest" and ensemble.members == list(params.stack.members)
+    known = {tuple(ensemble.members): (shipped["dev"], shipped["test"])} if same else {}
     combos = member_combinations(params.stack.members, params.evaluate.combinations)
     rows = table2_rows(combos, data["dev"], data["test"], params, known)
     (out / "table2.md").write_text(table2_markdown(rows, params.stack.cv_folds), encoding="utf-8")
@@ -203,14 +246,27 @@ def write_table2(params: Params, ensemble: Ensemble, data: dict[str, SplitOutput
     return rows
 
 
-def write_plots_and_errors(params: Params, metrics: dict, test: SplitOutputs, stack_test: list[list[str]]) -> None:
+def write_combiners_and_diversity(params: Params, data: dict[str, SplitOutputs]) -> None:
+    out, members = params.evaluate.reports_dir, list(params.stack.members)
+    selection = read_manifest(params.stack.output_dir).get("selection", {})
+    rows = combiner_rows(params, data["dev"], data["test"], selection)
+    reason = selection.get("chosen", {}).get("reason", "")
+    (out / "combiners.md").write_text(combiners_markdown(rows, reason, params.stack.selection_seeds), encoding="utf-8")
+    _write_json(out / "combiners.json", {"rows": rows, "selection": selection})
+    pairs = diversity(data["dev"].outputs, data["dev"].gold, members)
+    (out / "diversity.md").write_text(diversity_markdown(pairs, "dev"), encoding="utf-8")
+    _write_json(out / "diversity.json", pairs)
+    plot_diversity(pairs, members, out / "plots" / "diversity.png", "Members on dev")
+
+
+def write_plots_and_errors(params: Params, metrics: dict, test: SplitOutputs, shipped_test: list[list[str]]) -> None:
     out = params.evaluate.reports_dir
     plots = out / "plots"
     plot_f1_per_type(metrics["test"], plots / "f1_per_type.png", plots / "f1_per_type", "F1 per entity type, test")
-    pairs = entity_pairs(test.gold, stack_test)
-    plot_confusion(pairs, plots / "confusion.png", plots / "confusion.csv", "Stack on test: gold vs predicted entity")
+    pairs = entity_pairs(test.gold, shipped_test)
+    plot_confusion(pairs, plots / "confusion.png", plots / "confusion.csv", "Shipped model on test: gold vs predicted entity")
     plot_learning_curves(params.train.reports_dir, list(test.decoded), plots / "learning_curves.png")
-    errors = errors_markdown(test.sentences, stack_test, params.evaluate.error_examples, "test")
+    errors = errors_markdown(test.sentences, shipped_test, params.evaluate.error_examples, "test")
     (out / "errors.md").write_text(errors, encoding="utf-8")
 
 
@@ -228,17 +284,18 @@ def evaluate(params: Params) -> dict:
     predictors = base_predictors(params, ensemble)
     prepared = params.prepare.output_dir
     data = {name: split_outputs(read_sentences(prepared / f"{name}.parquet"), predictors) for name in SPLITS}
-    stacked = stack_tags(ensemble, data["dev"], data["test"], params)
+    shipped = shipped_tags(ensemble, data["dev"], data["test"], params)
     metrics = {
         name: {
             **{slot: score(d.gold, tags).as_dict() for slot, tags in d.decoded.items()},
-            STACK: score(d.gold, stacked[name]).as_dict(),
+            SHIPPED: score(d.gold, shipped[name]).as_dict(),
         }
         for name, d in data.items()
     }
     _write_json(params.evaluate.reports_dir / "metrics.json", metrics)
-    write_table2(params, ensemble, data, stacked)
-    write_plots_and_errors(params, metrics, data["test"], stacked["test"])
+    write_table2(params, ensemble, data, shipped)
+    write_combiners_and_diversity(params, data)
+    write_plots_and_errors(params, metrics, data["test"], shipped["test"])
     return metrics
 
 

@@ -160,3 +160,26 @@ def plot_learning_curves(train_reports: Path, slots: Sequence[str], png: Path) -
         axes.flat[0].text(0.5, 0.5, f"no dvclive metrics under {train_reports}", ha="center", va="center")
     _save(fig, png)
     return len(curves)
+
+
+# --- diversity -----------------------------------------------------------------------------------
+
+
+def plot_diversity(rows: Sequence[dict], members: Sequence[str], png: Path, title: str) -> None:
+    """Two heatmaps over member pairs: disagreement (above) and error overlap (below the diagonal)."""
+    n = len(members)
+    grid = np.full((n, n), np.nan)
+    for r in rows:
+        i, j = members.index(r["a"]), members.index(r["b"])
+        grid[min(i, j), max(i, j)] = r["disagreement"]
+        grid[max(i, j), min(i, j)] = r["error_overlap"]
+    fig, ax = plt.subplots(figsize=(1.4 * n + 2, 1.2 * n + 1.5))
+    ax.imshow(np.nan_to_num(grid, nan=0.0), cmap="viridis", vmin=0.0, vmax=1.0)
+    for i in range(n):
+        for j in range(n):
+            if not np.isnan(grid[i, j]):
+                ax.text(j, i, f"{grid[i, j]:.3f}", ha="center", va="center", color="white", fontsize=9)
+    ax.set_xticks(range(n), members)
+    ax.set_yticks(range(n), members)
+    ax.set_title(f"{title}\nabove the diagonal: disagreement; below: error overlap")
+    _save(fig, png)

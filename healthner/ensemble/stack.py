@@ -1,8 +1,9 @@
-"""stack: fit the random forest over the base models' dev-split outputs (the paper's section 2.2).
+"""stack: choose and fit what ships in `models/ensemble/` (the paper's section 2.2 stacker, if it earns it).
 
-The forest is fit on the DEV split only (the base models were fit on train, so their dev marginals
-are honest); its dev scores are therefore cross-validated by sentence (combiner.py). `fit_stack`
-(the DVC stage) writes the self-contained `models/ensemble/` folder (shipped.py).
+The members were fit on train, so their dev outputs are honest. Every candidate combiner is scored
+on dev out-of-fold, the shipping rule (shipping.py) picks a combiner or the best member alone, and
+the chosen kind is fit on all of dev and written, with its members, as the self-contained
+`models/ensemble/` folder (shipped.py). The decision and every score go into its ensemble.json.
 """
 
 from __future__ import annotations
@@ -14,8 +15,9 @@ from typing import TYPE_CHECKING
 
 from healthner.config import Params
 from healthner.corpus.readers import read_sentences
-from healthner.ensemble.combiner import fit_forest, forest_inputs
+from healthner.ensemble.kinds import KINDS, make_kind
 from healthner.ensemble.shipped import member_outputs, save_ensemble
+from healthner.ensemble.shipping import candidate_scores, choose, member_scores, selection_record
 
 if TYPE_CHECKING:
     from healthner.model.predict import SlotPredictor
@@ -26,15 +28,17 @@ DEV_SPLIT = "dev.parquet"
 @dataclass(frozen=True)
 class StackResult:
     output_dir: Path
+    kind: str
     members: list[str]
+    reason: str
     dev_sentences: int
     dev_characters: int
     model_version: str
 
     def __str__(self) -> str:
         return (
-            f"stack of {', '.join(self.members)} fit on {self.dev_sentences} dev sentences "
-            f"({self.dev_characters} chars) -> {self.output_dir} (model_version {self.model_version})"
+            f"ships {self.kind} of {', '.join(self.members)} ({self.reason}); chosen on {self.dev_sentences} dev "
+            f"sentences ({self.dev_characters} chars) -> {self.output_dir} (model_version {self.model_version})"
         )
 
 
@@ -56,15 +60,24 @@ def load_predictors(params: Params, members: Sequence[str]) -> dict[str, SlotPre
     }
 
 
+def needs_averaged(params: Params) -> bool:
+    """Whether any candidate (or the forced kind) reads the mean-emission CRF."""
+    names = [*params.stack.candidates, params.stack.kind]
+    return any(name in KINDS and KINDS[name].needs_averaged for name in names)
+
+
 def fit_stack(params: Params) -> StackResult:
-    """Fit the forest on the dev split's marginals and write the self-contained ensemble folder."""
+    """Score the candidates on dev, apply the shipping rule, fit the winner on all of dev and save it."""
     stack = params.stack
     members = list(stack.members)
     dev = read_sentences(params.prepare.output_dir / DEV_SPLIT)
-    predictors = load_predictors(params, members)
-    marginals, paths = member_outputs(predictors, [s.chars for s in dev], stack.viterbi_features)
-    inputs, order = forest_inputs(marginals, paths, members, stack.viterbi_features)
-    forest = fit_forest(inputs, [s.tags for s in dev], order, stack)
+    gold = [s.tags for s in dev]
+    outputs = member_outputs(load_predictors(params, members), [s.chars for s in dev], averaged=needs_averaged(params))
+    members_f1 = member_scores(outputs, gold, members)
+    candidates = candidate_scores(outputs, gold, members, stack) if len(members) > 1 else {}
+    choice = choose(members_f1, candidates, stack)
+    kind = make_kind(choice.kind, choice.members, stack).fit(outputs, gold)
     member_dirs = {slot: params.train.output_dir / slot for slot in members}
-    version = save_ensemble(stack.output_dir, forest, member_dirs, stack.context, stack.viterbi_features)
-    return StackResult(stack.output_dir, members, len(dev), sum(len(s.chars) for s in dev), version)
+    version = save_ensemble(stack.output_dir, kind, member_dirs, selection_record(members_f1, candidates, choice))
+    chars = sum(len(s.chars) for s in dev)
+    return StackResult(stack.output_dir, kind.name, kind.members, choice.reason, len(dev), chars, version)

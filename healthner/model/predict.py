@@ -296,6 +296,32 @@ def joint_outputs(
     )
 
 
+def averaged_outputs(
+    predictors: Sequence[SlotPredictor], sentences: Sequence[Sequence[str]], constraint: CrfScores | None = None
+) -> tuple[list[np.ndarray], list[list[str]]]:
+    """Marginals and Viterbi tags of ONE CRF over the members' mean emissions, scored by their mean
+    start, transition and end scores plus `constraint` (e.g. -inf on moves that break BIO)."""
+    merged = [p.emissions(sentences) for p in predictors]
+    mean = [np.mean(np.stack(rows), axis=0) for rows in zip(*merged)]
+    with torch.inference_mode():
+        members = [CrfScores.of(p.model.crf) for p in predictors]
+        scores = CrfScores(*(torch.stack([s.double() for s in part]).mean(0) for part in zip(*members)))
+        if constraint is not None:
+            scores = CrfScores(*(s + c.to(s) for s, c in zip(scores, constraint, strict=True)))
+
+    def run(emissions: torch.Tensor, mask: torch.Tensor, lengths: list[int]) -> list[tuple[np.ndarray, list[str]]]:
+        emissions = emissions.double()
+        probs = crf_marginals(emissions, mask, scores).cpu().numpy()
+        best = crf_viterbi(emissions, mask, scores).tolist()
+        return [(probs[row, :n], [TAGS[t] for t in best[row][:n]]) for row, n in enumerate(lengths)]
+
+    (results,) = _over_padded_batches([mean], run, predictors[0].batch_chars, predictors[0].device)
+    return (
+        _with_empty([probs for probs, _ in results], sentences, _no_marginals),
+        _with_empty([tags for _, tags in results], sentences, list),
+    )
+
+
 def _over_padded_batches(
     merged: Sequence[Sequence[np.ndarray]], run: Callable, batch_chars: int, device: torch.device
 ) -> list[list]:

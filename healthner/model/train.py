@@ -222,6 +222,7 @@ def _open_live(path: Path):
 
 def train(params: Params, slot: str) -> TrainResult:
     """Train `slot`, early-stopping on dev entity F1; the best epoch is saved to train.output_dir/slot."""
+    params = params.for_slot(slot)
     cfg = params.train
     seed_everything(cfg.seed)
     torch.set_num_threads(cfg.torch_threads)

@@ -18,11 +18,17 @@ def _scores(f1: float) -> dict:
 
 
 def _reports(folder: Path) -> Path:
-    metrics = {split: {"bert": _scores(0.7), "stack": _scores(0.75)} for split in ("dev", "test")}
+    metrics = {split: {"bert": _scores(0.7), "shipped": _scores(0.75)} for split in ("dev", "test")}
     (folder / "metrics.json").write_text(json.dumps(metrics))
     rows = [{"model": "BERT", "members": ["bert"], "dev_f1": 0.7, "test_f1": 0.69},
             {"model": "BERT+RoBERTa", "members": ["bert", "roberta"], "dev_f1": 0.72, "test_f1": 0.68}]
     (folder / "table2.json").write_text(json.dumps(rows))
+    chosen = {"kind": "member", "members": ["bert"], "reason": "no combiner beats bert alone by 0.005 dev F1"}
+    combiners = {"rows": [{"kind": "vote", "members": ["bert", "roberta"], "dev_f1": 0.69, "dev_spread": 0.001,
+                           "test_f1": 0.68, "ships": False}], "selection": {"chosen": chosen}}
+    (folder / "combiners.json").write_text(json.dumps(combiners))
+    pairs = [{"a": "bert", "b": "roberta", "disagreement": 0.05, "error_overlap": 0.6, "missed_entity_overlap": 0.7}]
+    (folder / "diversity.json").write_text(json.dumps(pairs))
     return folder
 
 
@@ -41,8 +47,15 @@ def test_table2_marks_the_best_combination_on_dev(tmp_path: Path) -> None:
     assert "| BERT+RoBERTa | 0.7200 | 0.6800 | best on dev |" in table
 
 
+def test_the_choice_and_the_combiners_come_from_the_stack_decision(tmp_path: Path) -> None:
+    generated = render_results.tables(_reports(tmp_path))
+    assert generated["choice"] == "**What ships:** member (BERT): no combiner beats bert alone by 0.005 dev F1."
+    assert "| vote | BERT + RoBERTa | 0.6900 | 0.0010 | 0.6800 |  |" in generated["combiners"]
+    assert "| BERT + RoBERTa | 0.0500 | 0.600 | 0.700 |" in generated["diversity"]
+
+
 def test_every_document_carries_the_markers() -> None:
-    names = {"README.md": ["summary"], "results.md": ["scores", "per-type", "table2"]}
+    names = {"README.md": ["summary", "choice"], "results.md": ["choice", "scores", "per-type", "table2", "combiners", "diversity"]}
     for document in render_results.DOCUMENTS:
         text = document.read_text(encoding="utf-8")
         for name in names[document.name]:

@@ -37,7 +37,8 @@ from healthner.ensemble.combiner import (
     subset_predictions,
     tag_probabilities,
 )
-from healthner.ensemble.shipped import FOREST_FILE, MANIFEST_FILE, dump_forest, load_forest
+from healthner.ensemble.kinds import FOREST_FILE, load_trusted
+from healthner.ensemble.shipped import MANIFEST_FILE
 from healthner.model.metrics import score
 
 N_SLICE = 60  # real sentences the forest is fit on in unit tests (a few thousand characters)
@@ -243,8 +244,8 @@ class NotAForestPart:
 
 def test_skops_round_trip_gives_identical_probabilities(tmp_path: Path, dev_slice: list, marginals: dict) -> None:
     forest = fit_forest(marginals, [s.tags for s in dev_slice], ["bert", "roberta"], SMALL)
-    dump_forest(forest, tmp_path / FOREST_FILE)
-    loaded = load_forest(tmp_path / FOREST_FILE)
+    sio.dump(forest, tmp_path / FOREST_FILE)
+    loaded = load_trusted(tmp_path / FOREST_FILE)
     features = build_features(marginals, ["bert", "roberta"], SMALL.context)
     np.testing.assert_array_equal(loaded.predict_proba(features), forest.predict_proba(features))
 
@@ -252,13 +253,14 @@ def test_skops_round_trip_gives_identical_probabilities(tmp_path: Path, dev_slic
 def test_skops_refuses_an_unexpected_type(tmp_path: Path, dev_slice: list, marginals: dict) -> None:
     forest = fit_forest(marginals, [s.tags for s in dev_slice], ["bert"], SMALL)
     forest.smuggled = NotAForestPart()
-    sio.dump(forest, tmp_path / "tampered.skops")
+    (tmp_path / "tampered").mkdir()
+    sio.dump(forest, tmp_path / "tampered" / FOREST_FILE)
     with pytest.raises(sio.exceptions.UntrustedTypesFoundException, match="NotAForestPart"):
-        load_forest(tmp_path / "tampered.skops")
+        load_trusted(tmp_path / "tampered" / FOREST_FILE)
     tree = DecisionTreeClassifier().fit([[0.0], [1.0]], [0, 1])
-    sio.dump(tree, tmp_path / "tree.skops")
+    sio.dump(tree, tmp_path / FOREST_FILE)
     with pytest.raises(TypeError, match="RandomForestClassifier"):
-        load_forest(tmp_path / "tree.skops")
+        load_trusted(tmp_path / FOREST_FILE)
 
 
 # --- integration: tiny trained models -> ensemble folder -> evaluate ------------------------------
@@ -280,7 +282,7 @@ def tiny_run(tmp_path_factory: pytest.TempPathFactory, real_sentences: list[Sent
         lexicon={"output": tiny_lexicon(root)},
         train={"output_dir": root / "models", "reports_dir": root / "reports" / "train", "epochs": 2,
                "batch_size": 16, "torch_threads": 1, "learning_rate": 5e-3, "max_steps": 4},
-        stack={"n_estimators": 8, "cv_folds": 2, "n_jobs": 1, "output_dir": root / "models" / "ensemble"},
+        stack={"n_estimators": 8, "cv_folds": 2, "n_jobs": 1, "output_dir": root / "models" / "ensemble", "kind": "forest"},
         evaluate={"reports_dir": root / "reports", "combinations": [["bert"], ["bert", "albert"], list(SLOTS)],
                   "error_examples": 5},
     )
@@ -321,7 +323,7 @@ def test_a_stack_with_viterbi_features_ships_and_predicts(tiny_run: Params, tmp_
     params = tiny_run.with_updates(stack={"viterbi_features": True, "output_dir": str(tmp_path / "ensemble")})
     fit_stack(params)
     ensemble = Ensemble.load(tmp_path / "ensemble")
-    assert ensemble.viterbi_features and ensemble.forest.n_features_in_ == n_features(2 * len(SLOTS), params.stack.context)
+    assert ensemble.kind.viterbi_features and ensemble.kind.model.n_features_in_ == n_features(2 * len(SLOTS), params.stack.context)
     sentences = [list("膽汁長期滯留就會比較容易造成膽沙和膽結石了。"), []]
     predictions = ensemble.predict(sentences)
     assert [len(p.tags) for p in predictions] == [len(s) for s in sentences]
@@ -336,14 +338,19 @@ def test_evaluate_writes_every_report(tiny_run: Params) -> None:
     on_disk = json.loads((out / "metrics.json").read_text())
     assert on_disk == metrics and set(on_disk) == {"dev", "test"}
     for split in on_disk.values():
-        assert set(split) == {*SLOTS, "stack"}
+        assert set(split) == {*SLOTS, "shipped"}
         assert all({"precision", "recall", "f1", "per_type"} <= set(m) for m in split.values())
     table = json.loads((out / "table2.json").read_text())
     assert [row["members"] for row in table] == [["bert"], ["bert", "albert"], list(SLOTS)]
-    assert table[-1]["dev_f1"] == metrics["dev"]["stack"]["f1"]  # the shipped stack is the all-members row
-    assert table[-1]["test_f1"] == metrics["test"]["stack"]["f1"]
+    assert table[-1]["dev_f1"] == metrics["dev"]["shipped"]["f1"]  # the shipped forest is the all-members row
+    assert table[-1]["test_f1"] == metrics["test"]["shipped"]["f1"]
     assert "| BERT + ALBERT |" in (out / "table2.md").read_text()
     plots = out / "plots"
-    for name in ("f1_per_type.png", "confusion.png", "confusion.csv", "learning_curves.png", "f1_per_type/stack.csv"):
+    for name in ("f1_per_type.png", "confusion.png", "confusion.csv", "learning_curves.png", "f1_per_type/shipped.csv", "diversity.png"):
         assert (plots / name).is_file(), name
-    assert (out / "errors.md").read_text().startswith("# Where the stack is most wrong")
+    assert (out / "errors.md").read_text().startswith("# Where the shipped model is most wrong")
+    combiners = json.loads((out / "combiners.json").read_text())
+    assert {row["kind"] for row in combiners["rows"]} == {"forest", "logistic", "vote", "mean_emissions", "member"}
+    assert [row["kind"] for row in combiners["rows"] if row["ships"]] == ["forest"]
+    pairs = json.loads((out / "diversity.json").read_text())
+    assert len(pairs) == 6 and all(0.0 <= p["disagreement"] <= 1.0 and 0.0 <= p["error_overlap"] <= 1.0 for p in pairs)

@@ -57,3 +57,22 @@ def test_a_member_without_crf_falls_back_to_its_own_marginals(encoder_params: di
         for alone, together in zip(member.marginals(SENTENCES), probs):
             np.testing.assert_allclose(together, alone, atol=1e-6)
         assert tags == member.decode(SENTENCES)
+
+
+def test_one_member_averaged_is_that_member_and_a_constraint_is_obeyed(encoder_params: dict) -> None:
+    from healthner.corpus.labels import is_valid_transition
+    from healthner.model.crf import CrfScores
+    from healthner.model.predict import averaged_outputs
+
+    vocab = CharVocab.build(SENTENCES)
+    member = _predictor(0, "bert", encoder_params, vocab)
+    probs, tags = averaged_outputs([member], SENTENCES)
+    assert tags == member.decode(SENTENCES)
+    for alone, mean in zip(member.marginals(SENTENCES), probs):
+        np.testing.assert_allclose(mean, alone, atol=1e-5)
+    strict = torch.tensor([[0.0 if is_valid_transition(p, t) else -float("inf") for t in TAGS] for p in TAGS])
+    start = torch.tensor([0.0 if is_valid_transition("O", t) else -float("inf") for t in TAGS])
+    members = [member, _predictor(1, "albert", encoder_params, vocab), _predictor(2, "roberta", encoder_params, vocab)]
+    _, constrained = averaged_outputs(members, SENTENCES, CrfScores(start, strict, torch.zeros(len(TAGS))))
+    for sentence in constrained:
+        assert all(is_valid_transition(p, t) for p, t in zip(["O", *sentence], sentence))

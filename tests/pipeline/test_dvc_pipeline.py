@@ -28,13 +28,13 @@ def test_dag_lists_the_stages(tiny_repo):
 
 def test_metrics_file_has_every_model_on_dev_and_test(tiny_repo, tiny_metrics):
     for split in ("dev", "test"):
-        for model in ("bert", "roberta", "electra", "albert", "stack"):
+        for model in ("bert", "roberta", "electra", "albert", "shipped"):
             entry = tiny_metrics[split][model]
             assert {"precision", "recall", "f1", "per_type"} <= set(entry)
             assert 0.0 <= entry["f1"] <= 1.0
     shown = dvc(tiny_repo, "metrics", "show", "--json")
     assert shown.returncode == 0, shown.stderr
-    assert "stack" in shown.stdout
+    assert "shipped" in shown.stdout
 
 
 def test_plots_show_renders_every_declared_plot(tiny_repo, tmp_path):
