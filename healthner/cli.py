@@ -52,7 +52,7 @@ def corpus_fetch(
     ] = None,
 ) -> None:
     """Download every enabled data.files entry, verified by sha256; files already valid are skipped."""
-    from healthner.fetch import FetchError, fetch_corpus
+    from healthner.corpus.fetch import FetchError, fetch_corpus
 
     try:
         report = fetch_corpus(load_params(params), directory, base_url=base_url)

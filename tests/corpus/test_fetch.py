@@ -22,7 +22,7 @@ from typer.testing import CliRunner
 
 from healthner.cli import app
 from healthner.config import Params, load_params
-from healthner.fetch import FetchError, fetch_corpus
+from healthner.corpus.fetch import FetchError, fetch_corpus
 
 REPO = Path(__file__).resolve().parents[2]
 PARAMS = load_params(REPO / "params.yaml")
