@@ -17,6 +17,8 @@ app = typer.Typer(
     add_completion=False, no_args_is_help=True, help="Healthcare NER for Traditional Chinese: one command per pipeline step."
 )
 ParamsOpt = Annotated[Path, typer.Option("--params", help="params file")]
+corpus_app = typer.Typer(no_args_is_help=True, help="The corpus files: fetch them from their pinned public sources.")
+app.add_typer(corpus_app, name="corpus")
 
 
 @app.command()
@@ -35,6 +37,27 @@ def validate(
         for defect in failure.defects:
             typer.echo(str(defect), err=True)
         typer.echo(f"validation failed: {len(failure.defects)} hard defect(s)", err=True)
+        raise typer.Exit(1) from None
+    typer.echo(report.summary())
+
+
+@corpus_app.command("fetch")
+def corpus_fetch(
+    directory: Annotated[
+        Optional[Path], typer.Argument(metavar="[DIR]", help="target folder (default: data.corpus_dir)")
+    ] = None,
+    params: ParamsOpt = Path("params.yaml"),
+    base_url: Annotated[
+        Optional[str], typer.Option(envvar="HEALTHNER_FETCH_BASE_URL", help="override fetch.base_url (a mirror)")
+    ] = None,
+) -> None:
+    """Download every enabled data.files entry, verified by sha256; files already valid are skipped."""
+    from healthner.corpus.fetch import FetchError, fetch_corpus
+
+    try:
+        report = fetch_corpus(load_params(params), directory, base_url=base_url)
+    except (FetchError, FileNotFoundError) as error:
+        typer.echo(f"corpus fetch: {error}", err=True)
         raise typer.Exit(1) from None
     typer.echo(report.summary())
 

@@ -21,12 +21,22 @@ class CorpusFile(_Section):
     name: str
     format: Literal["conll", "healthner_jsonl"]
     genre: str | None = None  # conll files carry no genre of their own
+    # `healthner corpus fetch`: the file's path under fetch.base_url, commit-pinned (owner/repo/commit/path)
+    source: str | None = None
+    # pinned sha256 of the published file; None: recorded on first fetch in the folder's fetch.lock_name
+    sha256: str | None = Field(None, pattern=r"^[0-9a-f]{64}$")
+    enabled: bool = True  # false: an optional extra source, neither fetched nor read
 
 
 class DataParams(_Section):
     corpus_dir: Path = Path("../shared/data")
     files: list[CorpusFile]
     lexicon_dir: Path = Path("../shared/lexicons")
+
+    @property
+    def enabled_files(self) -> list[CorpusFile]:
+        """The corpus files the pipeline fetches and reads (entries with `enabled: false` are skipped)."""
+        return [f for f in self.files if f.enabled]
 
     def corpus_paths(self) -> list[tuple[CorpusFile, Path]]:
         """Each configured corpus file with its path; a clear error names the first one missing."""
@@ -35,11 +45,20 @@ class DataParams(_Section):
                 f"corpus folder {self.corpus_dir} not found: set data.corpus_dir in params.yaml "
                 "or pass --corpus-dir"
             )
-        pairs = [(f, self.corpus_dir / f.name) for f in self.files]
+        pairs = [(f, self.corpus_dir / f.name) for f in self.enabled_files]
         for _, path in pairs:
             if not path.is_file():
                 raise FileNotFoundError(f"{path}: corpus file not found (listed in params.yaml data.files)")
         return pairs
+
+
+class FetchParams(_Section):
+    """`healthner corpus fetch`: where the corpus files come from and how they are downloaded."""
+
+    base_url: str = "https://raw.githubusercontent.com"  # each file's `source` is a path under it
+    timeout_s: float = Field(30.0, gt=0)  # connect and per-read timeout
+    chunk_bytes: int = Field(1 << 16, gt=0)  # bytes read, hashed and written per step
+    lock_name: str = "sources.lock.json"  # beside the corpus: sha256 recorded on first fetch of unpinned files
 
 
 class ValidateParams(_Section):
@@ -206,6 +225,7 @@ class AblationParams(_Section):
 
 class Params(_Section):
     data: DataParams
+    fetch: FetchParams = FetchParams()
     validate_: ValidateParams = Field(ValidateParams(), alias="validate")
     split: SplitParams
     prepare: PrepareParams = PrepareParams()

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # `make run`: the whole job on the embedded default (local files, SQLite Airflow, CPU):
-#   dvc repro (validate -> prepare -> train x4 -> stack -> evaluate), then one sample night
-#   through the real Airflow DAG, then a DuckDB query over the published Parquet tables.
+#   the corpus fetched when missing (healthner corpus fetch), dvc repro (validate -> prepare -> train x4
+#   -> stack -> evaluate), then one sample night through the real Airflow DAG, then a DuckDB query over
+#   the published Parquet tables.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$PWD/.venv/bin:$PATH"
@@ -13,6 +14,9 @@ export HEALTHNER_PARAMS="$PWD/params.yaml"
 git rev-parse --git-dir >/dev/null 2>&1 || { echo "dvc repro needs a git repository: run from a clone" >&2; exit 1; }
 
 echo "== 1/3 dvc repro"
+# the corpus (params.yaml data.files): fetched from its pinned sources, verified, when missing or damaged;
+# a folder already holding every file, valid, is only checked (no network, nothing written)
+healthner corpus fetch
 dvc repro
 dvc metrics show reports/metrics.json > reports/metrics_show.txt   # every model x split x type: wide
 cat reports/table2.md                                               # F1 of each model and combination

@@ -123,7 +123,7 @@ def read_files(params: Params, corpus_dir: Path) -> tuple[list[_FileRun], list[D
     if not corpus_dir.is_dir():
         return [], [Defect(str(corpus_dir), 0, "file_missing", MISSING_FOLDER, "error")]
     runs = []
-    for entry in params.data.files:
+    for entry in params.data.enabled_files:
         path = corpus_dir / entry.name
         read = read_corpus_file(path, entry.format, entry.genre)
         rejected = sum(d.severity == "rejected" for d in read.defects)  # readers: one defect per rejected sentence
