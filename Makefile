@@ -9,7 +9,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: venv run test bench ablate repro lint clean
+.PHONY: venv run test bench ablate repro release lint clean
 
 $(VENV)/.installed: requirements.lock pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -37,7 +37,11 @@ ablate: venv
 	$(BIN)/healthner ablate
 
 repro: venv
-	$(BIN)/dvc repro
+	$(BIN)/dvc repro evaluate
+
+## the production model: what ships, retrained on every labeled sentence (after make run)
+release: venv
+	$(BIN)/dvc repro release
 
 clean:
 	rm -rf data models reports dvclive .airflow

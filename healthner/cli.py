@@ -138,15 +138,26 @@ def ablate(
 
 @app.command()
 def tag(
-    model: Annotated[Path, typer.Option("--model", help="ensemble folder (models/ensemble)")],
     input: Annotated[Path, typer.Option("--input", help="JSON lines or Parquet with article_id, text")],
     output: Annotated[Path, typer.Option("--output", help="Parquet file, one row per entity")],
+    model: Annotated[
+        Optional[Path], typer.Option("--model", help="shipped model folder (default: models/release, else models/ensemble)")
+    ] = None,
     params: ParamsOpt = Path("params.yaml"),
 ) -> None:
     """Tag articles; rejects go to a sibling `rejects` Parquet file with their reasons."""
     from healthner.nightly.batch import tag_file
 
-    typer.echo(tag_file(load_params(params), model, input, output))
+    cfg = load_params(params)
+    typer.echo(tag_file(cfg, model or cfg.nightly.tagging_model(), input, output))
+
+
+@app.command()
+def release(params: ParamsOpt = Path("params.yaml")) -> None:
+    """Retrain what ships on every labeled sentence (settings fixed by the evaluated run) into models/release."""
+    from healthner.ensemble.release import release as run
+
+    typer.echo(run(load_params(params)))
 
 
 @app.command("sample-night")

@@ -175,6 +175,12 @@ class EvaluateParams(_Section):
     error_examples: int = 50
 
 
+class ReleaseParams(_Section):
+    output_dir: Path = Path("models/release")  # the production model: what `tag` and the DAG load first
+    work_dir: Path = Path("data/release")  # prepared windows and retrained members
+    reports_dir: Path = Path("reports/release")  # the retrainings' DVCLive logs
+
+
 class TagParams(_Section):
     sentence_delimiters: str = "。！？；\n"
     batch_chars: int = 4096
@@ -185,7 +191,8 @@ class TagParams(_Section):
 class NightlyParams(_Section):
     inbox_dir: str = "data/inbox"
     warehouse_dir: str = "data/warehouse"
-    model_dir: Path = Path("models/ensemble")
+    model_dir: Path = Path("models/release")  # the model nights are tagged with, when it exists...
+    fallback_model_dir: Path = Path("models/ensemble")  # ...else this one (the evaluated model)
     shards: int = 2
     max_article_chars: int = 100_000
     sample_articles: int = 200
@@ -193,6 +200,10 @@ class NightlyParams(_Section):
     chunk_articles: int = Field(500, gt=0)  # articles tagged and written per Parquet row group
     retries: int = Field(2, ge=0)  # Airflow retries per task (tests set 0: dag.test waits out retry delays)
     retry_delay_s: int = Field(300, ge=0)
+
+    def tagging_model(self) -> Path:
+        """model_dir when it holds a shipped model (the release), else fallback_model_dir."""
+        return self.model_dir if (self.model_dir / "ensemble.json").is_file() else self.fallback_model_dir
 
 
 class BenchParams(_Section):
@@ -236,6 +247,7 @@ class Params(_Section):
     train: TrainParams = TrainParams()
     stack: StackParams = StackParams()
     evaluate: EvaluateParams = EvaluateParams()
+    release: ReleaseParams = ReleaseParams()
     tag: TagParams = TagParams()
     nightly: NightlyParams = NightlyParams()
     bench: BenchParams = BenchParams()

@@ -59,6 +59,7 @@ def resolve_paths(params: Params, root: Path) -> Params:
             "inbox_dir": anchored(nightly.inbox_dir),
             "warehouse_dir": anchored(nightly.warehouse_dir),
             "model_dir": anchored(nightly.model_dir),
+            "fallback_model_dir": anchored(nightly.fallback_model_dir),
         }
     )
 
@@ -178,7 +179,7 @@ def write_tagged(
 
 def tag_shard(params: Params, shard_path: str, tagger: Tagger | None = None) -> ShardResult:
     """Tag one shard, `chunk_articles` at a time (memory stays bounded), into its staging parts."""
-    tagger = tagger or Tagger.load(params.nightly.model_dir, params.tag)
+    tagger = tagger or Tagger.load(params.nightly.tagging_model(), params.tag)
     articles = read_shard(shard_path)
     tagged = ((chunk, tagger.tag([a.text for a in chunk])) for chunk in chunks(articles, params.nightly.chunk_articles))
     return write_tagged(shard_path, tagged, tagger.model_version)

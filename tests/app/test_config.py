@@ -25,3 +25,24 @@ def test_overrides_nest_by_dots_and_keep_yaml_types() -> None:
 def test_a_malformed_override_is_named(bad: str) -> None:
     with pytest.raises(ValueError, match="section.field=value"):
         parse_overrides([bad])
+
+
+def test_nights_are_tagged_with_the_release_when_there_is_one(tmp_path: Path) -> None:
+    release, evaluated = tmp_path / "release", tmp_path / "ensemble"
+    nightly = load_params(REPO / "params.yaml").nightly.model_copy(update={"model_dir": release, "fallback_model_dir": evaluated})
+    assert nightly.tagging_model() == evaluated
+    release.mkdir()
+    (release / "ensemble.json").write_text("{}")
+    assert nightly.tagging_model() == release
+
+
+def test_a_slot_trains_with_its_own_overrides_merged_over_the_sections() -> None:
+    params = load_params(REPO / "params.yaml").with_updates(
+        encoders={"electra": {"overrides": {"model": {"use_lac": False}, "train": {"seed": 5}}}}
+    )
+    electra, bert = params.for_slot("electra"), params.for_slot("bert")
+    assert electra.model.use_lac is False and electra.train.seed == 5
+    assert electra.model.lstm_hidden == params.model.lstm_hidden  # siblings kept
+    assert bert.model == params.model.model_copy(update=params.encoders["bert"].overrides.get("model", {}))
+    with pytest.raises(KeyError, match="unknown slot"):
+        params.for_slot("gpt")

@@ -71,3 +71,20 @@ def test_changing_a_param_reruns_only_its_dependents(tiny_repo):
     assert result.returncode == 0, result.stderr
     ran = {s for s in STAGES if f"Running stage '{s}'" in result.stdout}
     assert ran == {"stack", "evaluate"}, result.stdout
+
+
+def test_release_retrains_what_ships_on_every_labeled_sentence(tiny_repo):
+    import pyarrow.parquet as pq
+
+    from healthner.ensemble.kinds import KINDS
+
+    assert "Running stage 'release'" in (tiny_repo / "repro.log").read_text()
+    evaluated = json.loads((tiny_repo / "models" / "ensemble" / "ensemble.json").read_text())
+    shipped = json.loads((tiny_repo / "models" / "release" / "ensemble.json").read_text())
+    assert (shipped["kind"], shipped["members"]) == (evaluated["kind"], evaluated["members"])
+    assert shipped["model_version"] != evaluated["model_version"]
+    rows = {s: pq.read_metadata(tiny_repo / "data" / "prepared" / f"{s}.parquet").num_rows for s in ("train", "dev", "test")}
+    held_out = rows["dev"] if KINDS[shipped["kind"]].fitted else 0
+    record = shipped["selection"]["release"]
+    assert record == {"trained_on": sum(rows.values()) - held_out, "held_out_dev": held_out,
+                      "evaluated_model_version": evaluated["model_version"]}

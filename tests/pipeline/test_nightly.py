@@ -56,7 +56,7 @@ def write_params(path: Path, tiny_ensemble: Path, root: Path, model_dir: Path) -
     params = base.with_updates(
         prepare={"output_dir": str(tiny_ensemble.parents[1] / "data" / "prepared")},
         nightly={"inbox_dir": str(root / "inbox"), "warehouse_dir": str(root / "warehouse"),
-                 "model_dir": str(model_dir), "shards": 2, "retries": 0, "max_article_chars": MAX_CHARS,
+                 "model_dir": str(model_dir), "fallback_model_dir": str(model_dir), "shards": 2, "retries": 0, "max_article_chars": MAX_CHARS,
                  "chunk_articles": 3, "sample_articles": 8, "sample_date": DT},
     )
     path.write_text(yaml.safe_dump(params.model_dump(mode="json", by_alias=True), allow_unicode=True))
