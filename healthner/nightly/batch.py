@@ -8,17 +8,33 @@ The nightly DAG calls, in order: `day_files` -> `stage_day` (read + rejects + sh
 from __future__ import annotations
 
 import json
+import logging
 import math
+import os
+import time
+import uuid
+from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+from tqdm import tqdm
 
-from healthner.config import Params
+from healthner.config import NightlyParams, Params
 from healthner.corpus.labels import ENTITY_TYPES
-from healthner.nightly.inbox import Article, InboxRead, Reject, check_record, day_files, read_inbox, read_inbox_file
+from healthner.errors import InputFormatError
+from healthner.nightly.inbox import (
+    Article,
+    InboxRead,
+    Reject,
+    check_record,
+    day_files,
+    read_inbox,
+    read_inbox_file,
+    read_inbox_lines,
+)
 from healthner.nightly.tagger import Entity, Tagger
 from healthner.nightly.warehouse import (
     ARTICLE_META,
@@ -44,6 +60,9 @@ SHARD_SCHEMA = pa.schema(
 )
 SAMPLE_FILE = "articles-000.jsonl"
 SAMPLE_JOIN = "\n"  # sentences of a sample article, one a line: the tagger cuts at newlines
+RUN_KEY = b"healthner.run"  # Parquet metadata: the same value in a tag run's entities and rejects files
+
+log = logging.getLogger(__name__)
 
 
 def resolve_paths(params: Params, root: Path) -> Params:
@@ -82,12 +101,12 @@ def assign_shards(articles: Sequence[Article], shards: int) -> list[list[Article
     return groups
 
 
-def read_day(files: Sequence[str], max_article_chars: int) -> InboxRead:
+def read_day(files: Sequence[str], max_article_chars: int, max_id_chars: int = NightlyParams().max_article_id_chars) -> InboxRead:
     """Every file of the day, duplicates judged across files (first accepted occurrence wins)."""
     accepted: set[str] = set()
     day = InboxRead([], [], 0)
     for path in files:
-        result = read_inbox(path, max_article_chars, accepted)
+        result = read_inbox(path, max_article_chars, accepted, max_id_chars)
         day.articles += result.articles
         day.rejects += result.rejects
         day.lines_read += result.lines_read
@@ -100,7 +119,11 @@ def stage_day(params: Params, dt: str, files: Sequence[str]) -> list[str]:
     nightly = params.nightly
     staging = new_staging(nightly.warehouse_dir, dt)
     fs, _ = open_root(nightly.warehouse_dir)
-    day = read_day(files, nightly.max_article_chars)
+    started = time.perf_counter()
+    day = read_day(files, nightly.max_article_chars, nightly.max_article_id_chars)
+    reasons = Counter(r.reason for r in day.rejects)
+    log.info("stage dt=%s: %d file(s), %d line(s) read -> %d article(s), %d reject(s) %s in %.1f s", dt, len(files),
+             day.lines_read, len(day.articles), len(day.rejects), dict(sorted(reasons.items())), time.perf_counter() - started)
     write_part(fs, f"{staging}/rejects/part-inbox.parquet", rejects_table(day.rejects))
     shard_paths = []
     for index, group in enumerate(assign_shards(day.articles, nightly.shards)):
@@ -181,8 +204,20 @@ def tag_shard(params: Params, shard_path: str, tagger: Tagger | None = None) -> 
     """Tag one shard, `chunk_articles` at a time (memory stays bounded), into its staging parts."""
     tagger = tagger or Tagger.load(params.nightly.tagging_model(), params.tag)
     articles = read_shard(shard_path)
-    tagged = ((chunk, tagger.tag([a.text for a in chunk])) for chunk in chunks(articles, params.nightly.chunk_articles))
-    return write_tagged(shard_path, tagged, tagger.model_version)
+    size = params.nightly.chunk_articles
+    started = time.perf_counter()
+    log.info("tag %s: %d article(s), %d character(s), model %s", shard_path, len(articles),
+             sum(len(a.text) for a in articles), tagger.model_version)
+
+    def tagged() -> Iterator[tuple[Sequence[Article], list[list[Entity]]]]:
+        for number, chunk in enumerate(chunks(articles, size), start=1):
+            yield chunk, tagger.tag([a.text for a in chunk])
+            log.info("tag %s: chunk %d/%d, %d article(s) in %.1f s", shard_path.rsplit("/", 1)[-1], number,
+                     math.ceil(len(articles) / size), min(number * size, len(articles)), time.perf_counter() - started)
+
+    result = write_tagged(shard_path, tagged(), tagger.model_version)
+    log.info("tag %s: %d entities in %.1f s", shard_path, result.entities, time.perf_counter() - started)
+    return result
 
 
 # --- one file from the CLI ------------------------------------------------------------------------
@@ -203,15 +238,20 @@ class TagFileSummary:
                 f"(model {self.model_version}) -> {self.output}; rejects -> {self.rejects}")
 
 
-def read_input(path: Path, max_chars: int) -> InboxRead:
-    """A .jsonl inbox file, or a Parquet table with article_id and text (row n = location name:n)."""
-    if path.suffix != ".parquet":
-        articles, rejects = read_inbox_file(str(path), max_chars)
-        return InboxRead(articles, rejects, len(articles) + len(rejects))
-    rows = pq.read_table(path).to_pylist()
+def read_input(path: Path, max_chars: int, max_id_chars: int = NightlyParams().max_article_id_chars) -> InboxRead:
+    """A JSON-lines file (any name), or a Parquet table with article_id and text (row n = location name:n)."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputFormatError(f"{path}: input file not found")
+    if path.suffix.lower() != ".parquet":
+        return read_inbox_lines(path.read_bytes(), path.name, max_chars, None, max_id_chars)
+    try:
+        rows = pq.read_table(path).to_pylist()
+    except (OSError, pa.ArrowException) as exc:
+        raise InputFormatError(f"{path}: not a readable Parquet table: {exc}") from exc
     result, accepted = InboxRead([], [], len(rows)), set()
     for number, row in enumerate(rows, start=1):
-        outcome = check_record(row, f"{path.name}:{number}", max_chars, accepted)
+        outcome = check_record(row, f"{path.name}:{number}", max_chars, accepted, max_id_chars)
         (result.rejects if isinstance(outcome, Reject) else result.articles).append(outcome)
     return result
 
@@ -220,18 +260,48 @@ def rejects_path(output: Path) -> Path:
     return output.with_name(f"{output.stem}.rejects.parquet")
 
 
+def tag_articles(tagger: Tagger, articles: Sequence[Article], chunk_articles: int) -> list[dict]:
+    """Entity rows of every article, `chunk_articles` at a time, with a progress bar on a terminal."""
+    rows: list[dict] = []
+    with tqdm(total=len(articles), desc="tag", unit="article", disable=None) as bar:
+        for chunk in chunks(articles, chunk_articles):
+            for article, found in zip(chunk, tagger.tag([a.text for a in chunk]), strict=True):
+                rows += entity_rows(article.article_id, found, tagger.model_version)
+            bar.update(len(chunk))
+    return rows
+
+
+def write_together(tables: dict[Path, pa.Table]) -> None:
+    """Write every table to a temporary name beside its target, then rename them all into place;
+    on any failure before the renames, remove the temporaries and leave the old files as they were.
+    Each file carries the same run id (RUN_KEY) in its metadata, so a reader can tell a matched pair."""
+    run = uuid.uuid4().hex.encode()
+    temporary = {target: target.with_name(f".{target.name}.{run.decode()[:12]}.tmp") for target in tables}
+    try:
+        for target, table in tables.items():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            metadata = {**(table.schema.metadata or {}), RUN_KEY: run}
+            pq.write_table(table.replace_schema_metadata(metadata), temporary[target])
+    except BaseException:
+        for path in temporary.values():
+            path.unlink(missing_ok=True)
+        raise
+    for target, path in temporary.items():
+        os.replace(path, target)
+
+
 def tag_file(params: Params, model_dir: Path, input: Path, output: Path) -> TagFileSummary:
-    """Tag one file: one row per entity to `output`, rejects (with reasons) to `<stem>.rejects.parquet`."""
+    """Tag one file: one row per entity to `output`, rejects (with reasons) to `<stem>.rejects.parquet`.
+    Both files are replaced together at the end (write_together), or neither is."""
+    nightly = params.nightly
+    read = read_input(Path(input), nightly.max_article_chars, nightly.max_article_id_chars)
     tagger = Tagger.load(model_dir, params.tag)
-    read = read_input(Path(input), params.nightly.max_article_chars)
-    rows = []
-    for chunk in chunks(read.articles, params.nightly.chunk_articles):
-        for article, found in zip(chunk, tagger.tag([a.text for a in chunk]), strict=True):
-            rows += entity_rows(article.article_id, found, tagger.model_version)
+    log.info("tag %s: %d line(s) read, %d article(s), %d reject(s)", input, read.lines_read, len(read.articles),
+             len(read.rejects))
+    rows = tag_articles(tagger, read.articles, nightly.chunk_articles)
     output = Path(output)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    pq.write_table(pa.Table.from_pylist(rows, schema=ENTITIES_SCHEMA), output)
-    pq.write_table(rejects_table(read.rejects), rejects_path(output))
+    write_together({output: pa.Table.from_pylist(rows, schema=ENTITIES_SCHEMA),
+                    rejects_path(output): rejects_table(read.rejects)})
     return TagFileSummary(read.lines_read, len(read.articles), len(read.rejects), len(rows),
                           tagger.model_version, str(output), str(rejects_path(output)))
 
