@@ -113,3 +113,12 @@ def tiny_ensemble(tiny_repo) -> Path:
 @pytest.fixture(scope="session")
 def tiny_metrics(tiny_repo) -> dict:
     return json.loads((tiny_repo / "reports" / "metrics.json").read_text())
+
+
+@pytest.fixture(scope="session")
+def random_ensemble(tmp_path_factory) -> Path:
+    """An ensemble folder of tiny random-weight members and a random forest (seconds, no training):
+    for tests of loading, integrity and the tag path, not of quality."""
+    from tests.tiny_models import untrained_ensemble
+
+    return untrained_ensemble(tmp_path_factory.mktemp("random_ensemble"))

@@ -6,10 +6,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
 from healthner.config import Params, load_params
+from healthner.corpus.labels import TAGS as TAGS_FOR_FOREST
 from healthner.corpus.labels import repair_bio
 from healthner.corpus.prepare import tokenize_split
 from healthner.corpus.readers import Sentence, read_conll, write_sentences
@@ -89,3 +91,38 @@ def write_prepared(params: Params, slot: str, train: list[Sentence], dev: list[S
 def encoder_params() -> dict[str, dict]:
     """Tiny scratch encoder sections, one per family."""
     return tiny_encoders()
+
+
+def untrained_ensemble(folder: Path, members: tuple[str, ...] = ("bert", "albert"), context: int = 0,
+                       viterbi: bool = False, seed: int = 0) -> Path:
+    """A real ensemble folder in seconds: tiny members with random weights and a forest fit on random
+    features, so every code path of loading and tagging runs (and random tags give entities)."""
+    from sklearn.ensemble import RandomForestClassifier
+
+    from healthner.config import StackParams
+    from healthner.ensemble.combiner import n_features
+    from healthner.ensemble.kinds import ForestKind
+    from healthner.ensemble.shipped import save_ensemble
+    from healthner.model.predict import Architecture, save_model
+    from healthner.model.train import build_model
+
+    torch.manual_seed(seed)
+    params = load_params(REPO / "params.yaml").with_updates(
+        model={"lstm_hidden": 8, "use_lexicon": False, "use_lac": False},
+        prepare={"window_chars": WINDOW, "window_overlap": OVERLAP},
+    )
+    params = Params.model_validate({**params.model_dump(by_alias=True), "encoders": tiny_encoders()})
+    vocab = CharVocab.build([list("頭痛發燒咳嗽醫生病人糖尿病膽結石維生素。，")])
+    member_dirs = {}
+    for slot in members:
+        model = build_model(params, slot, vocab).eval()
+        member_dirs[slot] = save_model(folder / "members" / slot, model, vocab, Architecture.from_params(params.model),
+                                       params.encoders[slot], WINDOW, OVERLAP)
+    rng = np.random.default_rng(seed)
+    width = n_features(len(members) * (2 if viterbi else 1), context)
+    forest = RandomForestClassifier(n_estimators=3, random_state=seed).fit(
+        rng.random((400, width), dtype=np.float32), rng.integers(0, len(TAGS_FOR_FOREST), 400)
+    )
+    kind = ForestKind(list(members), StackParams(context=context, viterbi_features=viterbi), forest)
+    save_ensemble(folder / "ensemble", kind, member_dirs)
+    return folder / "ensemble"

@@ -168,8 +168,11 @@ def tag_probabilities(forest: RandomForestClassifier, features: np.ndarray, thre
     The forest's predict_proba (the mean of its trees' leaf distributions), computed from the trees
     directly: it skips the per-tree input checks and output copies that cost more than the tree walks
     on tagging-sized batches, and with `threads` > 1 walks the trees on threads (tree traversal
-    releases the GIL). tests/model/test_stack.py holds it to predict_proba.
+    releases the GIL). tests/ensemble/test_stack.py holds it to predict_proba. Walking the trees
+    directly skips scikit-learn's own input checks, so the feature count is checked here.
     """
+    if features.ndim != 2 or features.shape[1] != forest.n_features_in_:
+        raise ValueError(f"the forest takes {forest.n_features_in_} features per character, got shape {features.shape}")
     out = np.zeros((features.shape[0], N_TAGS), dtype=np.float32)
     if features.shape[0]:
         rows = np.ascontiguousarray(features, dtype=np.float32)

@@ -26,7 +26,7 @@ import skops.io as sio
 from sklearn.ensemble import RandomForestClassifier
 from sklearn.linear_model import LogisticRegression
 
-from healthner.config import StackParams
+from healthner.config import StackParams, describe_errors
 from healthner.corpus.labels import OUTSIDE, TAG_TO_ID, Span, spans
 from healthner.ensemble.combiner import (
     N_TAGS,
@@ -35,10 +35,12 @@ from healthner.ensemble.combiner import (
     decode_probabilities,
     fit_forest,
     forest_inputs,
+    n_features,
     predict_stack,
     sentence_lengths,
     tag_ids,
 )
+from healthner.errors import ModelIntegrityError
 
 FOREST_FILE = "forest.skops"
 LOGISTIC_FILE = "logistic.skops"
@@ -81,6 +83,12 @@ class ShippedKind(ABC):
     name: ClassVar[str]
     fitted: ClassVar[bool] = False  # learns from dev, so its dev F1 must be out-of-fold
     needs_averaged: ClassVar[bool] = False  # reads the mean-emission CRF's outputs
+    manifest_fields: ClassVar[tuple[str, ...]] = ()  # what `save` returns: part of model_version
+
+    @classmethod
+    def files(cls) -> tuple[str, ...]:
+        """The files `save` writes into the folder: part of model_version."""
+        return ()
 
     def __init__(self, members: Sequence[str]) -> None:
         self.members = list(members)
@@ -133,6 +141,7 @@ class VoteKind(ShippedKind):
 
     name = "vote"
     fitted = True
+    manifest_fields = ("min_votes",)
 
     def __init__(self, members: Sequence[str], min_votes: int | None = None) -> None:
         super().__init__(members)
@@ -158,7 +167,10 @@ class VoteKind(ShippedKind):
 
     @classmethod
     def load(cls, folder: Path, members: Sequence[str], fields: Mapping) -> VoteKind:
-        return cls(members, int(fields["min_votes"]))
+        votes = fields.get("min_votes")
+        if isinstance(votes, bool) or not isinstance(votes, int) or not 1 <= votes <= len(members):
+            raise ModelIntegrityError(f"{folder}: min_votes {votes!r} is not a whole number from 1 to {len(members)}")
+        return cls(members, votes)
 
 
 def voted_tags(member_tags: Sequence[Sequence[str]], probs: np.ndarray, min_votes: int) -> list[str]:
@@ -183,6 +195,11 @@ class _FeatureKind(ShippedKind):
 
     fitted = True
     file: ClassVar[str]
+    manifest_fields = ("context", "viterbi_features")
+
+    @classmethod
+    def files(cls) -> tuple[str, ...]:
+        return (cls.file,)
 
     def __init__(self, members: Sequence[str], params: StackParams, model=None, context: int | None = None,
                  viterbi_features: bool | None = None) -> None:
@@ -200,8 +217,19 @@ class _FeatureKind(ShippedKind):
 
     @classmethod
     def load(cls, folder: Path, members: Sequence[str], fields: Mapping) -> _FeatureKind:
+        """The saved classifier, checked to take exactly the features its manifest fields make
+        (the forest's trees are walked directly when tagging, past scikit-learn's own check)."""
+        try:
+            params = StackParams(context=fields.get("context"), viterbi_features=fields.get("viterbi_features"))
+        except ValueError as exc:
+            raise ModelIntegrityError(f"{folder}: {describe_errors(exc)}") from exc
         model = load_trusted(folder / cls.file)
-        params = StackParams(context=fields["context"], viterbi_features=fields["viterbi_features"])
+        inputs = len(members) * (2 if params.viterbi_features else 1)
+        expected = n_features(inputs, params.context)
+        if model.n_features_in_ != expected:
+            raise ModelIntegrityError(
+                f"{folder / cls.file}: takes {model.n_features_in_} features, the manifest implies {expected}"
+            )
         return cls(members, params, model)
 
 
@@ -260,10 +288,13 @@ def load_trusted(path: Path):
     """A .skops file loaded with its hand-written trust list; anything else in it is refused by skops."""
     if not path.is_file():
         raise FileNotFoundError(f"{path}: not found")
-    model = sio.load(path, trusted=list(TRUSTED_TYPES[path.name]))
+    try:
+        model = sio.load(path, trusted=list(TRUSTED_TYPES[path.name]))
+    except sio.exceptions.UntrustedTypesFoundException as exc:
+        raise ModelIntegrityError(f"{path}: refused, it holds types outside the trust list: {exc}") from exc
     expected = {FOREST_FILE: RandomForestClassifier, LOGISTIC_FILE: LogisticRegression}[path.name]
     if not isinstance(model, expected):
-        raise TypeError(f"{path}: expected a {expected.__name__}, found {type(model).__name__}")
+        raise ModelIntegrityError(f"{path}: expected a {expected.__name__}, found {type(model).__name__}")
     return model
 
 

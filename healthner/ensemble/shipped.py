@@ -2,42 +2,88 @@
 
 The folder holds the member model folders it needs, what its kind learned (e.g. `forest.skops`)
 and `ensemble.json`: the kind (one member alone, or a combiner, kinds.py), its members, why it was
-chosen, and `model_version`, a short hash of every other file in the folder. `Ensemble` loads it
-from the folder alone and predicts from raw characters: the members' outputs in one batched pass
-(predict.joint_outputs), then the kind.
+chosen, and `model_version`, a short hash of everything that decides the output: the manifest's
+model fields (kind, members, tags and the kind's own fields, e.g. context) and every file the
+loaders read (the kind's file, each member's weights, config, vocabulary, labels and term list).
+Loading recomputes it and refuses a folder whose hash differs (an edited manifest, a changed file)
+or whose members are not distinct folders inside it (ModelIntegrityError); files the loaders never
+read (a NOTES.txt, a training summary) and manifest keys no kind reads change nothing. `Ensemble`
+loads it from the folder alone and predicts from raw characters: the members' outputs in one
+batched pass (predict.joint_outputs), then the kind.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import shutil
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import sklearn
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from healthner.config import describe_errors
 from healthner.corpus.labels import TAGS
+from healthner.corpus.vocab import VOCAB_FILE
 from healthner.ensemble.combiner import BIO_GRAMMAR, Prediction
 from healthner.ensemble.kinds import KINDS, MemberOutputs, ShippedKind
+from healthner.errors import ModelIntegrityError
 
 if TYPE_CHECKING:
     from healthner.model.predict import SlotPredictor
 
 VERSION_CHARS = 12  # hex characters of sha256 kept as model_version
 MANIFEST_FILE = "ensemble.json"
+MODEL_FIELDS = ("kind", "members", "tags")  # the manifest's fields every kind reads; kinds add their own
+
+log = logging.getLogger(__name__)
 
 
-def folder_digest(folder: Path, exclude: Sequence[str] = (MANIFEST_FILE,)) -> str:
-    """Short sha256 over every file's relative path and bytes (sorted), so any change shows."""
-    digest = hashlib.sha256()
-    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
-        rel = path.relative_to(folder).as_posix()
-        if rel in exclude:
-            continue
+class Manifest(BaseModel):
+    """ensemble.json; keys no kind reads (selection, notes) are kept but change nothing."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    kind: str = "forest"
+    members: list[str] = Field(min_length=1)
+    tags: list[str]
+    model_version: str
+
+    @property
+    def kind_class(self) -> type[ShippedKind]:
+        return KINDS[self.kind]
+
+    def model_fields_json(self) -> bytes:
+        """The fields that decide the output, canonical JSON: the common ones and the kind's own."""
+        fields = self.model_dump()
+        keys = (*MODEL_FIELDS, *self.kind_class.manifest_fields)
+        return json.dumps({key: fields.get(key) for key in keys}, sort_keys=True).encode()
+
+
+def member_files() -> tuple[str, ...]:
+    """The files of a member folder that SlotPredictor.load reads (the rest never reach the model)."""
+    from healthner.model.predict import CONFIG_FILE, LABELS_FILE, LEXICON_FILE, MODEL_FILE
+
+    return (CONFIG_FILE, LABELS_FILE, LEXICON_FILE, MODEL_FILE, VOCAB_FILE)
+
+
+def model_files(folder: Path, manifest: Manifest) -> list[str]:
+    """Relative paths of every file that decides the output: the kind's files and each member's model files."""
+    found = [name for name in manifest.kind_class.files() if (folder / name).is_file()]
+    for slot in sorted(set(manifest.members)):
+        found += [f"{slot}/{name}" for name in member_files() if (folder / slot / name).is_file()]
+    return found
+
+
+def model_digest(folder: Path, manifest: Manifest) -> str:
+    """Short sha256 over the manifest's model fields and each model file's relative path and bytes."""
+    digest = hashlib.sha256(manifest.model_fields_json() + b"\0")
+    for rel in model_files(folder, manifest):
         digest.update(rel.encode() + b"\0")
-        digest.update(hashlib.sha256(path.read_bytes()).digest())
+        digest.update(hashlib.sha256((folder / rel).read_bytes()).digest())
     return digest.hexdigest()[:VERSION_CHARS]
 
 
@@ -49,31 +95,58 @@ def save_ensemble(output_dir: Path, kind: ShippedKind, member_dirs: Mapping[str,
     for slot in kind.members:
         shutil.copytree(member_dirs[slot], output_dir / slot)
     fields = kind.save(output_dir)
-    version = folder_digest(output_dir)
-    manifest = {
+    manifest: dict[str, Any] = {
         "kind": kind.name,
         "members": kind.members,
         **fields,
         "selection": selection or {},
         "tags": list(TAGS),
-        "model_version": version,
+        "model_version": "",
         "sklearn_version": sklearn.__version__,
     }
+    version = model_digest(output_dir, Manifest.model_validate(manifest))
+    manifest["model_version"] = version
     (output_dir / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     return version
 
 
-def read_manifest(folder: Path) -> dict:
-    path = folder / MANIFEST_FILE
+def _parse_manifest(path: Path) -> Manifest:
     if not path.is_file():
         raise FileNotFoundError(f"{path}: not found; run `healthner stack` (dvc repro stack) first")
-    manifest = json.loads(path.read_text(encoding="utf-8"))
-    if tuple(manifest["tags"]) != TAGS:
-        raise ValueError(f"{path}: tag set differs from healthner.corpus.labels.TAGS")
-    saved, actual = manifest["model_version"], folder_digest(folder)
-    if actual != saved:
-        raise ValueError(f"{folder}: files changed since saving (model_version {saved}, now {actual})")
+    try:
+        manifest = Manifest.model_validate(json.loads(path.read_text(encoding="utf-8")))
+    except (ValueError, RecursionError) as exc:  # JSON errors and pydantic's ValidationError are ValueErrors
+        detail = describe_errors(exc) if isinstance(exc, ValidationError) else f"not valid JSON: {exc}"
+        raise ModelIntegrityError(f"{path}: {detail}") from exc
+    if manifest.kind not in KINDS:
+        raise ModelIntegrityError(f"{path}: unknown kind {manifest.kind!r}; expected one of {sorted(KINDS)}")
     return manifest
+
+
+def check_members(folder: Path, members: list[str]) -> None:
+    """Each member a distinct folder directly inside `folder` (no '..', no absolute path, no link out)."""
+    if len(set(members)) != len(members):
+        raise ModelIntegrityError(f"{folder / MANIFEST_FILE}: members repeat: {members}")
+    root = folder.resolve()
+    for slot in members:
+        target = (folder / slot).resolve()
+        if target.parent != root or not target.is_dir():
+            raise ModelIntegrityError(f"{folder / MANIFEST_FILE}: member {slot!r} is not a folder inside {folder}")
+
+
+def read_manifest(folder: Path) -> dict:
+    """The manifest, once the folder is checked to be what was saved (ModelIntegrityError if not)."""
+    path = folder / MANIFEST_FILE
+    manifest = _parse_manifest(path)
+    if tuple(manifest.tags) != TAGS:
+        raise ModelIntegrityError(f"{path}: tag set differs from healthner.corpus.labels.TAGS")
+    check_members(folder, manifest.members)
+    saved, actual = manifest.model_version, model_digest(folder, manifest)
+    if actual != saved:
+        raise ModelIntegrityError(
+            f"{folder}: model files or {MANIFEST_FILE} changed since saving (model_version {saved}, now {actual})"
+        )
+    return manifest.model_dump()
 
 
 def member_outputs(predictors: Mapping[str, SlotPredictor], sentences: list[list[str]], averaged: bool = False) -> MemberOutputs:
@@ -101,10 +174,13 @@ class Ensemble:
         from healthner.model.predict import SlotPredictor
 
         folder = Path(folder)
+        if not folder.is_dir():
+            raise FileNotFoundError(f"{folder}: model folder not found; run `healthner stack` (dvc repro stack) first")
         manifest = read_manifest(folder)
         members = manifest["members"]
+        kind = KINDS[manifest["kind"]].load(folder, members, manifest)
         predictors = {slot: SlotPredictor.load(folder / slot, device=device, **predictor_options) for slot in members}
-        kind = KINDS[manifest.get("kind", "forest")].load(folder, members, manifest)
+        log.info("model %s: %s of %s, model_version %s", folder, manifest["kind"], members, manifest["model_version"])
         return cls(predictors, kind, manifest["model_version"])
 
     def outputs(self, sentences: list[list[str]]) -> MemberOutputs:

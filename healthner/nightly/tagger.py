@@ -3,11 +3,15 @@
 Texts are cut into sentences (the unit the models were trained on), whitespace-only pieces are
 skipped, and pieces are sorted by length and batched so each forward pass holds about
 `batch_chars` characters. Offsets are kept from the cut onwards, so `text[e.start:e.end] == e.text`
-for every entity, whatever the text holds (newlines, ASCII, full-width characters).
+for every entity, whatever the text holds (newlines, ASCII, full-width characters). An entity never
+begins or ends on whitespace, a control, format or unassigned character (Unicode C*), a separator
+(Z*) or a symbol (S*: emoji, °, +), and never begins on a combining mark (M*, which belongs to the
+character before it): such edges are trimmed, and an entity left empty is dropped.
 """
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +21,9 @@ import numpy as np
 
 from healthner.config import TagParams
 from healthner.corpus.labels import TAG_TO_ID, spans
+
+EDGE_CATEGORIES = ("C", "S", "Z")  # first letters of the Unicode categories an entity never begins or ends on
+LEAD_CATEGORIES = ("M",)  # ... never begins on (a combining mark closes the character before it)
 
 if TYPE_CHECKING:
     from healthner.ensemble.combiner import Prediction
@@ -76,14 +83,30 @@ def length_batches(pieces: Sequence[Piece], batch_chars: int) -> Iterator[list[P
         yield batch
 
 
+def _is_edge(char: str, categories: tuple[str, ...] = EDGE_CATEGORIES) -> bool:
+    return char.isspace() or unicodedata.category(char).startswith(categories)
+
+
+def clean_bounds(text: str, start: int, end: int) -> tuple[int, int]:
+    """[start, end) narrowed past edge characters (see the module docstring); start == end if none is left."""
+    while start < end and _is_edge(text[start], EDGE_CATEGORIES + LEAD_CATEGORIES):
+        start += 1
+    while end > start and _is_edge(text[end - 1]):
+        end -= 1
+    return start, end
+
+
 def entities_of(text: str, offset: int, prediction: Prediction) -> list[Entity]:
-    """Entities of one sentence (conlleval reading of its tags), shifted by the sentence offset."""
+    """Entities of one sentence (conlleval reading of its tags), trimmed to clean edges, shifted by
+    the sentence offset; the score is the mean over the characters kept."""
     tag_ids = np.array([TAG_TO_ID[tag] for tag in prediction.tags], dtype=np.int64)
     chosen = prediction.probs[np.arange(len(tag_ids)), tag_ids] if len(tag_ids) else np.empty(0)
     found = []
     for span in spans(prediction.tags):
-        start, end = offset + span.start, offset + span.end
-        found.append(Entity(span.type, text[start:end], start, end, float(chosen[span.start : span.end].mean())))
+        start, end = clean_bounds(text, offset + span.start, offset + span.end)
+        if start < end:
+            score = float(chosen[start - offset : end - offset].mean())
+            found.append(Entity(span.type, text[start:end], start, end, score))
     return found
 
 

@@ -40,6 +40,7 @@ from healthner.ensemble.combiner import (
 from healthner.ensemble.kinds import FOREST_FILE, load_trusted
 from healthner.ensemble.shipped import MANIFEST_FILE
 from healthner.model.metrics import score
+from healthner.errors import ModelIntegrityError
 
 N_SLICE = 60  # real sentences the forest is fit on in unit tests (a few thousand characters)
 SMALL = StackParams(n_estimators=12, min_samples_leaf=1, cv_folds=3, n_jobs=1, seed=0)
@@ -255,11 +256,11 @@ def test_skops_refuses_an_unexpected_type(tmp_path: Path, dev_slice: list, margi
     forest.smuggled = NotAForestPart()
     (tmp_path / "tampered").mkdir()
     sio.dump(forest, tmp_path / "tampered" / FOREST_FILE)
-    with pytest.raises(sio.exceptions.UntrustedTypesFoundException, match="NotAForestPart"):
+    with pytest.raises(ModelIntegrityError, match="NotAForestPart"):
         load_trusted(tmp_path / "tampered" / FOREST_FILE)
     tree = DecisionTreeClassifier().fit([[0.0], [1.0]], [0, 1])
     sio.dump(tree, tmp_path / FOREST_FILE)
-    with pytest.raises(TypeError, match="RandomForestClassifier"):
+    with pytest.raises(ModelIntegrityError, match="RandomForestClassifier"):
         load_trusted(tmp_path / FOREST_FILE)
 
 
@@ -312,7 +313,7 @@ def test_ensemble_folder_is_self_contained(tiny_run: Params, tmp_path: Path) -> 
     assert all(valid_bio(p.tags) and p.probs.shape == (len(p.tags), N_TAGS) for p in predictions)
     np.testing.assert_allclose(predictions[0].probs.sum(axis=1), 1.0, rtol=1e-5)
     (moved / FOREST_FILE).write_bytes((moved / FOREST_FILE).read_bytes() + b"\0")
-    with pytest.raises(ValueError, match="files changed"):
+    with pytest.raises(ModelIntegrityError, match="changed since saving"):
         Ensemble.load(moved)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import unicodedata
 from pathlib import Path
 
 import numpy as np
@@ -69,3 +70,41 @@ def test_long_mixed_article_offsets_are_exact(tiny_ensemble: Path) -> None:
             assert text[entity.start : entity.end] == entity.text
             assert 0 <= entity.start < entity.end <= len(text) and 0.0 <= entity.score <= 1.0
     assert tagger.model_version and tagger.tag(texts) == found  # deterministic
+
+
+# --- issue 17.7: entities begin and end on text, not on controls, format characters or symbols ----
+
+
+def test_entities_never_begin_or_end_on_control_format_symbol_or_space() -> None:
+    from healthner.ensemble.combiner import Prediction
+
+    text = "頭痛\u0000發燒\u200b咳嗽😷。 \u0301維他命Ｃ°"
+    tags = ["B-SYMP", "I-SYMP", "I-SYMP", "O", "O", "B-SYMP", "I-SYMP", "I-SYMP", "I-SYMP", "O",
+            "B-DRUG", "I-DRUG", "I-DRUG", "I-DRUG", "I-DRUG", "I-DRUG", "I-DRUG"]
+    assert len(tags) == len(text)
+    probs = np.full((len(text), len(TAGS)), 0.5)
+    probs[2, TAG_TO_ID["I-SYMP"]] = 0.1  # the trimmed NUL does not count in the score
+    found = entities_of(text, 0, Prediction(tags, probs))
+    assert [(e.text, e.start, e.end) for e in found] == [("頭痛", 0, 2), ("咳嗽", 6, 8), ("維他命Ｃ", 12, 16)]
+    assert all(text[e.start : e.end] == e.text for e in found) and found[0].score == pytest.approx(0.5)
+    only_symbols = entities_of("😷\u200b", 0, Prediction(["B-SYMP", "I-SYMP"], np.full((2, len(TAGS)), 0.5)))
+    assert only_symbols == []
+
+
+def test_a_combining_mark_stays_with_its_character() -> None:
+    from healthner.nightly.tagger import clean_bounds
+
+    text = "e\u0301x"
+    assert clean_bounds(text, 0, 2) == (0, 2) and clean_bounds(text, 1, 3) == (2, 3)
+
+
+def test_tagging_a_noisy_article_gives_clean_true_spans(random_ensemble: Path) -> None:
+    from healthner.nightly.tagger import EDGE_CATEGORIES
+
+    text = "頭痛\u0000發燒\u200b咳嗽😷。\r\n病人\t說：糖尿病 ＆ 膽結石⚕️\ufeff"
+    found = Tagger.load(random_ensemble).tag([text])[0]
+    assert found  # random weights tag something
+    for e in found:
+        assert text[e.start : e.end] == e.text
+        for edge in (e.text[0], e.text[-1]):
+            assert not edge.isspace() and not unicodedata.category(edge).startswith(EDGE_CATEGORIES)
