@@ -2,43 +2,123 @@
 
 Each command loads params.yaml into the typed config and calls the one function of its step's
 module; DVC stages and Airflow tasks call the same functions. Heavy imports stay inside commands.
+
+Errors: an anticipated failure (HealthnerError, a missing file, a bad param, a bad query) is one
+line on stderr and exit code 1; `--debug` or HEALTHNER_DEBUG=1 shows its traceback instead. One
+handler does this for every command (OneLineErrors); anything else is a bug and keeps its traceback.
 """
 
 from __future__ import annotations
 
+import logging
+import os
+import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Any, Optional
 
+import click
 import typer
+from pydantic import ValidationError
+from typer.core import TyperGroup
 
-from healthner.config import SLOTS, load_params
+from healthner.config import SLOTS, describe_errors, load_params
+from healthner.errors import HealthnerError
+
+DEBUG_ENV = "HEALTHNER_DEBUG"
+DEBUG_KEY = "healthner.debug"  # click context meta: set by --debug
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+def debug_from_env() -> bool:
+    return os.environ.get(DEBUG_ENV, "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+def is_anticipated(exc: BaseException) -> bool:
+    """Errors a user causes and can fix, as opposed to bugs. DuckDB's errors are matched by module so
+    that importing the CLI does not import duckdb."""
+    if isinstance(exc, (HealthnerError, FileNotFoundError, NotADirectoryError, PermissionError, ValidationError)):
+        return True
+    return type(exc).__module__.split(".")[0] in {"duckdb", "_duckdb"} and isinstance(exc, Exception)
+
+
+def one_line(exc: BaseException) -> str:
+    """The error as one line: pydantic's errors by field, anything else with newlines folded."""
+    text = describe_errors(exc) if isinstance(exc, ValidationError) else str(exc) or type(exc).__name__
+    return " ".join(text.split())
+
+
+class OneLineErrors(TyperGroup):
+    """The one place anticipated errors become `error: ...` on stderr and exit 1."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except Exception as exc:
+            if not is_anticipated(exc) or ctx.meta.get(DEBUG_KEY) or debug_from_env():
+                raise
+            click.echo(f"error: {one_line(exc)}", err=True)
+            ctx.exit(1)
+
 
 app = typer.Typer(
-    add_completion=False, no_args_is_help=True, help="Healthcare NER for Traditional Chinese: one command per pipeline step."
+    cls=OneLineErrors,
+    add_completion=False,
+    no_args_is_help=True,
+    help="Healthcare NER for Traditional Chinese: one command per pipeline step.",
+    pretty_exceptions_enable=debug_from_env(),
+    pretty_exceptions_show_locals=False,  # locals may hold article text
 )
 ParamsOpt = Annotated[Path, typer.Option("--params", help="params file")]
 corpus_app = typer.Typer(no_args_is_help=True, help="The corpus files: fetch them from their pinned public sources.")
 app.add_typer(corpus_app, name="corpus")
 
 
+@app.callback()
+def main(
+    ctx: typer.Context,
+    debug: Annotated[bool, typer.Option("--debug", help=f"tracebacks for every error (or {DEBUG_ENV}=1)")] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="log progress (counts, timings) to stderr")] = False,
+) -> None:
+    """Healthcare NER for Traditional Chinese: one command per pipeline step."""
+    ctx.meta[DEBUG_KEY] = debug
+    level = logging.DEBUG if debug else logging.INFO if verbose else logging.WARNING
+    logging.basicConfig(level=level, format=LOG_FORMAT, stream=sys.stderr)
+    logging.getLogger("healthner").setLevel(level)
+
+
 @app.command()
 def validate(
+    files: Annotated[Optional[list[Path]], typer.Argument(help="check these files instead of the configured corpus")] = None,
+    format: Annotated[
+        Optional[str], typer.Option("--format", help="conll | healthner_jsonl (default: .jsonl -> healthner_jsonl, .txt -> conll)")
+    ] = None,
+    genre: Annotated[Optional[str], typer.Option(help="genre of given CoNLL files (default: from the file name)")] = None,
     params: ParamsOpt = Path("params.yaml"),
     corpus_dir: Annotated[Optional[Path], typer.Option(help="validate this folder instead of data.corpus_dir")] = None,
+    report: Annotated[Optional[Path], typer.Option(help="write the JSON report here")] = None,
+    output: Annotated[Optional[Path], typer.Option(help="write the validated corpus (Parquet) here")] = None,
+    data_docs: Annotated[Optional[Path], typer.Option(help="write GX Data Docs here")] = None,
 ) -> None:
-    """Check the corpus (GX suite + BIO checks); exit 1 and print FILE:LINE on a hard defect."""
-    from healthner.corpus.validate import ValidationFailed
+    """Check the corpus (GX suite + BIO checks); exit 1 and print FILE:LINE on a hard defect.
+
+    With no FILE and no --corpus-dir: the pipeline's stage, writing its report, Data Docs and corpus.
+    Checking given files or another folder writes nothing unless asked (--report, --output, --data-docs)."""
+    from healthner.corpus.validate import Outputs, ValidationFailed, given_files, pipeline_outputs
     from healthner.corpus.validate import validate as run
 
     cfg = load_params(params)
+    pairs = given_files(files, format, genre) if files else None
+    own = pairs is None and corpus_dir is None
+    base = pipeline_outputs(cfg) if own else Outputs()
+    outputs = Outputs(report or base.report, output or base.corpus, data_docs or base.data_docs)
     try:
-        report = run(cfg, corpus_dir=corpus_dir)
+        result = run(cfg, corpus_dir=corpus_dir, outputs=outputs, files=pairs)
     except ValidationFailed as failure:
         for defect in failure.defects:
             typer.echo(str(defect), err=True)
         typer.echo(f"validation failed: {len(failure.defects)} hard defect(s)", err=True)
         raise typer.Exit(1) from None
-    typer.echo(report.summary())
+    typer.echo(result.summary())
 
 
 @corpus_app.command("fetch")

@@ -2,7 +2,9 @@
 
 Readers never stop at the first problem: they return every sentence they could read and every
 defect they saw, each naming its file and line, and leave the verdict to the validate step.
-Characters are kept exactly as in the file (no normalisation), so offsets stay true.
+Characters are kept exactly as in the file (no normalisation), so offsets stay true. A JSON line
+that the decoder cannot take (nesting too deep, a number too long for Python's int) or that holds
+a lone surrogate escape ("\\ud800", which UTF-8 and so Parquet cannot store) is a defect at its line.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -22,6 +24,33 @@ Severity = Literal["error", "repaired", "rejected", "warning"]
 UTF8_BOM = b"\xef\xbb\xbf"
 JSONL_KEYS = ("id", "genre", "sentence", "character", "character_label")
 LINE_DROPPING_CHECKS = ("lone_cr", "invalid_utf8")  # defects after which _decoded_lines skips the line
+JSONL_TEXT_FIELDS = ("id", "genre", "sentence")  # scalar fields; "character" / "character_label" are lists of strings
+
+
+def first_surrogate(value: str) -> int | None:
+    """Index of the first lone surrogate in `value` (JSON lets "\\ud800" through; UTF-8 does not), or None."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        return exc.start
+    return None
+
+
+def json_error(exc: Exception) -> str:
+    """What the decoder's exception says, on one line, for any way json.loads fails on one line."""
+    if isinstance(exc, json.JSONDecodeError):
+        return f"{exc.msg.removesuffix(' at')} at column {exc.colno}"
+    if isinstance(exc, RecursionError):
+        return "nested too deeply to decode"
+    return str(exc).split(":")[0]  # e.g. "Exceeds the limit (4300 digits) for integer string conversion"
+
+
+def loads_line(text: str) -> tuple[Any, str | None]:
+    """(value, None), or (None, why) when json.loads fails: JSONDecodeError, RecursionError, ValueError."""
+    try:
+        return json.loads(text), None
+    except (RecursionError, ValueError) as exc:  # JSONDecodeError is a ValueError, as is the int-digits limit
+        return None, json_error(exc)
 
 
 @dataclass
@@ -173,15 +202,38 @@ def read_conll(path: Path, genre: str) -> ReadResult:
     return result
 
 
+def _field_problem(record: dict) -> tuple[str, str] | None:
+    """(check, message) for the first field of the wrong type or holding a lone surrogate, else None."""
+    id_ = record["id"]
+    if isinstance(id_, bool) or not isinstance(id_, (str, int)):
+        return "field_type", f"'id' must be a string or integer, got {type(id_).__name__}"
+    for key in ("genre", "sentence"):
+        if not isinstance(record[key], str):
+            return "field_type", f"{key!r} must be a string, got {type(record[key]).__name__}"
+    for key in ("character", "character_label"):
+        if not isinstance(record[key], list) or not all(isinstance(x, str) for x in record[key]):
+            return "field_type", f"{key!r} must be a list of strings"
+    for key in (*JSONL_TEXT_FIELDS, "character", "character_label"):
+        value = record[key]
+        text = "".join(value) if isinstance(value, list) else str(value)
+        at = first_surrogate(text)
+        if at is not None:
+            return "invalid_text", f"lone surrogate U+{ord(text[at]):04X} in {key!r} (not storable as UTF-8)"
+    return None
+
+
 def _jsonl_record(path: Path, number: int, text: str, result: ReadResult) -> Sentence | None:
-    try:
-        record = json.loads(text)
-    except json.JSONDecodeError as exc:
-        result.defects.append(Defect(str(path), number, "json_invalid", f"invalid JSON: {exc.msg}", "error"))
+    record, error = loads_line(text)
+    if error is not None:
+        result.defects.append(Defect(str(path), number, "json_invalid", f"invalid JSON: {error}", "error"))
         return None
     missing = [key for key in JSONL_KEYS if not isinstance(record, dict) or key not in record]
     if missing:
         result.defects.append(Defect(str(path), number, "field_count", f"missing field(s) {missing}", "error"))
+        return None
+    problem = _field_problem(record)
+    if problem:
+        result.defects.append(Defect(str(path), number, problem[0], problem[1], "error"))
         return None
     chars, tags = list(record["character"]), list(record["character_label"])
     if len(chars) != len(tags):

@@ -5,11 +5,17 @@ under the repair policy in params.yaml, genres, ids, control characters, split l
 duplicates); the great-expectations suites (healthner/corpus/expectations.py) then check the canonical
 table again and publish Data Docs. Nothing is dropped silently: per file and in total,
 sentences in = sentences out + sentences rejected (+ sentences failed, non-zero only on failure).
+
+The DVC stage checks the configured corpus and writes the pipeline's outputs (the report, Data
+Docs, the validated corpus). Checking anything else (`--corpus-dir OTHER`, or given files) writes
+nothing unless asked (`Outputs`), so it can never replace or delete the pipeline's files.
 """
 
 from __future__ import annotations
 
 import json
+import logging
+import tempfile
 import unicodedata
 from collections import Counter, defaultdict
 from collections.abc import Sequence
@@ -21,6 +27,9 @@ from healthner.config import CorpusFile, Params
 from healthner.corpus.expectations import GxOutcome, run_suites
 from healthner.corpus.labels import OUTSIDE, repair_bio, spans
 from healthner.corpus.readers import Defect, Sentence, read_corpus_file, write_sentences
+from healthner.errors import HealthnerError
+
+log = logging.getLogger(__name__)
 
 Outcome = Literal["out", "rejected", "failed"]
 BIO_SEVERITY = {"conlleval": "repaired", "reject": "rejected", "fail": "error"}
@@ -38,6 +47,16 @@ SEVERITY_ORDER = ("error", "rejected", "repaired", "warning")
 MISSING_FOLDER = "corpus folder not found (data.corpus_dir or --corpus-dir)"
 MAX_OTHER_PLACES = 3  # other occurrences named in one leakage / duplicate message
 TEXT_PREVIEW = 40  # characters of a sentence quoted in a message
+FORMAT_BY_SUFFIX = {".jsonl": "healthner_jsonl", ".txt": "conll", ".conll": "conll"}  # given files, no --format
+
+
+@dataclass(frozen=True)
+class Outputs:
+    """Where a run writes; None: not written (Data Docs then go to a temporary folder, removed after)."""
+
+    report: Path | None = None
+    corpus: Path | None = None
+    data_docs: Path | None = None
 
 
 class ValidationFailed(Exception):
@@ -47,7 +66,7 @@ class ValidationFailed(Exception):
         self.defects, self.report = defects, report
         lines = [str(d) for d in defects[:shown]]
         if len(defects) > shown:
-            lines.append(f"... and {len(defects) - shown} more (see {report.report_path})")
+            lines.append(f"... and {len(defects) - shown} more" + (f" (see {report.report_path})" if report.report_path else ""))
         super().__init__(f"{len(defects)} hard defect(s):\n" + "\n".join(lines))
 
 
@@ -73,7 +92,7 @@ class ValidationReport:
     checks: dict[str, dict[str, Any]]
     totals: dict[str, Any]
     gx: dict[str, Any]
-    report_path: Path
+    report_path: Path | None
     output_path: Path | None = None
 
     def summary(self) -> str:
@@ -83,7 +102,7 @@ class ValidationReport:
         gx = self.gx.get("statistics", {})
         met = sum(s["successful_expectations"] for s in gx.values())
         total = sum(s["evaluated_expectations"] for s in gx.values())
-        gx_line = f"GX {met}/{total} expectations met, Data Docs {self.gx['data_docs']}" if gx else "GX not run"
+        gx_line = f"GX {met}/{total} expectations met, Data Docs {self.gx['data_docs'] or 'not written'}" if gx else "GX not run"
         return "\n".join(
             [
                 f"validation {self.status}: {len(self.files)} files, {t['sentences_in']} sentences in = "
@@ -91,13 +110,13 @@ class ValidationReport:
                 f"{t['entities']} entities, {t['characters']} characters",
                 f"checks: {found or 'nothing found'}",
                 gx_line,
-                f"report {self.report_path}" + (f", corpus {self.output_path}" if self.output_path else ""),
+                f"report {self.report_path or 'not written'}" + (f", corpus {self.output_path}" if self.output_path else ""),
             ]
         )
 
     def as_dict(self) -> dict[str, Any]:
         data = asdict(self)
-        data["report_path"] = str(self.report_path)
+        data["report_path"] = str(self.report_path) if self.report_path else None
         data["output_path"] = str(self.output_path) if self.output_path else None
         return data
 
@@ -118,13 +137,33 @@ def char_line(sentence: Sentence, index: int, fmt: str) -> int:
     return sentence.line + index if fmt == "conll" else sentence.line
 
 
-def read_files(params: Params, corpus_dir: Path) -> tuple[list[_FileRun], list[Defect]]:
-    """Read every configured file; a missing folder is one defect naming it."""
-    if not corpus_dir.is_dir():
+def configured_files(params: Params, corpus_dir: Path) -> list[tuple[CorpusFile, Path]]:
+    """params.yaml's data.files, taken from `corpus_dir`."""
+    return [(entry, corpus_dir / entry.name) for entry in params.data.enabled_files]
+
+
+def given_files(paths: Sequence[Path], fmt: str | None = None, genre: str | None = None) -> list[tuple[CorpusFile, Path]]:
+    """Files named on the command line; the format from `fmt` or else from each file's extension."""
+    pairs = []
+    for path in paths:
+        chosen = fmt or FORMAT_BY_SUFFIX.get(Path(path).suffix.lower())
+        if chosen is None:
+            known = ", ".join(FORMAT_BY_SUFFIX)
+            raise HealthnerError(f"{path}: cannot tell the format from the extension ({known}); pass --format")
+        try:
+            entry = CorpusFile(name=Path(path).name, format=chosen, genre=genre)
+        except ValueError as exc:
+            raise HealthnerError(f"--format {chosen!r}: expected conll or healthner_jsonl") from exc
+        pairs.append((entry, Path(path)))
+    return pairs
+
+
+def read_files(files: Sequence[tuple[CorpusFile, Path]], corpus_dir: Path | None) -> tuple[list[_FileRun], list[Defect]]:
+    """Read every file; a missing corpus folder (when reading one) is one defect naming it."""
+    if corpus_dir is not None and not corpus_dir.is_dir():
         return [], [Defect(str(corpus_dir), 0, "file_missing", MISSING_FOLDER, "error")]
     runs = []
-    for entry in params.data.enabled_files:
-        path = corpus_dir / entry.name
+    for entry, path in files:
         read = read_corpus_file(path, entry.format, entry.genre)
         rejected = sum(d.severity == "rejected" for d in read.defects)  # readers: one defect per rejected sentence
         failed = read.sentences_seen - len(read.sentences) - rejected  # dropped by the reader for a hard defect
@@ -281,19 +320,45 @@ def totals(runs: Sequence[_FileRun], defects: Sequence[Defect]) -> dict[str, Any
 
 
 def write_report(report: ValidationReport) -> None:
+    if report.report_path is None:
+        return
     report.report_path.parent.mkdir(parents=True, exist_ok=True)
     report.report_path.write_text(json.dumps(report.as_dict(), ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
 
 
-def validate(params: Params, corpus_dir: Path | None = None) -> ValidationReport:
-    """The DVC `validate` stage and `healthner validate --corpus-dir DIR`.
+def pipeline_outputs(params: Params) -> Outputs:
+    cfg = params.validation
+    return Outputs(cfg.report, cfg.output, cfg.data_docs_dir)
 
-    Writes the report in every case; writes the validated corpus only when no hard defect was
-    found (and removes a stale one otherwise), then raises ValidationFailed on hard defects.
+
+def run_gx(sentences: list[Sentence], genres: set[str], data_docs: Path | None) -> tuple[dict[str, Any], list[Defect]]:
+    """The GX suites; their Data Docs in `data_docs`, or in a temporary folder removed afterwards."""
+    if data_docs is not None:
+        outcome = run_suites(sentences, genres, data_docs)
+        return outcome.as_dict(), gx_defects(outcome)
+    with tempfile.TemporaryDirectory(prefix="healthner-gx-") as folder:
+        outcome = run_suites(sentences, genres, Path(folder))
+        return {**outcome.as_dict(), "data_docs": None}, gx_defects(outcome)
+
+
+def validate(
+    params: Params,
+    corpus_dir: Path | None = None,
+    outputs: Outputs | None = None,
+    files: Sequence[tuple[CorpusFile, Path]] | None = None,
+) -> ValidationReport:
+    """The DVC `validate` stage, `healthner validate --corpus-dir DIR` and `healthner validate FILE...`.
+
+    Checks `files` if given, else params.yaml's files in `corpus_dir` (default data.corpus_dir).
+    `outputs` default: the pipeline's own for the configured corpus, nothing for anything else.
+    Writes the report (when asked) in every case, the validated corpus (when asked) only when no
+    hard defect was found (removing a stale one otherwise), then raises ValidationFailed on hard defects.
     """
     cfg = params.validation
-    corpus_dir = Path(corpus_dir) if corpus_dir is not None else params.data.corpus_dir
-    runs, defects = read_files(params, corpus_dir)
+    own = files is None and corpus_dir is None
+    folder = None if files is not None else Path(corpus_dir) if corpus_dir is not None else params.data.corpus_dir
+    outputs = outputs if outputs is not None else pipeline_outputs(params) if own else Outputs()
+    runs, defects = read_files(files if files is not None else configured_files(params, folder), folder)
     genres, seen_ids = set(cfg.genres), {}
     for run in runs:
         check_file(run, params, genres, seen_ids)
@@ -302,23 +367,26 @@ def validate(params: Params, corpus_dir: Path | None = None) -> ValidationReport
     defects += split_defects(sentences, params, {run.entry.name: run.path for run in runs})
     gx: dict[str, Any] = {"skipped": "hard defects found by the Python checks"}
     if not any(d.severity == "error" for d in defects):
-        outcome = run_suites(sentences, genres, cfg.data_docs_dir)
-        gx, defects = outcome.as_dict(), defects + gx_defects(outcome)
+        gx, found = run_gx(sentences, genres, outputs.data_docs)
+        defects += found
     hard = [d for d in defects if d.severity == "error"]
     report = ValidationReport(
         status="failed" if hard else "passed",
-        corpus_dir=str(corpus_dir),
+        corpus_dir=str(folder) if folder is not None else ", ".join(str(path) for _, path in files or []),
         bio_repair=cfg.bio_repair,
         files={run.entry.name: run.stats for run in runs},
         checks=summarise_checks(defects, cfg.max_examples),
         totals=totals(runs, defects),
         gx=gx,
-        report_path=cfg.report,
-        output_path=None if hard else cfg.output,
+        report_path=outputs.report,
+        output_path=None if hard else outputs.corpus,
     )
     write_report(report)
+    log.info("validate: %s, %d sentences in, %d hard defect(s)", report.status, report.totals["sentences_in"], len(hard))
     if hard:
-        cfg.output.unlink(missing_ok=True)
+        if outputs.corpus is not None:
+            outputs.corpus.unlink(missing_ok=True)
         raise ValidationFailed(hard, report, cfg.max_examples)
-    write_sentences(sentences, cfg.output)
+    if outputs.corpus is not None:
+        write_sentences(sentences, outputs.corpus)
     return report

@@ -16,12 +16,12 @@ Article ids: a JSON string or integer, taken as text with surrounding whitespace
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import asdict, dataclass
 from typing import Any, NamedTuple
 
 from healthner.config import NightlyParams
+from healthner.corpus.readers import first_surrogate, loads_line
 from healthner.nightly.warehouse import ARTICLE_META, open_root
 
 log = logging.getLogger(__name__)
@@ -83,15 +83,6 @@ def safe_text(value: str) -> str:
     return value.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
-def first_surrogate(value: str) -> int | None:
-    """Index of the first lone surrogate in `value` (JSON lets "\\ud800" through; Parquet does not), or None."""
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError as exc:
-        return exc.start
-    return None
-
-
 def _article_id(record: dict, max_chars: int) -> tuple[str | None, str, str]:
     """(id, reason, detail): the id as stripped text when usable, else None with the reject reason."""
     value = record.get("article_id")
@@ -148,21 +139,10 @@ def check_record(
     return Article(article_id, text, location, **meta)
 
 
-def _json_reject(location: str, exc: Exception) -> Reject:
-    """The invalid_json reject of a decoder error, whichever the decoder raised."""
-    if isinstance(exc, json.JSONDecodeError):
-        return Reject(None, location, INVALID_JSON, f"{exc.msg.removesuffix(' at')} at column {exc.colno}")
-    if isinstance(exc, RecursionError):
-        return Reject(None, location, INVALID_JSON, "nested too deeply to decode")
-    return Reject(None, location, INVALID_JSON, f"unreadable value: {str(exc).split(':')[0]}")  # e.g. a 5,000-digit int
-
-
 def _loads(text: str, location: str) -> Any | Reject:
-    """json.loads, every way it can fail on one line turned into an invalid_json reject."""
-    try:
-        return json.loads(text)
-    except (RecursionError, ValueError) as exc:  # JSONDecodeError is a ValueError, as is the int-digits limit
-        return _json_reject(location, exc)
+    """json.loads, every way it can fail on one line (readers.loads_line) an invalid_json reject."""
+    value, error = loads_line(text)
+    return value if error is None else Reject(None, location, INVALID_JSON, error)
 
 
 def _salvaged_id(raw: bytes, max_id_chars: int) -> str | None:

@@ -448,3 +448,97 @@ def test_real_ft_under_fail_policy_names_the_four_lines(base_params: Params, tmp
     failure = fails(params)
     where = [str(d).split(": ")[0] for d in failure.defects]
     assert where == [f"{params.data.corpus_dir / FT}:{n}" for n in FT_BIO_LINES]
+
+
+# --- issue 18.6: a hostile JSON line is a defect at its line, never a crash -------------------------
+
+
+def set_jsonl_line(data: bytes, number: int, new: bytes) -> bytes:
+    lines = data.split(b"\n")
+    lines[number - 1] = new
+    return b"\n".join(lines)
+
+
+def surrogate_record(field: str) -> bytes:
+    record = {"id": "s1", "genre": "FT", "sentence": "頭痛", "character": ["頭", "痛"], "character_label": ["B-SYMP", "I-SYMP"]}
+    if field == "sentence":
+        record.update(sentence="頭\ud800", character=["頭", "\ud800"])
+    else:
+        record[field] = "\udfff"
+    return json.dumps(record, ensure_ascii=True).encode()  # the surrogate as the escape a JSON file holds
+
+
+@pytest.mark.parametrize(
+    ("line", "says"),
+    [
+        (b"[" * 100_000 + b"]" * 100_000, "invalid JSON: nested too deeply"),
+        (b'{"id": ' + b"1" * 5_000 + b', "genre": "FT"}', "invalid JSON: Exceeds the limit (4300 digits)"),
+        (surrogate_record("sentence"), "lone surrogate U+D800 in 'sentence'"),
+        (surrogate_record("id"), "lone surrogate U+DFFF in 'id'"),
+        (surrogate_record("genre"), "lone surrogate U+DFFF in 'genre'"),
+        (json.dumps({"id": 1, "genre": "FT", "sentence": "x", "character": 5, "character_label": ["O"]}).encode(),
+         "'character' must be a list of strings"),
+        (json.dumps({"id": 1, "genre": "FT", "sentence": "x", "character": ["x"], "character_label": [{"a": 1}]}).encode(),
+         "'character_label' must be a list of strings"),
+    ],
+    ids=["deep", "5000-digits", "surrogate-sentence", "surrogate-id", "surrogate-genre", "chars-not-list", "tag-not-str"],
+)
+def test_jsonl_hostile_line_fails_at_its_line(base_params: Params, tmp_path: Path, line: bytes, says: str) -> None:
+    params = setup(base_params, tmp_path, {JSONL: set_jsonl_line(jsonl_slice(base_params), 7, line)})
+    assert_one_hard(params, JSONL, 7, says)
+    result = CliRunner().invoke(app, ["validate", "--params", str(_params_file(params, tmp_path / "p.yaml"))])
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert f"{params.data.corpus_dir / JSONL}:7: " in result.stderr
+
+
+# --- issue 18.7: checking another folder leaves the pipeline's outputs alone -----------------------
+
+
+def test_validating_another_folder_writes_none_of_the_pipelines_outputs(base_params: Params, tmp_path: Path) -> None:
+    params = setup(base_params, tmp_path, {SM: conll_slice(base_params, SM)})
+    cfg = params.validation
+    for path in (cfg.report, cfg.output, cfg.data_docs_dir / "index.html"):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"the pipeline's own")
+    params_file = _params_file(params, tmp_path / "p.yaml")
+    good, bad = tmp_path / "good", tmp_path / "bad"
+    good.mkdir(), bad.mkdir()
+    (good / SM).write_bytes(conll_slice(base_params, SM))
+    (bad / SM).write_bytes(set_line(conll_slice(base_params, SM), 1, b"x"))
+    runner = CliRunner()
+    for other, code in ((bad, 1), (good, 0)):
+        result = runner.invoke(app, ["validate", "--params", str(params_file), "--corpus-dir", str(other)])
+        assert result.exit_code == code, result.output
+        for path in (cfg.report, cfg.output, cfg.data_docs_dir / "index.html"):
+            assert path.read_bytes() == b"the pipeline's own", (other, path)
+    asked = tmp_path / "asked"
+    result = runner.invoke(app, ["validate", "--params", str(params_file), "--corpus-dir", str(good),
+                                 "--output", str(asked / "c.parquet"), "--report", str(asked / "r.json")])
+    assert result.exit_code == 0, result.output
+    assert pq.read_metadata(asked / "c.parquet").num_rows == SLICE and json.loads((asked / "r.json").read_text())["status"] == "passed"
+    assert cfg.output.read_bytes() == b"the pipeline's own"
+
+
+# --- issue 17.9: `healthner validate FILE... [--format]` -----------------------------------------------
+
+
+def test_validate_given_files_with_the_same_rules(base_params: Params, tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)  # the pipeline's outputs are relative paths: none may appear here
+    params_file = _params_file(base_params, tmp_path / "p.yaml")
+    jsonl_file = tmp_path / "new.jsonl"
+    jsonl_file.write_bytes(set_jsonl_line(jsonl_slice(base_params), 4, b"{oops"))
+    conll_file = tmp_path / "ward7.data"
+    conll_file.write_bytes(conll_slice(base_params, FT, 5))
+    runner = CliRunner()
+    result = runner.invoke(app, ["validate", str(jsonl_file), "--params", str(params_file)])
+    assert result.exit_code == 1 and f"{jsonl_file}:4: invalid JSON" in result.stderr
+    result = runner.invoke(app, ["validate", str(conll_file), "--format", "conll", "--genre", "FT", "--params", str(params_file)])
+    assert result.exit_code == 0, result.output
+    assert result.stdout.startswith("validation passed: 1 files, 5 sentences in") and "report not written" in result.stdout
+    result = runner.invoke(app, ["validate", str(conll_file), "--params", str(params_file)])
+    assert result.exit_code == 1 and result.stderr.strip().splitlines() == [
+        f"error: {conll_file}: cannot tell the format from the extension (.jsonl, .txt, .conll); pass --format"
+    ]
+    result = runner.invoke(app, ["validate", str(tmp_path / "absent.txt"), "--genre", "FT", "--params", str(params_file)])
+    assert result.exit_code == 1 and f"{tmp_path / 'absent.txt'}:0: file not found" in result.stderr
+    assert not (tmp_path / "reports").exists() and not (tmp_path / "data").exists()
