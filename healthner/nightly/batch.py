@@ -290,12 +290,12 @@ def write_together(tables: dict[Path, pa.Table]) -> None:
         os.replace(path, target)
 
 
-def tag_file(params: Params, model_dir: Path, input: Path, output: Path) -> TagFileSummary:
+def tag_file(params: Params, model_dir: Path, input: Path, output: Path, tagger: Tagger | None = None) -> TagFileSummary:
     """Tag one file: one row per entity to `output`, rejects (with reasons) to `<stem>.rejects.parquet`.
     Both files are replaced together at the end (write_together), or neither is."""
     nightly = params.nightly
     read = read_input(Path(input), nightly.max_article_chars, nightly.max_article_id_chars)
-    tagger = Tagger.load(model_dir, params.tag)
+    tagger = tagger or Tagger.load(model_dir, params.tag)
     log.info("tag %s: %d line(s) read, %d article(s), %d reject(s)", input, read.lines_read, len(read.articles),
              len(read.rejects))
     rows = tag_articles(tagger, read.articles, nightly.chunk_articles)
