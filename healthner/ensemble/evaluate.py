@@ -20,12 +20,15 @@ outputs are computed once per split and shared by every combination.
 from __future__ import annotations
 
 import json
+import logging
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from itertools import combinations as subsets
 from pathlib import Path
 
 import numpy as np
+from tqdm import tqdm
 
 from healthner.config import SLOTS, Params
 from healthner.corpus.labels import spans
@@ -41,6 +44,8 @@ from healthner.model.metrics import score
 SPLITS = ("dev", "test")
 SHIPPED = "shipped"
 DISPLAY = {"bert": "BERT", "roberta": "RoBERTa", "electra": "ELECTRA", "albert": "ALBERT"}
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -105,9 +110,10 @@ def table2_rows(
 ) -> list[ComboRow]:
     """One row per combination; `known` maps a combination to (dev tags, test tags) already at hand."""
     rows = []
-    for combo in combos:
+    for combo in tqdm(combos, desc="evaluate: combinations", unit="combo", disable=None):
         dev_tags, test_tags = known.get(combo) or combination_tags(combo, dev, test, params)
         rows.append(ComboRow(combo, score(dev.gold, dev_tags).f1, score(test.gold, test_tags).f1))
+        log.info("evaluate: %s dev F1 %.4f, test F1 %.4f", "+".join(combo), rows[-1].dev_f1, rows[-1].test_f1)
     return rows
 
 
@@ -283,7 +289,12 @@ def evaluate(params: Params) -> dict:
     ensemble = Ensemble.load(params.stack.output_dir, inference_device(params), batch_chars=params.tag.batch_chars)
     predictors = base_predictors(params, ensemble)
     prepared = params.prepare.output_dir
-    data = {name: split_outputs(read_sentences(prepared / f"{name}.parquet"), predictors) for name in SPLITS}
+    started = time.perf_counter()
+    data = {
+        name: split_outputs(read_sentences(prepared / f"{name}.parquet"), predictors)
+        for name in tqdm(SPLITS, desc="evaluate: members' outputs", unit="split", disable=None)
+    }
+    log.info("evaluate: members' outputs on %s in %.1f s", "/".join(SPLITS), time.perf_counter() - started)
     shipped = shipped_tags(ensemble, data["dev"], data["test"], params)
     metrics = {
         name: {

@@ -8,10 +8,14 @@ the chosen kind is fit on all of dev and written, with its members, as the self-
 
 from __future__ import annotations
 
+import logging
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+from tqdm import tqdm
 
 from healthner.config import Params
 from healthner.corpus.readers import read_sentences
@@ -23,6 +27,9 @@ if TYPE_CHECKING:
     from healthner.model.predict import SlotPredictor
 
 DEV_SPLIT = "dev.parquet"
+STACK_PHASES = ("members' outputs", "candidates", "fit and save")
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -72,12 +79,25 @@ def fit_stack(params: Params) -> StackResult:
     members = list(stack.members)
     dev = read_sentences(params.prepare.output_dir / DEV_SPLIT)
     gold = [s.tags for s in dev]
-    outputs = member_outputs(load_predictors(params, members), [s.chars for s in dev], averaged=needs_averaged(params))
-    members_f1 = member_scores(outputs, gold, members)
-    candidates = candidate_scores(outputs, gold, members, stack) if len(members) > 1 else {}
-    choice = choose(members_f1, candidates, stack)
-    kind = make_kind(choice.kind, choice.members, stack).fit(outputs, gold)
-    member_dirs = {slot: params.train.output_dir / slot for slot in members}
-    version = save_ensemble(stack.output_dir, kind, member_dirs, selection_record(members_f1, candidates, choice))
+    log.info("stack: %d dev sentences, members %s", len(dev), members)
+    started = time.perf_counter()
+    with tqdm(total=len(STACK_PHASES), desc="stack", unit="phase", disable=None) as bar:
+        bar.set_postfix_str(STACK_PHASES[0])
+        outputs = member_outputs(load_predictors(params, members), [s.chars for s in dev], averaged=needs_averaged(params))
+        log.info("stack: members' outputs in %.1f s", time.perf_counter() - started)
+        bar.update()
+        bar.set_postfix_str(STACK_PHASES[1])
+        members_f1 = member_scores(outputs, gold, members)
+        candidates = candidate_scores(outputs, gold, members, stack) if len(members) > 1 else {}
+        choice = choose(members_f1, candidates, stack)
+        log.info("stack: members %s, candidates %s -> %s (%s) at %.1f s", members_f1,
+                 {name: c.mean for name, c in candidates.items()}, choice.kind, choice.reason, time.perf_counter() - started)
+        bar.update()
+        bar.set_postfix_str(STACK_PHASES[2])
+        kind = make_kind(choice.kind, choice.members, stack).fit(outputs, gold)
+        member_dirs = {slot: params.train.output_dir / slot for slot in members}
+        version = save_ensemble(stack.output_dir, kind, member_dirs, selection_record(members_f1, candidates, choice))
+        bar.update()
+    log.info("stack: saved %s (model_version %s) in %.1f s", stack.output_dir, version, time.perf_counter() - started)
     chars = sum(len(s.chars) for s in dev)
     return StackResult(stack.output_dir, kind.name, kind.members, choice.reason, len(dev), chars, version)
