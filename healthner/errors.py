@@ -21,3 +21,10 @@ class ModelIntegrityError(HealthnerError, ValueError):
 
 class InputFormatError(HealthnerError, ValueError):
     """An input file the command cannot read at all (not a line of it: lines become rejects)."""
+
+
+class UnknownName(HealthnerError, KeyError):
+    """A slot, ablation row or split the configuration does not know (a KeyError, printed plainly)."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""

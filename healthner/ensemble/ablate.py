@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from healthner.config import Params
+from healthner.errors import UnknownName
 from healthner.model.train import TrainResult, train
 
 
@@ -36,7 +37,7 @@ def row_params(params: Params, row: str) -> Params:
     """The params one row trains with: its overrides, the ablation's epochs and its own output folders."""
     cfg = params.ablation
     if row not in cfg.rows:
-        raise KeyError(f"unknown ablation row {row!r}; params.yaml ablation.rows has {sorted(cfg.rows)}")
+        raise UnknownName(f"unknown ablation row {row!r}; params.yaml ablation.rows has {sorted(cfg.rows)}")
     return params.with_updates(**cfg.rows[row]).with_updates(train={
         "epochs": cfg.epochs,
         "output_dir": str(cfg.output_dir / folder_name(row)),

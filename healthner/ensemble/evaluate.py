@@ -39,6 +39,7 @@ from healthner.ensemble.kinds import MemberOutputs, make_kind, out_of_fold
 from healthner.ensemble.plots import entity_pairs, plot_confusion, plot_diversity, plot_f1_per_type, plot_learning_curves
 from healthner.ensemble.shipped import Ensemble, member_outputs, read_manifest
 from healthner.ensemble.stack import inference_device, load_predictors
+from healthner.errors import ConfigError, UnknownName
 from healthner.model.metrics import score
 
 SPLITS = ("dev", "test")
@@ -88,7 +89,7 @@ def member_combinations(members: Sequence[str], asked: str | list[list[str]]) ->
         return [c for k in range(len(members), 0, -1) for c in subsets(members, k)]
     unknown = sorted({m for combo in asked for m in combo} - set(members))
     if unknown:
-        raise ValueError(f"evaluate.combinations names {unknown}, not among stack.members {list(members)}")
+        raise ConfigError(f"evaluate.combinations names {unknown}, not among stack.members {list(members)}")
     return [tuple(m for m in members if m in combo) for combo in asked if combo]
 
 
@@ -315,7 +316,7 @@ def score_model(params: Params, model_dir: Path, split: str) -> dict:
     from healthner.model.predict import SlotPredictor
 
     if split not in SPLITS:
-        raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+        raise UnknownName(f"split must be one of {SPLITS}, got {split!r}")
     sentences = read_sentences(params.prepare.output_dir / f"{split}.parquet")
     predictor = SlotPredictor.load(model_dir, device=inference_device(params), batch_chars=params.tag.batch_chars)
     predicted = predictor.decode([s.chars for s in sentences])

@@ -22,6 +22,7 @@ from healthner.config import Params
 from healthner.corpus.lexicon import Lexicon
 from healthner.corpus.readers import read_sentences
 from healthner.corpus.vocab import CharVocab
+from healthner.errors import UnknownName
 from healthner.model.encoders import SPECIAL_TOKENS_PER_WINDOW, build_encoder
 from healthner.model.features import CharFeaturizer
 from healthner.model.losses import Objective, window_labels
@@ -131,7 +132,7 @@ class _Trainer:
 
     def __init__(self, params: Params, slot: str):
         if slot not in params.encoders:
-            raise KeyError(f"unknown slot {slot!r}; params.yaml encoders has {sorted(params.encoders)}")
+            raise UnknownName(f"unknown slot {slot!r}; params.yaml encoders has {sorted(params.encoders)}")
         self.params, self.slot, self.cfg = params, slot, params.train
         self.device = resolve_device(self.cfg.device)
         prepared = params.prepare.output_dir

@@ -129,7 +129,10 @@ def check_record(
         return Reject(article_id, location, EMPTY_TEXT, "text is empty or whitespace")
     if len(text) > max_chars:
         return Reject(article_id, location, TOO_LONG, f"{len(text)} characters > {max_chars}")
-    meta = _meta(record)
+    try:
+        meta = _meta(record)
+    except RecursionError:  # a metadata value nested just within the decoder's limit but not str()'s
+        return Reject(article_id, location, INVALID_JSON, "a metadata field is nested too deeply")
     bad = _surrogate_field({"text": text, **meta})
     if bad:
         return Reject(article_id, location, INVALID_TEXT, bad)

@@ -39,7 +39,7 @@ def test_the_pair_is_written_together_and_carries_one_run_id(random_ensemble: Pa
 def test_a_run_that_fails_leaves_the_previous_pair_as_it_was(
     random_ensemble: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fail_at: str
 ) -> None:
-    import healthner.nightly.batch as batch
+    from healthner.nightly import batch
 
     params = load_params(REPO / "params.yaml")
     out = tmp_path / "entities.parquet"
