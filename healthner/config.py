@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from healthner.errors import ConfigError
+from healthner.errors import ConfigError, UnknownName
 
 DEFAULT_PARAMS = Path("params.yaml")
 SLOTS = ("bert", "roberta", "electra", "albert")
@@ -282,7 +282,7 @@ class Params(_Section):
     def for_slot(self, slot: str) -> Params:
         """The params a slot trains with: its `encoders.<slot>.overrides` merged over the sections."""
         if slot not in self.encoders:
-            raise KeyError(f"unknown slot {slot!r}; params.yaml encoders has {sorted(self.encoders)}")
+            raise UnknownName(f"unknown slot {slot!r}; params.yaml encoders has {sorted(self.encoders)}")
         overrides = self.encoders[slot].overrides
         return self.with_updates(**overrides) if overrides else self
 

@@ -28,12 +28,13 @@ import requests
 from tqdm import tqdm
 
 from healthner.config import CorpusFile, FetchParams, Params
+from healthner.errors import HealthnerError
 
 BASE_URL_ENV = "HEALTHNER_FETCH_BASE_URL"  # overrides fetch.base_url (tests, mirrors)
 FILE_MODE = 0o644  # temporary files are created 0600; the corpus is meant to be readable by all
 
 
-class FetchError(Exception):
+class FetchError(HealthnerError):
     """A download that cannot complete; the message is one line that names the file and the reason."""
 
 
