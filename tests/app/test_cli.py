@@ -100,7 +100,7 @@ def test_the_installed_command_prints_one_line_and_no_rich_traceback(tmp_path: P
     done = subprocess.run(
         [sys.executable, "-m", "healthner.cli", "tag", "--model", "/nonexistent", "--input", str(articles),
          "--output", str(tmp_path / "e.parquet"), "--params", str(REPO / "params.yaml")],
-        cwd=tmp_path, capture_output=True, text=True, timeout=120, check=False,
+        cwd=tmp_path, capture_output=True, text=True, timeout=600, check=False,
     )
     assert done.returncode == 1 and done.stdout == ""
     assert done.stderr.strip().splitlines() == [
