@@ -184,7 +184,7 @@ class ReleaseParams(_Section):
 class TagParams(_Section):
     sentence_delimiters: str = "。！？；\n"
     batch_chars: int = 4096
-    torch_threads: int | None = Field(None, gt=0)  # per tagging process; None: torch's default (all cores)
+    torch_threads: int | None = Field(None, gt=0)  # per tagging process; None: all cores (CLI), cores // nightly.tag_slots (DAG)
     precision: Precision = "auto"  # weights when tagging: predict.resolve_precision
 
 
@@ -198,8 +198,10 @@ class NightlyParams(_Section):
     sample_articles: int = 200
     sample_date: str = "2026-11-24"
     chunk_articles: int = Field(500, gt=0)  # articles tagged and written per Parquet row group
-    retries: int = Field(2, ge=0)  # Airflow retries per task (tests set 0: dag.test waits out retry delays)
-    retry_delay_s: int = Field(300, ge=0)
+    tag_slots: int = Field(2, gt=0)  # tag tasks one machine runs at once (the healthner_tag pool's size)
+    keep_replaced_s: int = Field(3600, ge=0)  # a replaced version stays this long for readers still on it
+    keep_unpublished_s: int = Field(172_800, ge=0)  # failed or abandoned tries (article text) removed after this
+    publish_lock_timeout_s: int = Field(600, gt=0)  # wait for another publish of the same day
 
     def tagging_model(self) -> Path:
         """model_dir when it holds a shipped model (the release), else fallback_model_dir."""

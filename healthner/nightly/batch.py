@@ -1,13 +1,15 @@
 """Batch tagging: a day's inbox staged into shards, shards tagged into Parquet parts, a file tagged.
 
 The nightly DAG calls, in order: `day_files` -> `stage_day` (read + rejects + shards) ->
-`tag_shard` per shard (mapped) -> `warehouse.publish_day` -> `checks.assert_published`.
+`tag_shard` per shard (mapped) -> `checks.check_version` -> `publish.publish_day` (nightly/night.py
+holds the DAG's task bodies).
 `tag_file` is the same tagging for one file from the CLI.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import math
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -29,14 +31,17 @@ from healthner.nightly.warehouse import (
     SHARDS_DIR,
     STATUS_TAGGED,
     TYPE_COUNT_COLUMNS,
-    new_staging,
+    day_versions_dir,
+    new_version,
     open_root,
-    staging_of,
-    write_manifest,
+    version_dir_of,
+    write_json,
     write_part,
 )
 
 __all__ = ["build_sample_inbox", "day_files", "read_inbox_file", "stage_day", "tag_file", "tag_shard"]
+
+logger = logging.getLogger(__name__)
 
 SHARD_SCHEMA = pa.schema(
     [("article_id", pa.string()), ("text", pa.string()), ("location", pa.string())]
@@ -95,20 +100,26 @@ def read_day(files: Sequence[str], max_article_chars: int) -> InboxRead:
 
 
 def stage_day(params: Params, dt: str, files: Sequence[str]) -> list[str]:
-    """Read the day's files into a fresh staging folder: the rejects part, the manifest and exactly
-    `nightly.shards` shard files (some may be empty, so every mapped task has work to report)."""
+    """Read the day's files into a new version folder: the rejects part, exactly `nightly.shards`
+    shard files (some may be empty, so every mapped task has work to report), and last the manifest
+    (a folder without one was never fully staged). A retry stages a new version; the next
+    successful publish of the day removes the abandoned one."""
     nightly = params.nightly
-    staging = new_staging(nightly.warehouse_dir, dt)
-    fs, _ = open_root(nightly.warehouse_dir)
+    fs, root = open_root(nightly.warehouse_dir)
+    version = new_version()
+    folder = f"{day_versions_dir(root, dt)}/{version}"
     day = read_day(files, nightly.max_article_chars)
-    write_part(fs, f"{staging}/rejects/part-inbox.parquet", rejects_table(day.rejects))
+    write_part(fs, f"{folder}/rejects/part-inbox.parquet", rejects_table(day.rejects))
     shard_paths = []
     for index, group in enumerate(assign_shards(day.articles, nightly.shards)):
-        path = f"{staging}/{SHARDS_DIR}/shard-{index:03d}.parquet"
+        path = f"{folder}/{SHARDS_DIR}/shard-{index:03d}.parquet"
         write_part(fs, path, pa.Table.from_pylist([a.row() for a in group], schema=SHARD_SCHEMA))
         shard_paths.append(path)
-    manifest = {"dt": dt, "files": list(files), "lines_read": day.lines_read, "shards": nightly.shards}
-    write_manifest(fs, f"{staging}/{MANIFEST_FILE}", manifest)
+    manifest = {"dt": dt, "version": version, "files": list(files), "lines_read": day.lines_read,
+                "shards": nightly.shards}
+    write_json(fs, f"{folder}/{MANIFEST_FILE}", manifest)
+    logger.info("staged dt=%s as version %s: %d articles in %d shards, %d rejects, %d lines",
+                dt, version, len(day.articles), nightly.shards, len(day.rejects), day.lines_read)
     return shard_paths
 
 
@@ -155,9 +166,9 @@ def write_tagged(
     shard_path: str, tagged: Iterable[tuple[Sequence[Article], list[list[Entity]]]], model_version: str
 ) -> ShardResult:
     """Write (articles, their entities) chunks as the shard's `entities/` and `articles/` parts in
-    its staging folder, one row group per chunk. A retry rewrites the same part files."""
+    its version folder, one row group per chunk. A retry rewrites the same part files."""
     fs, local = open_root(shard_path)
-    staging = staging_of(local)
+    staging = version_dir_of(local)
     name = local.rsplit("/", 1)[-1].replace("shard-", "part-")
     for dataset in ("entities", "articles"):
         fs.makedirs(f"{staging}/{dataset}", exist_ok=True)
