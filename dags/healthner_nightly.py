@@ -24,7 +24,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from airflow.sdk import Asset, CronDataIntervalTimetable, Param, dag, get_current_context, task
-from airflow.sdk.exceptions import AirflowSkipException
+from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
 REPO_ROOT = str(Path(__file__).resolve().parent.parent)
 PARAMS_FILE = os.environ.get("HEALTHNER_PARAMS", "params.yaml")
@@ -81,8 +81,12 @@ def healthner_nightly() -> None:
     @task
     def check(shards: list[dict]) -> str:
         from healthner.nightly import night
+        from healthner.nightly.checks import CheckFailed
 
-        return night.check(params(), shards)
+        try:
+            return night.check(params(), shards)
+        except CheckFailed as failed:  # the same night fails the same way: no retry
+            raise AirflowFailException(str(failed)) from failed
 
     @task(outlets=[ENTITIES, ARTICLES, REJECTS])
     def publish(version_dir: str) -> dict:

@@ -137,6 +137,20 @@ def pointer_for(fs: fsspec.AbstractFileSystem, root: str, version_dir: str, mani
             "rows": rows, "inbox_files": manifest.get("files", []), "replaced": replaced, "files": files}
 
 
+def sync_parts(root: str, pointer: dict) -> None:
+    """Local roots: the version's parts on disk before the pointer names them (a crash after the
+    commit must not leave the pointer naming files the disk never got)."""
+    for names in pointer["files"].values():
+        for name in names:
+            fd = os.open(f"{root}/{name}", os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        if names:
+            sync_folder(f"{root}/{names[0].rsplit('/', 1)[0]}")
+
+
 # --- after the commit: links and collection (each step idempotent) ----------------------------------
 
 
@@ -240,6 +254,8 @@ def publish_day(nightly: NightlyParams, version_dir: str) -> Published:
     fs, root = open_root(nightly.warehouse_dir)
     _, version_dir = open_root(version_dir)
     dt, version = version_of(version_dir)
+    if version_dir != f"{day_versions_dir(root, dt)}/{version}":
+        raise PublishError(f"{version_dir} is not a version folder of the warehouse {root}")
     with day_lock(fs, root, dt, nightly.publish_lock_timeout_s):
         fault_point("publish.locked")
         previous = read_json(fs, pointer_path(root, dt))
@@ -252,6 +268,8 @@ def publish_day(nightly: NightlyParams, version_dir: str) -> Published:
         manifest, rows = verified_rows(fs, version_dir)
         fault_point("publish.verified")
         pointer = pointer_for(fs, root, version_dir, manifest, rows, previous, nightly.keep_replaced_s)
+        if is_local(fs):
+            sync_parts(root, pointer)
         write_json(fs, pointer_path(root, dt), pointer, fault="publish.pointer_staged")
         fault_point("publish.committed")
         logger.info("published dt=%s version %s: %s", dt, version, rows)

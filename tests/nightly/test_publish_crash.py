@@ -101,8 +101,8 @@ def test_interrupted_publishes_complete_on_retry_and_readers_never_see_a_broken_
     day_folder = Path(warehouse) / "_versions" / f"dt={DAY}"
     assert read_pointer(warehouse, DAY)["version"] == max(p.name for p in day_folder.iterdir() if p.name != "current")
     records = [json.loads(line) for line in observed.read_text().splitlines()]
-    report_reads(records, switches)
     good = {tuple(expected(t)) for t in templates}
+    report_reads(records, switches, good)
     for via in ("pyarrow", "duckdb"):
         reads = [r for r in records if r["via"] == via]
         assert len(reads) > switches, f"{via}: too few reads to have raced the switches"
@@ -111,8 +111,11 @@ def test_interrupted_publishes_complete_on_retry_and_readers_never_see_a_broken_
         assert len({tuple(r["rows"]) for r in reads}) == len(good)  # it saw every night come and go
 
 
-def report_reads(records: list[dict], switches: int) -> None:
+def report_reads(records: list[dict], switches: int, good: set[tuple]) -> None:
     """What each reader saw, printed for the record (pytest -s)."""
-    summary = Counter((r["via"], "error" if "error" in r else "ok") for r in records)
+    def outcome(record: dict) -> str:
+        return "error" if "error" in record else "ok" if tuple(record["rows"]) in good else "mixed"
+
+    summary = Counter((r["via"], outcome(r)) for r in records)
     errors = Counter(r["error"].split(":")[0] for r in records if "error" in r)
     print(f"\n{switches} switches; reads {dict(summary)}; errors {dict(errors)}")
