@@ -114,7 +114,15 @@ def _context(data_docs_dir: Path | None) -> Any:
     import great_expectations as gx
 
     if data_docs_dir is None:
-        return gx.get_context(mode="ephemeral")
+        from great_expectations.data_context.types.base import (
+            DataContextConfig,
+            InMemoryStoreBackendDefaults,
+            ProgressBarsConfig,
+        )
+
+        config = DataContextConfig(store_backend_defaults=InMemoryStoreBackendDefaults(), data_docs_sites={},
+                                   analytics_enabled=False, progress_bars=ProgressBarsConfig(globally=False))
+        return gx.get_context(project_config=config, mode="ephemeral")
     from healthner.corpus.expectations import _context as docs_context  # the validate step's site setup
 
     for stale in DATA_DOCS_RUN_PAGES:  # the in-memory stores only know this run: drop older pages

@@ -185,7 +185,7 @@ def test_failed_night_leaves_the_published_day_intact(night: dict, tiny_ensemble
 
 def table_rows(warehouse: Path, dt: str = DT) -> dict[str, list[tuple]]:
     day = read_day(str(warehouse), dt)
-    return {name: sorted(tuple(row.items()) for row in table.to_pylist()) for name, table in day.tables.items()}
+    return {name: sorted((tuple(row.items()) for row in table.to_pylist()), key=repr) for name, table in day.tables.items()}
 
 
 def test_the_scheduled_run_tags_the_day_that_has_just_ended(night: dict) -> None:
