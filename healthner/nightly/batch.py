@@ -34,6 +34,7 @@ from healthner.nightly.warehouse import (
     day_versions_dir,
     new_version,
     open_root,
+    url_of,
     version_dir_of,
     write_json,
     write_part,
@@ -114,7 +115,7 @@ def stage_day(params: Params, dt: str, files: Sequence[str]) -> list[str]:
     for index, group in enumerate(assign_shards(day.articles, nightly.shards)):
         path = f"{folder}/{SHARDS_DIR}/shard-{index:03d}.parquet"
         write_part(fs, path, pa.Table.from_pylist([a.row() for a in group], schema=SHARD_SCHEMA))
-        shard_paths.append(path)
+        shard_paths.append(url_of(fs, path))
     manifest = {"dt": dt, "version": version, "files": list(files), "lines_read": day.lines_read,
                 "shards": nightly.shards}
     write_json(fs, f"{folder}/{MANIFEST_FILE}", manifest)

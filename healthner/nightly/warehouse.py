@@ -187,13 +187,14 @@ def published_days(warehouse: str) -> list[str]:
     return sorted(name.rsplit("/dt=", 1)[-1].removesuffix(".json") for name in names)
 
 
+def url_of(fs: fsspec.AbstractFileSystem, path: str) -> str:
+    """A path as other processes open it: plain (local), with its protocol (object stores)."""
+    return path if is_local(fs) else fs.unstrip_protocol(path)
+
+
 def pointer_files(fs: fsspec.AbstractFileSystem, root: str, pointer: dict) -> dict[str, list[str]]:
     """The pointer's files per table, as paths (local) or URLs (object stores)."""
-    def full(relative: str) -> str:
-        path = f"{root}/{relative}"
-        return path if is_local(fs) else fs.unstrip_protocol(path)
-
-    return {dataset: [full(name) for name in pointer["files"][dataset]] for dataset in DATASETS}
+    return {dataset: [url_of(fs, f"{root}/{name}") for name in pointer["files"][dataset]] for dataset in DATASETS}
 
 
 def current_files(warehouse: str) -> dict[str, list[str]]:

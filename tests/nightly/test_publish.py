@@ -166,3 +166,15 @@ def test_plain_hive_paths_read_the_published_version(tmp_path: Path) -> None:
     assert json.loads((warehouse / "_published" / f"dt={DAY}.json").read_text())["rows"]["articles"] == 2
     assert os.path.islink(warehouse / "articles" / f"dt={DAY}")
     assert time.time() - read_pointer(str(warehouse), DAY)["published_at"] < 600
+
+
+def test_an_object_store_warehouse_publishes_through_the_pointer_alone(tmp_path: Path) -> None:
+    """fsspec's memory:// stands in for s3://: no links, no lock, the same versions and pointer."""
+    warehouse = f"memory://healthner-{tmp_path.name}"
+    params = night_params(tmp_path, warehouse_dir=warehouse)
+    write_inbox(tmp_path, DAY, ARTICLES)
+    first = publish_day_checked(params, stage_and_tag(params, DAY))
+    write_inbox(tmp_path, DAY, ARTICLES[:1])
+    second = publish_day_checked(params, stage_and_tag(params, DAY))
+    day = read_day(warehouse, DAY)
+    assert (day.version, rows(warehouse)["articles"]) == (second.version, 1) and first.version < second.version
