@@ -25,13 +25,13 @@ from healthner.corpus.labels import ENTITY_TYPES
 from healthner.errors import HealthnerError
 from healthner.nightly.warehouse import (
     CHECK_FILE,
-    DATASETS,
     MANIFEST_FILE,
     REPORTS_DIR,
     SCHEMAS,
     PublishError,
     is_local,
     open_root,
+    part_fingerprints,
     read_day,
     read_json,
     version_of,
@@ -157,14 +157,6 @@ def run_suite(dt: str, frames: dict[str, pd.DataFrame], data_docs_dir: Path | No
 
 
 # --- a staged version -----------------------------------------------------------------------------
-
-
-def part_fingerprints(fs: fsspec.AbstractFileSystem, version_dir: str) -> dict[str, dict[str, int]]:
-    """Each table's part files (name -> bytes): what a check verdict was given, so a changed part voids it."""
-    return {
-        dataset: {path.rsplit("/", 1)[-1]: int(fs.size(path)) for path in sorted(fs.glob(f"{version_dir}/{dataset}/*.parquet"))}
-        for dataset in DATASETS
-    }
 
 
 def read_version(fs: fsspec.AbstractFileSystem, version_dir: str) -> tuple[dict[str, pa.Table], dict]:

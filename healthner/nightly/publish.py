@@ -30,7 +30,6 @@ import fsspec
 
 from healthner.config import NightlyParams
 from healthner.errors import HealthnerError
-from healthner.nightly.checks import part_fingerprints
 from healthner.nightly.faults import fault_point
 from healthner.nightly.warehouse import (
     CHECK_FILE,
@@ -45,6 +44,7 @@ from healthner.nightly.warehouse import (
     day_versions_dir,
     is_local,
     open_root,
+    part_fingerprints,
     partition_path,
     pointer_path,
     read_json,
