@@ -203,7 +203,7 @@ class ReleaseParams(_Section):
 class TagParams(_Section):
     sentence_delimiters: str = "。！？；\n"
     batch_chars: Count = 4096
-    torch_threads: Count | None = None  # per tagging process; None: torch's default (all cores)
+    torch_threads: Count | None = None  # per tagging process; None: all cores (CLI), cores // nightly.tag_slots (DAG)
     precision: Precision = "auto"  # weights when tagging: predict.resolve_precision
 
 
@@ -218,8 +218,10 @@ class NightlyParams(_Section):
     sample_articles: Count = 200
     sample_date: str = Field("2026-11-24", pattern=r"^\d{4}-\d{2}-\d{2}$")
     chunk_articles: Count = 500  # articles tagged and written per Parquet row group
-    retries: NonNegative = 2  # Airflow retries per task (tests set 0: dag.test waits out retry delays)
-    retry_delay_s: NonNegative = 300
+    tag_slots: Count = 2  # tag tasks one machine runs at once (the healthner_tag pool's size)
+    keep_replaced_s: NonNegative = 3600  # a replaced version stays this long for readers still on it
+    keep_unpublished_s: NonNegative = 172_800  # failed or abandoned tries (article text) removed after this
+    publish_lock_timeout_s: Count = 600  # wait for another publish of the same day
 
     def tagging_model(self) -> Path:
         """model_dir when it holds a shipped model (the release), else fallback_model_dir."""

@@ -23,12 +23,13 @@ cat reports/table2.md                                               # F1 of each
 python scripts/render_results.py                                    # README.md and docs/results.md tables from reports/
 
 echo "== 2/3 a sample night through Airflow (inbox built from the held-out test split)"
-read -r night warehouse < <(python -c "from healthner.config import load_params
-nightly = load_params().nightly; print(nightly.sample_date, nightly.warehouse_dir)")
+read -r night warehouse slots < <(python -c "from healthner.config import load_params
+nightly = load_params().nightly; print(nightly.sample_date, nightly.warehouse_dir, nightly.tag_slots)")
 healthner sample-night
 airflow db migrate >/dev/null
-airflow dags test healthner_nightly "$night"
-[[ "$warehouse" == *://* ]] || [ -d "$warehouse/articles/dt=$night" ] || { echo "the night $night was not published to $warehouse" >&2; exit 1; }
+airflow pools set healthner_tag "$slots" "healthner tag tasks at once (nightly.tag_slots)" >/dev/null
+airflow dags test healthner_nightly -c "{\"dt\": \"$night\"}"          # the DAG param dt: tag that day
+[[ "$warehouse" == *://* ]] || [ -f "$warehouse/_published/dt=$night.json" ] || { echo "the night $night was not published to $warehouse" >&2; exit 1; }
 
 echo "== 3/3 entities per type in the published night (DuckDB over Parquet)"
 healthner query "SELECT type, count(*) AS entities, round(avg(score), 3) AS mean_score

@@ -1,2 +1,3 @@
-"""The nightly side: the inbox reader, the tagger, shard batches, the Parquet warehouse, its checks
-and queries. May import healthner.ensemble, healthner.model and healthner.corpus."""
+"""The nightly side: the inbox reader, the tagger, shard batches, the Parquet warehouse, its checks,
+publishing a night (one pointer switch per day), the DAG's task bodies and queries.
+May import healthner.ensemble, healthner.model and healthner.corpus."""

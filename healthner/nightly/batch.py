@@ -1,7 +1,8 @@
 """Batch tagging: a day's inbox staged into shards, shards tagged into Parquet parts, a file tagged.
 
 The nightly DAG calls, in order: `day_files` -> `stage_day` (read + rejects + shards) ->
-`tag_shard` per shard (mapped) -> `warehouse.publish_day` -> `checks.assert_published`.
+`tag_shard` per shard (mapped) -> `checks.check_version` -> `publish.publish_day` (nightly/night.py
+holds the DAG's task bodies).
 `tag_file` is the same tagging for one file from the CLI.
 """
 
@@ -45,10 +46,12 @@ from healthner.nightly.warehouse import (
     SHARDS_DIR,
     STATUS_TAGGED,
     TYPE_COUNT_COLUMNS,
-    new_staging,
+    day_versions_dir,
+    new_version,
     open_root,
-    staging_of,
-    write_manifest,
+    url_of,
+    version_dir_of,
+    write_json,
     write_part,
 )
 
@@ -114,24 +117,29 @@ def read_day(files: Sequence[str], max_article_chars: int, max_id_chars: int = N
 
 
 def stage_day(params: Params, dt: str, files: Sequence[str]) -> list[str]:
-    """Read the day's files into a fresh staging folder: the rejects part, the manifest and exactly
-    `nightly.shards` shard files (some may be empty, so every mapped task has work to report)."""
+    """Read the day's files into a new version folder: the rejects part, exactly `nightly.shards`
+    shard files (some may be empty, so every mapped task has work to report), and last the manifest
+    (a folder without one was never fully staged). A retry stages a new version; the next
+    successful publish of the day removes the abandoned one."""
     nightly = params.nightly
-    staging = new_staging(nightly.warehouse_dir, dt)
-    fs, _ = open_root(nightly.warehouse_dir)
+    fs, root = open_root(nightly.warehouse_dir)
+    version = new_version()
+    folder = f"{day_versions_dir(root, dt)}/{version}"
     started = time.perf_counter()
     day = read_day(files, nightly.max_article_chars, nightly.max_article_id_chars)
     reasons = Counter(r.reason for r in day.rejects)
     log.info("stage dt=%s: %d file(s), %d line(s) read -> %d article(s), %d reject(s) %s in %.1f s", dt, len(files),
              day.lines_read, len(day.articles), len(day.rejects), dict(sorted(reasons.items())), time.perf_counter() - started)
-    write_part(fs, f"{staging}/rejects/part-inbox.parquet", rejects_table(day.rejects))
+    write_part(fs, f"{folder}/rejects/part-inbox.parquet", rejects_table(day.rejects))
     shard_paths = []
     for index, group in enumerate(assign_shards(day.articles, nightly.shards)):
-        path = f"{staging}/{SHARDS_DIR}/shard-{index:03d}.parquet"
+        path = f"{folder}/{SHARDS_DIR}/shard-{index:03d}.parquet"
         write_part(fs, path, pa.Table.from_pylist([a.row() for a in group], schema=SHARD_SCHEMA))
-        shard_paths.append(path)
-    manifest = {"dt": dt, "files": list(files), "lines_read": day.lines_read, "shards": nightly.shards}
-    write_manifest(fs, f"{staging}/{MANIFEST_FILE}", manifest)
+        shard_paths.append(url_of(fs, path))
+    manifest = {"dt": dt, "version": version, "files": list(files), "lines_read": day.lines_read,
+                "shards": nightly.shards}
+    write_json(fs, f"{folder}/{MANIFEST_FILE}", manifest)
+    log.info("staged dt=%s as version %s in %d shards", dt, version, nightly.shards)
     return shard_paths
 
 
@@ -178,9 +186,9 @@ def write_tagged(
     shard_path: str, tagged: Iterable[tuple[Sequence[Article], list[list[Entity]]]], model_version: str
 ) -> ShardResult:
     """Write (articles, their entities) chunks as the shard's `entities/` and `articles/` parts in
-    its staging folder, one row group per chunk. A retry rewrites the same part files."""
+    its version folder, one row group per chunk. A retry rewrites the same part files."""
     fs, local = open_root(shard_path)
-    staging = staging_of(local)
+    staging = version_dir_of(local)
     name = local.rsplit("/", 1)[-1].replace("shard-", "part-")
     for dataset in ("entities", "articles"):
         fs.makedirs(f"{staging}/{dataset}", exist_ok=True)

@@ -39,8 +39,8 @@ from healthner.ensemble.combiner import (
 )
 from healthner.ensemble.kinds import FOREST_FILE, load_trusted
 from healthner.ensemble.shipped import MANIFEST_FILE
-from healthner.model.metrics import score
 from healthner.errors import ModelIntegrityError
+from healthner.model.metrics import score
 
 N_SLICE = 60  # real sentences the forest is fit on in unit tests (a few thousand characters)
 SMALL = StackParams(n_estimators=12, min_samples_leaf=1, cv_folds=3, n_jobs=1, seed=0)

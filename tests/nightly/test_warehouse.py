@@ -10,58 +10,26 @@ import duckdb
 import pyarrow.parquet as pq
 import pytest
 
-from healthner.config import load_params
 from healthner.nightly.batch import read_shard, stage_day, write_tagged
-from healthner.nightly.checks import check_published
+from healthner.nightly.checks import CheckFailed, check_published, check_version
 from healthner.nightly.inbox import day_files
+from healthner.nightly.publish import publish_day
 from healthner.nightly.tagger import Entity
 from healthner.nightly.warehouse import (
     ARTICLES_SCHEMA,
     ENTITIES_SCHEMA,
     REJECTS_SCHEMA,
     PublishError,
-    publish_day,
     read_manifest,
     read_partition,
-    staging_of,
+    version_dir_of,
 )
-
-REPO = Path(__file__).resolve().parents[2]
-DAY, OTHER_DAY = "2026-11-24", "2026-11-23"
-ARTICLES = [
-    {"article_id": "a1", "text": "頭痛三天。\n吃了普拿疼！", "title": "頭痛", "source": "forum"},
-    {"article_id": "a2", "text": "  COVID-19 疫苗；ＡＢＣ  ", "url": "https://example.org/a2"},
-    {"article_id": "a3", "text": "血壓高"},
-]
-
-
-def write_inbox(root: Path, dt: str, articles: list[dict], extra: list[str] = ()) -> None:
-    day = root / "inbox" / f"dt={dt}"
-    day.mkdir(parents=True, exist_ok=True)
-    lines = [json.dumps(a, ensure_ascii=False) for a in articles] + list(extra)
-    (day / "articles-000.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
-
-
-def first_char_entity(text: str) -> list[Entity]:
-    """One entity on the first non-space character: offsets the tagger would produce."""
-    start = len(text) - len(text.lstrip())
-    return [Entity("SYMP", text[start], start, start + 1, 0.5)]
-
-
-def stage_and_tag(params, dt: str, version: str = "v1") -> str:
-    """The DAG's stage + tag steps with entities placed by hand; returns the staging folder."""
-    shards = stage_day(params, dt, day_files(params.nightly.inbox_dir, dt))
-    for shard in shards:
-        articles = read_shard(shard)
-        write_tagged(shard, [(articles, [first_char_entity(a.text) for a in articles])], version)
-    return staging_of(shards[0])
+from tests.nightly.nights import ARTICLES, DAY, OTHER_DAY, night_params, publish_day_checked, stage_and_tag, write_inbox
 
 
 @pytest.fixture
 def params(tmp_path: Path):
-    return load_params(REPO / "params.yaml").with_updates(
-        nightly={"inbox_dir": str(tmp_path / "inbox"), "warehouse_dir": str(tmp_path / "warehouse"), "shards": 2}
-    )
+    return night_params(tmp_path)
 
 
 def count(warehouse: str, dataset: str, dt: str) -> int:
@@ -72,7 +40,7 @@ def count(warehouse: str, dataset: str, dt: str) -> int:
 def test_publish_writes_three_datasets_with_their_schemas(params, tmp_path: Path) -> None:
     write_inbox(tmp_path, DAY, ARTICLES, extra=["not json", json.dumps({"text": "無編號"}, ensure_ascii=False)])
     warehouse = params.nightly.warehouse_dir
-    published = publish_day(warehouse, DAY, stage_and_tag(params, DAY))
+    published = publish_day_checked(params, stage_and_tag(params, DAY))
     assert published.rows == {"entities": 3, "articles": 3, "rejects": 2} and published.lines_read == 5
     for dataset, schema in (("entities", ENTITIES_SCHEMA), ("articles", ARTICLES_SCHEMA), ("rejects", REJECTS_SCHEMA)):
         assert read_partition(warehouse, dataset, DAY).schema.equals(schema)
@@ -85,23 +53,22 @@ def test_publish_writes_three_datasets_with_their_schemas(params, tmp_path: Path
     assert count(warehouse, "articles", DAY) + count(warehouse, "rejects", DAY) == read_manifest(warehouse, DAY)["lines_read"]
     result = check_published(warehouse, DAY)
     assert result.success, str(result)
-    assert not list((tmp_path / "warehouse" / "_staging").rglob("*.parquet"))  # staging removed
+    assert not list((tmp_path / "warehouse").rglob("_shards"))  # the staged article text is gone
 
 
 def test_rerun_replaces_only_that_day(params, tmp_path: Path) -> None:
     warehouse = params.nightly.warehouse_dir
     write_inbox(tmp_path, OTHER_DAY, ARTICLES[:1])
-    publish_day(warehouse, OTHER_DAY, stage_and_tag(params, OTHER_DAY))
+    publish_day_checked(params, stage_and_tag(params, OTHER_DAY))
     write_inbox(tmp_path, DAY, ARTICLES)
-    publish_day(warehouse, DAY, stage_and_tag(params, DAY))
+    publish_day_checked(params, stage_and_tag(params, DAY))
     other_before = pq.read_table(f"{warehouse}/articles/dt={OTHER_DAY}").to_pylist()
     write_inbox(tmp_path, DAY, ARTICLES[1:])  # the day's inbox corrected: a1 withdrawn
-    publish_day(warehouse, DAY, stage_and_tag(params, DAY, version="v2"))
+    publish_day_checked(params, stage_and_tag(params, DAY, version="v2"))
     rows = read_partition(warehouse, "articles", DAY).to_pylist()
     assert sorted(r["article_id"] for r in rows) == ["a2", "a3"] and {r["model_version"] for r in rows} == {"v2"}
     assert count(warehouse, "entities", DAY) == 2
     assert pq.read_table(f"{warehouse}/articles/dt={OTHER_DAY}").to_pylist() == other_before
-    assert not list((tmp_path / "warehouse" / "_replaced").rglob("*.parquet"))
 
 
 def published_bytes(warehouse: Path) -> dict[str, bytes]:
@@ -110,9 +77,8 @@ def published_bytes(warehouse: Path) -> dict[str, bytes]:
 
 @pytest.mark.parametrize("damage", ["corrupt_part", "missing_dataset", "wrong_schema", "no_manifest"])
 def test_failed_publish_leaves_the_published_day_intact(params, tmp_path: Path, damage: str) -> None:
-    warehouse = params.nightly.warehouse_dir
     write_inbox(tmp_path, DAY, ARTICLES)
-    publish_day(warehouse, DAY, stage_and_tag(params, DAY))
+    publish_day_checked(params, stage_and_tag(params, DAY))
     before = published_bytes(tmp_path / "warehouse")
     staging = Path(stage_and_tag(params, DAY, version="v2"))
     if damage == "corrupt_part":  # a staging write that died half-way
@@ -127,18 +93,20 @@ def test_failed_publish_leaves_the_published_day_intact(params, tmp_path: Path, 
     else:
         (staging / "_manifest.json").unlink()
     with pytest.raises(PublishError):
-        publish_day(warehouse, DAY, str(staging))
+        publish_day_checked(params, str(staging))
     assert published_bytes(tmp_path / "warehouse") == before
 
 
-def test_check_reports_offsets_beyond_the_article(params, tmp_path: Path) -> None:
+def test_a_night_failing_its_check_is_not_published_and_gets_data_docs(params, tmp_path: Path) -> None:
     write_inbox(tmp_path, DAY, ARTICLES[2:])
     shards = stage_day(params, DAY, day_files(params.nightly.inbox_dir, DAY))
     for shard in shards:
         articles = read_shard(shard)
         bad = [[Entity("DISE", "壓高?", 1, 4, 0.9)] for _ in articles]  # ends past the 3-character article
         write_tagged(shard, [(articles, bad)], "v1")
-    publish_day(params.nightly.warehouse_dir, DAY, staging_of(shards[0]))
-    result = check_published(params.nightly.warehouse_dir, DAY)
-    assert not result.success
-    assert any("characters" in failure for failure in result.failures)
+    with pytest.raises(CheckFailed, match="expect_column_pair_values_a_to_be_greater_than_b"):
+        check_version(params.nightly.warehouse_dir, version_dir_of(shards[0]))
+    with pytest.raises(PublishError, match="not checked, or its check failed"):
+        publish_day(params.nightly, version_dir_of(shards[0]))
+    assert read_partition(params.nightly.warehouse_dir, "entities", DAY).num_rows == 0  # nothing published
+    assert (tmp_path / "warehouse" / "_reports" / f"dt={DAY}" / "index.html").is_file()  # the night's Data Docs

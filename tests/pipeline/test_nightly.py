@@ -2,14 +2,15 @@
 
 Runs, in order, on one warehouse: a night (good + every kind of bad line), the same night again
 (replaced, no duplicates), the same night with a missing model (a shard fails before publish:
-the published partition must stay exactly as it was).
+the published partition must stay exactly as it was). Each run is the one the DAG's own timetable
+schedules for the day; other tests trigger a given day by the `dt` param, and fail every task once.
 """
 
 from __future__ import annotations
 
 import json
 import os
-from datetime import datetime, timezone
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import duckdb
@@ -20,12 +21,15 @@ import yaml
 from healthner.config import load_params
 from healthner.nightly.batch import build_sample_inbox
 from healthner.nightly.checks import check_published
+from healthner.nightly.faults import FAULTS_ENV, arm
 from healthner.nightly.inbox import DUPLICATE_ID, EMPTY_TEXT, INVALID_JSON, INVALID_UTF8, MISSING_ID, TOO_LONG
-from healthner.nightly.warehouse import read_manifest
+from healthner.nightly.warehouse import read_day, read_manifest, read_pointer
 
 REPO = Path(__file__).resolve().parents[2]
 DT = "2026-11-24"
-LOGICAL_DATE = datetime(2026, 11, 24, tzinfo=timezone.utc)
+NEXT_DAY = "2026-11-25"
+TASK_BOUNDARIES = [f"{task}.{when}" for task in ("discover", "stage", "tag", "check", "publish")
+                   for when in ("start", "done")] + ["publish.committed"]
 MAX_CHARS = 4000
 BAD_FILE = "articles-bad.jsonl"
 pytestmark = pytest.mark.slow
@@ -51,29 +55,51 @@ def bad_lines(good_id: str) -> tuple[list[bytes], dict[str, str]]:
     return lines, reasons
 
 
-def write_params(path: Path, tiny_ensemble: Path, root: Path, model_dir: Path) -> Path:
+def write_params(path: Path, tiny_ensemble: Path, root: Path, model_dir: Path, warehouse: str = "warehouse") -> Path:
     base = load_params(REPO / "params.yaml")
     params = base.with_updates(
         prepare={"output_dir": str(tiny_ensemble.parents[1] / "data" / "prepared")},
-        nightly={"inbox_dir": str(root / "inbox"), "warehouse_dir": str(root / "warehouse"),
-                 "model_dir": str(model_dir), "fallback_model_dir": str(model_dir), "shards": 2, "retries": 0, "max_article_chars": MAX_CHARS,
+        nightly={"inbox_dir": str(root / "inbox"), "warehouse_dir": str(root / warehouse),
+                 "model_dir": str(model_dir), "fallback_model_dir": str(model_dir), "shards": 2,
+                 "max_article_chars": MAX_CHARS,
                  "chunk_articles": 3, "sample_articles": 8, "sample_date": DT},
     )
     path.write_text(yaml.safe_dump(params.model_dump(mode="json", by_alias=True), allow_unicode=True))
     return path
 
 
-def run_night(params_file: Path) -> str:
-    """One `dag.test()` run of the real DAG file with these params; returns the run's state."""
+def load_dag():
     from airflow.dag_processing.dagbag import DagBag
 
-    previous = os.environ.get("HEALTHNER_PARAMS")
-    os.environ["HEALTHNER_PARAMS"] = str(params_file)  # read by the DAG file and by every task
+    return DagBag(dag_folder=str(REPO / "dags")).dags["healthner_nightly"]
+
+
+def scheduled_run(dag, day: str):
+    """The run the DAG's timetable schedules after the interval before `day`: (run_after, interval)."""
+    from airflow.serialization.encoders import coerce_to_core_timetable
+    from airflow.timetables.base import DataInterval, TimeRestriction
+
+    start = datetime.fromisoformat(day).replace(tzinfo=UTC)
+    info = coerce_to_core_timetable(dag.timetable).next_dagrun_info(
+        last_automated_data_interval=DataInterval(start - timedelta(days=1), start),
+        restriction=TimeRestriction(earliest=None, latest=None, catchup=True),
+    )
+    return info.run_after, info.data_interval
+
+
+def run_night(params_file: Path, conf: dict | None = None, **env: str) -> str:
+    """One `dag.test()` run of the real DAG file with these params, as its timetable schedules the
+    night of DT (or with `conf`, as a manual trigger); returns the run's state."""
+    settings = {"HEALTHNER_PARAMS": str(params_file), "HEALTHNER_RETRIES": "0", **env}
+    previous = {name: os.environ.get(name) for name in settings}
+    os.environ.update(settings)  # read by the DAG file and by every task
     try:
-        dag = DagBag(dag_folder=str(REPO / "dags")).dags["healthner_nightly"]
-        state = dag.test(logical_date=LOGICAL_DATE).state
+        dag = load_dag()
+        run_after, _ = scheduled_run(dag, DT)
+        state = dag.test(logical_date=run_after, run_conf=conf).state
     finally:
-        os.environ.pop("HEALTHNER_PARAMS") if previous is None else os.environ.update(HEALTHNER_PARAMS=previous)
+        for name, value in previous.items():
+            os.environ.pop(name) if value is None else os.environ.update({name: value})
     return getattr(state, "value", state)
 
 
@@ -89,7 +115,7 @@ def partition_files(warehouse: Path) -> dict[str, bytes]:
     return {
         str(p.relative_to(warehouse)): p.read_bytes()
         for dataset in ("entities", "articles", "rejects")
-        for p in sorted((warehouse / dataset / f"dt={DT}").glob("*.parquet"))
+        for p in sorted((warehouse / dataset / f"dt={DT}").glob("*.parquet"))  # the plain hive path
     }
 
 
@@ -106,6 +132,9 @@ def night(tmp_path_factory, tiny_ensemble: Path, airflow_db: Path) -> dict:
     texts = inbox_texts(day)
     lines, reasons = bad_lines(next(iter(texts)))
     (day / BAD_FILE).write_bytes(b"\n".join(lines) + b"\n")
+    next_day = root / "inbox" / f"dt={NEXT_DAY}"  # articles of the day that has just begun: not tonight's
+    next_day.mkdir()
+    (next_day / "articles-000.jsonl").write_text(json.dumps({"article_id": "n1", "text": "明天的頭痛。"}, ensure_ascii=False))
     state = run_night(params_file)
     return {"root": root, "params": params_file, "texts": texts, "reasons": reasons, "state": state,
             "warehouse": root / "warehouse", "lines": len(texts) + sum(1 for line in lines if line.strip())}
@@ -142,7 +171,7 @@ def test_rerun_replaces_the_day_without_duplicates(night: dict) -> None:
     assert run_night(night["params"]) == "success"
     after = duckdb.sql(f"SELECT count(*), count(DISTINCT (article_id, start, \"end\", type)) FROM {entities_sql(warehouse)}")
     assert after.fetchall()[0] == (before, before)
-    assert not list((warehouse / "_replaced").rglob("*.parquet"))  # old partitions deleted after the swap
+    assert not list(warehouse.rglob("_shards"))  # no article text left behind
 
 
 def test_failed_night_leaves_the_published_day_intact(night: dict, tiny_ensemble: Path) -> None:
@@ -152,3 +181,42 @@ def test_failed_night_leaves_the_published_day_intact(night: dict, tiny_ensemble
     assert run_night(broken) == "failed"  # every shard fails to load its model: publish never runs
     assert partition_files(warehouse) == published
     assert check_published(str(warehouse), DT).success
+
+
+def table_rows(warehouse: Path, dt: str = DT) -> dict[str, list[tuple]]:
+    day = read_day(str(warehouse), dt)
+    return {name: sorted((tuple(row.items()) for row in table.to_pylist()), key=repr) for name, table in day.tables.items()}
+
+
+def test_the_scheduled_run_tags_the_day_that_has_just_ended(night: dict) -> None:
+    run_after, interval = scheduled_run(load_dag(), DT)
+    assert run_after == datetime(2026, 11, 25, tzinfo=UTC)  # it starts at the end of the day...
+    assert interval.start.date() == date.fromisoformat(DT)  # ...and its data interval is that day
+    assert night["state"] == "success"
+    assert read_pointer(str(night["warehouse"]), DT) is not None
+    assert read_pointer(str(night["warehouse"]), NEXT_DAY) is None  # the day just begun is left alone
+
+
+def test_a_manual_run_tags_the_day_given_as_its_dt_param(night: dict) -> None:
+    assert run_night(night["params"], conf={"dt": NEXT_DAY}) == "success"
+    day = read_day(str(night["warehouse"]), NEXT_DAY)
+    assert day.tables["articles"].column("article_id").to_pylist() == ["n1"]
+    assert run_night(night["params"], conf={"dt": "24/11/2026"}) == "failed"  # not a day: nothing guessed
+
+
+def test_a_night_failed_once_at_every_task_boundary_publishes_once_identically(night: dict, tiny_ensemble: Path) -> None:
+    """Every task fails once, before and after its work (publish also right after its commit), and
+    is retried by Airflow: the night publishes one version, with the tables of an undisturbed night."""
+    root = night["root"]
+    params_file = write_params(root / "retried.yaml", tiny_ensemble, root, tiny_ensemble, warehouse="retried")
+    faults = root / "faults"
+    for point in TASK_BOUNDARIES:
+        arm(faults, point)
+    state = run_night(params_file, HEALTHNER_RETRIES="3", HEALTHNER_RETRY_DELAY_S="0", **{FAULTS_ENV: str(faults)})
+    assert state == "success"
+    assert not list(faults.iterdir())  # every boundary did fail once
+    retried = root / "retried"
+    assert read_pointer(str(retried), DT)["replaced"] == []  # one commit, never a second
+    assert [p.name for p in (retried / "_versions" / f"dt={DT}").iterdir() if p.name != "current"] == [
+        read_pointer(str(retried), DT)["version"]]  # the abandoned stage try is gone
+    assert table_rows(retried) == table_rows(night["warehouse"])

@@ -1,0 +1,121 @@
+"""A publish interrupted at every step, by an exception and by a kill (a separate process that
+dies with os._exit), then retried; readers in another process poll the day throughout with
+pyarrow and DuckDB, and never see a missing or a mixed day."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from healthner.nightly.checks import check_version
+from healthner.nightly.faults import FAULTS_ENV, KILLED_EXIT_CODE, InjectedFault, arm
+from healthner.nightly.publish import publish_day
+from healthner.nightly.warehouse import DATASETS, new_version, read_day, read_pointer
+from tests.nightly.nights import ARTICLES, DAY, REPO, night_params, stage_and_tag, write_inbox
+
+STEPS = ("publish.locked", "publish.verified", "publish.pointer_staged", "publish.committed", "publish.linked",
+         "publish.collected_day")
+CLEAN_REPUBLISHES = 40  # plain switches between the interrupted ones, for the readers to race
+READER_WARMUP_S = 3.0
+PUBLISH_IN_A_PROCESS = """
+import json, sys
+from healthner.config import NightlyParams
+from healthner.nightly.publish import publish_day
+publish_day(NightlyParams(**json.loads(sys.argv[1])), sys.argv[2])
+"""
+
+
+def child_env(faults: Path) -> dict[str, str]:
+    path = os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))
+    return {**os.environ, "PYTHONPATH": path, FAULTS_ENV: str(faults)}
+
+
+@pytest.fixture
+def nights(tmp_path: Path):
+    """Three checked nights of the day, each with its own row counts, to be republished in turn."""
+    params = night_params(tmp_path, keep_replaced_s=3600)
+    templates = []
+    for count, extra in ((3, ["not json"]), (2, []), (1, ["x", "y"])):
+        write_inbox(tmp_path, DAY, ARTICLES[:count], extra=extra)
+        folder = Path(stage_and_tag(params, DAY))
+        check_version(params.nightly.warehouse_dir, str(folder))
+        templates.append(folder.rename(tmp_path / f"night-{count}"))  # out of the warehouse's sight
+    return params, templates
+
+
+def clone(template: Path, warehouse: str) -> str:
+    """The same checked night under a new version name (a later stage of identical inbox files)."""
+    target = Path(warehouse) / "_versions" / f"dt={DAY}" / new_version()
+    shutil.copytree(template, target)
+    return str(target)
+
+
+def expected(template: Path) -> list[int]:
+    verdict = json.loads((template / "_check.json").read_text())
+    return [verdict["rows"][name] for name in DATASETS]
+
+
+def test_interrupted_publishes_complete_on_retry_and_readers_never_see_a_broken_day(nights, tmp_path: Path,
+                                                                                    monkeypatch) -> None:
+    params, templates = nights
+    warehouse, faults = params.nightly.warehouse_dir, tmp_path / "faults"
+    monkeypatch.setenv(FAULTS_ENV, str(faults))
+    publish_day(params.nightly, clone(templates[0], warehouse))
+    stop, observed = tmp_path / "stop", tmp_path / "observed.jsonl"
+    reader = subprocess.Popen([sys.executable, str(REPO / "tests/nightly/poll_reader.py"), warehouse, DAY, str(stop),
+                               str(observed)], env=child_env(faults))
+    try:
+        time.sleep(READER_WARMUP_S)
+        switches = 0
+        for round_, (step, how) in enumerate((s, h) for s in STEPS for h in ("raise", "kill")):
+            template = templates[round_ % len(templates)]
+            version = clone(template, warehouse)
+            arm(faults, step, how)
+            if how == "kill":
+                done = subprocess.run([sys.executable, "-c", PUBLISH_IN_A_PROCESS, params.nightly.model_dump_json(),
+                                       version], check=False, env=child_env(faults), capture_output=True, text=True)
+                assert done.returncode == KILLED_EXIT_CODE, done.stderr[-2000:]
+            else:
+                with pytest.raises(InjectedFault):
+                    publish_day(params.nightly, version)
+            published = publish_day(params.nightly, version)  # the retry completes it
+            assert published.version == Path(version).name, step
+            day = read_day(warehouse, DAY)
+            assert [day.tables[name].num_rows for name in DATASETS] == expected(template), step
+            for other in range(CLEAN_REPUBLISHES // len(STEPS) // 2):
+                publish_day(params.nightly, clone(templates[(round_ + other + 1) % len(templates)], warehouse))
+                switches += 1
+            switches += 1
+    finally:
+        stop.touch()
+        reader.wait(60)
+    assert not list(faults.iterdir())  # every armed fault fired
+    day_folder = Path(warehouse) / "_versions" / f"dt={DAY}"
+    assert read_pointer(warehouse, DAY)["version"] == max(p.name for p in day_folder.iterdir() if p.name != "current")
+    records = [json.loads(line) for line in observed.read_text().splitlines()]
+    good = {tuple(expected(t)) for t in templates}
+    report_reads(records, switches, good)
+    for via in ("pyarrow", "duckdb"):
+        reads = [r for r in records if r["via"] == via]
+        assert len(reads) > switches, f"{via}: too few reads to have raced the switches"
+        broken = [r for r in reads if "error" in r or tuple(r["rows"] or ()) not in good]
+        assert not broken, f"{via} saw a missing or mixed day: {broken[:5]}"
+        assert len({tuple(r["rows"]) for r in reads}) == len(good)  # it saw every night come and go
+
+
+def report_reads(records: list[dict], switches: int, good: set[tuple]) -> None:
+    """What each reader saw, printed for the record (pytest -s)."""
+    def outcome(record: dict) -> str:
+        return "error" if "error" in record else "ok" if tuple(record["rows"]) in good else "mixed"
+
+    summary = Counter((r["via"], outcome(r)) for r in records)
+    errors = Counter(r["error"].split(":")[0] for r in records if "error" in r)
+    print(f"\n{switches} switches; reads {dict(summary)}; errors {dict(errors)}")
