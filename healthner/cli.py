@@ -83,7 +83,7 @@ def train(
     slot: Annotated[str, typer.Argument(help=f"encoder slot: {', '.join(SLOTS)}")],
     params: ParamsOpt = Path("params.yaml"),
     set_: Annotated[
-        Optional[list[str]], typer.Option("--set", help="override one param, e.g. model.use_lac=false (repeatable)")
+        Optional[list[str]], typer.Option("--set", help="override one param, e.g. model.lac=off (repeatable)")
     ] = None,
 ) -> None:
     """Train one encoder slot (encoder -> BiLSTM -> CRF) and save its best checkpoint."""
