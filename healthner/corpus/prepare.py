@@ -20,7 +20,7 @@ import pyarrow.parquet as pq
 from healthner.config import EncoderParams, Params, SplitParams
 from healthner.corpus.labels import TAG_TO_ID, spans
 from healthner.corpus.readers import Sentence, read_sentences, write_sentences
-from healthner.corpus.vocab import CharVocab
+from healthner.corpus.vocab import CharVocab, write_vocab_source
 from healthner.corpus.vocab import slot_vocab as encoder_vocab
 from healthner.corpus.windows import make_windows
 
@@ -153,6 +153,7 @@ def prepare(params: Params) -> PrepareReport:
     for slot, encoder in params.encoders.items():
         vocab = slot_vocab(encoder, by_split["train"], params.prepare.min_char_freq)
         vocab.save(out / slot)
+        write_vocab_source(out / slot, encoder, vocab)
         vocab_sizes[slot] = len(vocab)
         for name, group in by_split.items():
             path = out / slot / f"{name}.parquet"

@@ -21,7 +21,7 @@ from transformers import get_linear_schedule_with_warmup
 from healthner.config import Params
 from healthner.corpus.lexicon import Lexicon
 from healthner.corpus.readers import read_sentences
-from healthner.corpus.vocab import CharVocab
+from healthner.corpus.vocab import CharVocab, check_vocab_source
 from healthner.model.encoders import SPECIAL_TOKENS_PER_WINDOW, build_encoder
 from healthner.model.features import CharFeaturizer
 from healthner.model.losses import Objective, window_labels
@@ -156,6 +156,7 @@ class _Trainer:
         self.device = resolve_device(self.cfg.device)
         prepared = params.prepare.output_dir
         self.vocab = CharVocab.load(prepared / slot)
+        check_vocab_source(prepared / slot, params.encoders[slot], self.vocab)
         self.features = feature_spec(params.model)
         self.featurizer = training_featurizer(params)
         self.train_windows = Windows.read(prepared / slot / "train.parquet", self.featurizer)
