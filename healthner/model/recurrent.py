@@ -14,7 +14,7 @@ from torch import nn
 class MaskedBiRNN(nn.Module):
     """Stacked bidirectional `cell` layers (nn.LSTM or nn.GRU); each layer reads both directions of the last."""
 
-    def __init__(self, cell: type[nn.LSTM] | type[nn.GRU], input_size: int, hidden_size: int, num_layers: int):
+    def __init__(self, cell: type[nn.LSTM | nn.GRU], input_size: int, hidden_size: int, num_layers: int):
         super().__init__()
         sizes = [input_size] + [2 * hidden_size] * (num_layers - 1)
         self.forward_layers = nn.ModuleList(cell(n, hidden_size, batch_first=True) for n in sizes)

@@ -11,6 +11,7 @@ import torch
 from healthner.config import Params
 from healthner.corpus.readers import Sentence
 from healthner.corpus.vocab import CharVocab
+from healthner.model import features
 from healthner.model.features import LacStates
 from healthner.model.lac import LAC_WIDTH, LacEncoder, LacVocabulary, lac_folder
 from healthner.model.predict import CONFIG_FILE, MODEL_FILE, SlotPredictor
@@ -69,8 +70,6 @@ def test_a_finetuned_lac_trains_at_its_own_rate_and_ships_inside_the_model(tiny_
     result = train(params, "bert")
     config = json.loads((result.model_dir / CONFIG_FILE).read_text())
     assert config["model"]["lac_finetune"] and not config["features"]["lac"]  # no onnxruntime features
-
-    import healthner.model.features as features
 
     monkeypatch.setattr(features, "LacStates", None)  # tagging must not need the wheel's graph
     predictor = SlotPredictor.load(result.model_dir)
