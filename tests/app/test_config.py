@@ -45,10 +45,10 @@ def test_nights_are_tagged_with_the_release_when_there_is_one(tmp_path: Path) ->
 
 def test_a_slot_trains_with_its_own_overrides_merged_over_the_sections() -> None:
     params = load_params(REPO / "params.yaml").with_updates(
-        encoders={"electra": {"overrides": {"model": {"use_lac": False}, "train": {"seed": 5}}}}
+        encoders={"electra": {"overrides": {"model": {"lac": "off"}, "train": {"seed": 5}}}}
     )
     electra, bert = params.for_slot("electra"), params.for_slot("bert")
-    assert electra.model.use_lac is False and electra.train.seed == 5
+    assert electra.model.lac == "off" and electra.train.seed == 5
     assert electra.model.lstm_hidden == params.model.lstm_hidden  # siblings kept
     assert bert.model == params.model.model_copy(update=params.encoders["bert"].overrides.get("model", {}))
     with pytest.raises(KeyError, match="unknown slot"):
