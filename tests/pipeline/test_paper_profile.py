@@ -65,7 +65,8 @@ def paper(tmp_path_factory) -> Params:
         prepare={"output_dir": root / "prepared", "window_chars": WINDOW, "window_overlap": 8},
         train={"output_dir": root / "models", "reports_dir": root / "reports" / "train", "epochs": 1, "max_steps": 3,
                "batch_size": 16, "torch_threads": 1, "device": "cpu"},
-        stack={"output_dir": root / "models" / "ensemble", "n_estimators": 5, "cv_folds": 2, "n_jobs": 1},
+        stack={"output_dir": root / "models" / "ensemble", "n_estimators": 5, "cv_folds": 2, "n_jobs": 1,
+               "candidates": ["forest"], "selection_seeds": [13]},
         evaluate={"reports_dir": root / "reports", "combinations": [["bert"], list(SLOTS)], "error_examples": 5},
     )
     write_sentences(sentences, params.validation.output)
@@ -82,7 +83,7 @@ def test_the_paper_profile_runs_end_to_end_on_local_checkpoints(paper: Params) -
         assert (config["init"], config["checkpoint"]) == ("pretrained", paper.encoders[slot].checkpoint)
     fit_stack(paper)
     metrics = evaluate(paper)
-    assert set(metrics["test"]) == {*SLOTS, "stack"}
+    assert set(SLOTS) < set(metrics["test"])  # each member, and what ships
     assert (paper.evaluate.reports_dir / "table2.md").is_file()
 
 
