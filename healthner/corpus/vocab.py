@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import unicodedata
 from collections import Counter
 from collections.abc import Iterable, Sequence
@@ -12,6 +14,7 @@ from healthner.config import EncoderParams
 PAD, UNK, CLS, SEP, MASK = "[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"
 SPECIALS = (PAD, UNK, CLS, SEP, MASK)
 VOCAB_FILE = "vocab.txt"
+SOURCE_FILE = "vocab_source.json"  # beside a prepared slot's vocab.txt: where its vocabulary came from
 
 
 def _lookup_forms(char: str) -> Iterable[str]:
@@ -131,3 +134,42 @@ def checkpoint_of(enc: EncoderParams) -> str:
     if not enc.checkpoint:
         raise ValueError(f"encoder family {enc.family}: init pretrained needs a checkpoint (hub id or folder)")
     return enc.checkpoint
+
+
+class PreparedVocabMismatch(ValueError):
+    """A prepared slot folder whose vocabulary is not the one the slot's encoder needs."""
+
+
+def vocab_digest(vocab: CharVocab) -> str:
+    """sha256 of the tokens in id order: two vocabularies with the same digest give every token the same id."""
+    return hashlib.sha256("\n".join(vocab.tokens).encode("utf-8")).hexdigest()
+
+
+def write_vocab_source(directory: Path, enc: EncoderParams, vocab: CharVocab) -> Path:
+    """Record, beside the prepared vocabulary, the init and checkpoint it was made for and its digest."""
+    source = {"init": enc.init, "checkpoint": enc.checkpoint if enc.init == "pretrained" else None,
+              "tokens": len(vocab), "sha256": vocab_digest(vocab)}
+    path = Path(directory) / SOURCE_FILE
+    path.write_text(json.dumps(source, indent=2) + "\n", encoding="utf-8")
+    return path
+
+
+def check_vocab_source(directory: Path, enc: EncoderParams, vocab: CharVocab) -> None:
+    """Refuse a prepared vocabulary made for another init or checkpoint, or (pretrained) one that is not
+    the checkpoint's own: a pretrained encoder's embeddings are indexed by its own token ids."""
+    path = Path(directory) / SOURCE_FILE
+    rerun = "re-run prepare (dvc repro prepare)"
+    if not path.is_file():
+        if enc.init == "pretrained":
+            raise PreparedVocabMismatch(f"{directory}: no {SOURCE_FILE}, so its vocabulary may not be {enc.checkpoint}'s; {rerun}")
+        return
+    source = json.loads(path.read_text(encoding="utf-8"))
+    wanted = (enc.init, enc.checkpoint if enc.init == "pretrained" else None)
+    if (source["init"], source["checkpoint"]) != wanted:
+        made = source["checkpoint"] or source["init"]
+        raise PreparedVocabMismatch(
+            f"{directory}: vocabulary prepared for {made}, but the slot is {wanted[1] or wanted[0]}; {rerun}"
+        )
+    digest = vocab_digest(vocab)
+    if digest != source["sha256"] or (enc.init == "pretrained" and digest != vocab_digest(pretrained_vocab(checkpoint_of(enc)))):
+        raise PreparedVocabMismatch(f"{directory}: vocabulary differs from {wanted[1] or 'the one prepared'}'s; {rerun}")

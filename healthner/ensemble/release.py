@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from healthner.config import Params
-from healthner.corpus.prepare import slot_vocab, tokenize_split
+from healthner.corpus.prepare import save_slot_vocab, slot_vocab, tokenize_split
 from healthner.corpus.readers import Sentence, read_sentences, write_sentences
 from healthner.ensemble.kinds import KINDS, make_kind
 from healthner.ensemble.shipped import member_outputs, read_manifest, save_ensemble
@@ -53,7 +53,7 @@ def best_epoch(model_dir: Path) -> int:
 def write_release_split(params: Params, slot: str, sentences: Sequence[Sentence], dev: Sequence[Sentence], folder: Path) -> None:
     """A prepared folder for one slot: its vocabulary from every sentence it trains on, and windows."""
     vocab = slot_vocab(params.encoders[slot], sentences, params.prepare.min_char_freq)
-    vocab.save(folder / slot)
+    save_slot_vocab(folder / slot, params.encoders[slot], vocab)
     for name, group in (("train", sentences), ("dev", dev)):
         tokenize_split(group, vocab, params.prepare.window_chars, params.prepare.window_overlap, folder / slot / f"{name}.parquet")
 

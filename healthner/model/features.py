@@ -57,9 +57,9 @@ class LacStates:
         if threads:
             options.intra_op_num_threads, options.inter_op_num_threads = threads, 1
         self._session = ort.InferenceSession(graph.SerializeToString(), options, providers=["CPUExecutionProvider"])
-        self._vocab = {word: int(i) for i, word in _tsv(folder / "word.dic")}
+        self._vocab = {word: int(i) for i, word in read_tsv(folder / "word.dic")}
         self._oov = self._vocab.get("OOV", 0)
-        self._to_simplified = dict(_tsv(folder / "q2b.dic"))
+        self._to_simplified = dict(read_tsv(folder / "q2b.dic"))
 
     def ids(self, chars: Sequence[str]) -> np.ndarray:
         return np.array([self._vocab.get(self._to_simplified.get(c, c), self._oov) for c in chars], dtype=np.int64)
@@ -82,7 +82,7 @@ class LacStates:
         return out
 
 
-def _tsv(path: Path) -> list[tuple[str, str]]:
+def read_tsv(path: Path) -> list[tuple[str, str]]:
     pairs = []
     for line in path.read_text(encoding="utf-8").split("\n"):
         key, tab, value = line.partition("\t")

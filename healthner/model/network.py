@@ -13,6 +13,8 @@ from transformers import PreTrainedModel
 
 from healthner.corpus.labels import TAGS, is_valid_transition, split_tag
 from healthner.model.crf import CrfScores, crf_marginals, crf_viterbi
+from healthner.model.lac import LAC_WIDTH, LacEncoder
+from healthner.model.recurrent import MaskedBiLSTM
 
 FORBIDDEN_SCORE = -1.0e4  # exp() of this is 0 in float32, yet sums of a few stay finite
 
@@ -22,41 +24,6 @@ def transition_masks(tags: tuple[str, ...] = TAGS) -> tuple[torch.Tensor, torch.
     forbidden = torch.tensor([[not is_valid_transition(a, b) for b in tags] for a in tags])
     forbidden_start = torch.tensor([split_tag(t)[0] == "I" for t in tags])
     return forbidden, forbidden_start
-
-
-class MaskedBiLSTM(nn.Module):
-    """A bidirectional LSTM over right-padded batches whose backward direction starts at each row's
-    last real position (as with packed sequences, so padding never changes a row's outputs).
-
-    Packed sequences fall back to a slow per-step kernel on CPU; reversing each row within its
-    length and running plain unidirectional LSTMs keeps the fused kernel (about twice as fast).
-    """
-
-    def __init__(self, input_size: int, hidden_size: int, num_layers: int):
-        super().__init__()
-        sizes = [input_size] + [2 * hidden_size] * (num_layers - 1)
-        self.forward_layers = nn.ModuleList(nn.LSTM(n, hidden_size, batch_first=True) for n in sizes)
-        self.backward_layers = nn.ModuleList(nn.LSTM(n, hidden_size, batch_first=True) for n in sizes)
-
-    def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        """(batch, time, input) -> (batch, time, 2 * hidden); rows at or past `lengths` are padding."""
-        index = reversal_index(lengths, x.shape[1])
-        for fwd, bwd in zip(self.forward_layers, self.backward_layers):
-            ahead, _ = fwd(x)
-            behind, _ = bwd(_gather_time(x, index))
-            x = torch.cat([ahead, _gather_time(behind, index)], dim=-1)
-        return x
-
-
-def reversal_index(lengths: torch.Tensor, time: int) -> torch.Tensor:
-    """(batch, time) positions that reverse each row's first `length` steps and keep its padding."""
-    steps = torch.arange(time, device=lengths.device)
-    flipped = lengths.unsqueeze(1) - 1 - steps
-    return torch.where(flipped >= 0, flipped, steps)
-
-
-def _gather_time(x: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
-    return x.gather(1, index.unsqueeze(-1).expand_as(x))
 
 
 class NerTagger(nn.Module):
@@ -72,13 +39,19 @@ class NerTagger(nn.Module):
         char_features: int = 0,
         bigram_buckets: int = 0,
         bigram_dim: int = 0,
+        lac_finetune: bool = False,
     ):
         super().__init__()
         self.encoder = encoder
         self.num_tags, self.use_bilstm, self.use_crf = num_tags, use_bilstm, use_crf
         self.char_features = char_features
         self.bigrams = CharBigrams(encoder.config.vocab_size, bigram_buckets, bigram_dim) if bigram_buckets else None
-        width = encoder.config.hidden_size + char_features + (2 * bigram_dim if bigram_buckets else 0)
+        # LAC trained with the rest (model.lac finetune); train.build_model loads its pretrained weights
+        self.lac = LacEncoder(encoder.config.vocab_size) if lac_finetune else None
+        width = (
+            encoder.config.hidden_size + char_features + (2 * bigram_dim if bigram_buckets else 0)
+            + (LAC_WIDTH if lac_finetune else 0)
+        )
         self.lstm = MaskedBiLSTM(width, lstm_hidden, lstm_layers) if use_bilstm else None
         self.dropout = nn.Dropout(dropout)
         self.classifier = nn.Linear(2 * lstm_hidden if use_bilstm else width, num_tags)
@@ -116,6 +89,9 @@ class NerTagger(nn.Module):
             hidden = torch.cat([hidden, features.to(hidden.dtype)], dim=-1)
         if self.bigrams is not None:
             hidden = torch.cat([hidden, self.bigrams(input_ids).to(hidden.dtype)], dim=-1)
+        if self.lac is not None:
+            states = self.lac(input_ids[:, 1:-1], char_lengths(attention_mask))
+            hidden = torch.cat([hidden, states.to(hidden.dtype)], dim=-1)
         if self.lstm is not None:
             hidden = self.lstm(hidden, char_lengths(attention_mask))
         return self.classifier(self.dropout(hidden)).float()

@@ -50,17 +50,19 @@ class Architecture:
     char_features: int = 0
     bigram_buckets: int = 0
     bigram_dim: int = 0
+    lac_finetune: bool = False
 
     @classmethod
     def from_params(cls, model: ModelParams) -> Architecture:
         return cls(
             len(TAGS), model.use_bilstm, model.lstm_hidden, model.lstm_layers, model.dropout, model.use_crf,
-            feature_spec(model).width, model.bigram_buckets, model.bigram_dim,
+            feature_spec(model).width, model.bigram_buckets, model.bigram_dim, model.lac == "finetune",
         )
 
 
 def feature_spec(model: ModelParams) -> FeatureSpec:
-    return FeatureSpec(lexicon=model.use_lexicon, lac=model.use_lac)
+    """The features computed outside the model: LAC only when frozen (fine-tuned, it is part of the model)."""
+    return FeatureSpec(lexicon=model.use_lexicon, lac=model.lac == "frozen")
 
 
 def save_model(

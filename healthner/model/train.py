@@ -21,7 +21,7 @@ from transformers import get_linear_schedule_with_warmup
 from healthner.config import Params
 from healthner.corpus.lexicon import Lexicon
 from healthner.corpus.readers import read_sentences
-from healthner.corpus.vocab import CharVocab
+from healthner.corpus.vocab import CharVocab, check_vocab_source
 from healthner.errors import UnknownName
 from healthner.model.encoders import SPECIAL_TOKENS_PER_WINDOW, build_encoder
 from healthner.model.features import CharFeaturizer
@@ -124,7 +124,27 @@ def training_featurizer(params: Params) -> CharFeaturizer | None:
 
 def build_model(params: Params, slot: str, vocab: CharVocab) -> NerTagger:
     encoder = build_encoder(params.encoders[slot], vocab, params.prepare.window_chars + SPECIAL_TOKENS_PER_WINDOW)
-    return NerTagger(encoder, **asdict(Architecture.from_params(params.model)))
+    model = NerTagger(encoder, **asdict(Architecture.from_params(params.model)))
+    if model.lac is not None:
+        model.lac.load_pretrained(vocab)
+    return model
+
+
+def parameter_groups(model: NerTagger, params: Params, slot: str) -> list[dict]:
+    """The optimiser's groups: pretrained weights (a fine-tuned LAC; the encoder when its init is
+    pretrained) at train.pretrained_lr, the rest at train.learning_rate. One group when either side
+    is empty or pretrained_lr is unset, so such runs are the same as before the option existed."""
+    cfg = params.train
+    pretrained = [model.lac] if model.lac is not None else []
+    if params.encoders[slot].init == "pretrained":
+        pretrained.append(model.encoder)
+    slow = {id(p) for module in pretrained for p in module.parameters()}
+    if cfg.pretrained_lr is None or not slow:
+        return [{"params": list(model.parameters())}]
+    return [
+        {"params": [p for p in model.parameters() if id(p) in slow], "lr": cfg.pretrained_lr},
+        {"params": [p for p in model.parameters() if id(p) not in slow]},
+    ]
 
 
 class _Trainer:
@@ -137,6 +157,7 @@ class _Trainer:
         self.device = resolve_device(self.cfg.device)
         prepared = params.prepare.output_dir
         self.vocab = CharVocab.load(prepared / slot)
+        check_vocab_source(prepared / slot, params.encoders[slot], self.vocab)
         self.features = feature_spec(params.model)
         self.featurizer = training_featurizer(params)
         self.train_windows = Windows.read(prepared / slot / "train.parquet", self.featurizer)
@@ -157,7 +178,8 @@ class _Trainer:
         total = per_epoch * self.cfg.epochs
         if self.cfg.max_steps is not None:
             total = min(total, self.cfg.max_steps)
-        opt = torch.optim.AdamW(self.model.parameters(), lr=self.cfg.learning_rate, weight_decay=self.cfg.weight_decay)
+        groups = parameter_groups(self.model, self.params, self.slot)
+        opt = torch.optim.AdamW(groups, lr=self.cfg.learning_rate, weight_decay=self.cfg.weight_decay)
         self.total_steps = max(total, 1)
         warmup = int(self.cfg.warmup_ratio * self.total_steps)
         return opt, get_linear_schedule_with_warmup(opt, warmup, self.total_steps)
@@ -241,7 +263,7 @@ def train(params: Params, slot: str) -> TrainResult:
             f1 = trainer.dev_f1()
             epochs_run = epoch
             bar.set_postfix(loss=f"{loss:.4f}", dev_f1=f"{f1:.4f}", epoch=epoch)
-            _log_epoch(live, loss, f1, sched.get_last_lr()[0])
+            _log_epoch(live, loss, f1, sched.get_last_lr()[-1])
             if f1 > best_f1 or not trainer.dev:
                 best_f1, best_epoch, stale = f1, epoch, 0
                 trainer.save()

@@ -12,13 +12,20 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def test_overrides_nest_by_dots_and_keep_yaml_types() -> None:
-    overrides = parse_overrides(["model.use_lac=false", "train.epochs=4", "lexicon.sources=[thuocl]", "loss.focal.gamma=0"])
+    overrides = parse_overrides(["model.lac=finetune", "train.epochs=4", "lexicon.sources=[thuocl]", "loss.focal.gamma=0"])
     assert overrides == {
-        "model": {"use_lac": False}, "train": {"epochs": 4}, "lexicon": {"sources": ["thuocl"]}, "loss": {"focal": {"gamma": 0}},
+        "model": {"lac": "finetune"}, "train": {"epochs": 4}, "lexicon": {"sources": ["thuocl"]}, "loss": {"focal": {"gamma": 0}},
     }
     params = load_params(REPO / "params.yaml").with_updates(**overrides)
-    assert params.model.use_lac is False and params.train.epochs == 4 and params.loss.focal.gamma == 0
+    assert params.model.lac == "finetune" and params.train.epochs == 4 and params.loss.focal.gamma == 0
     assert params.loss.focal.enabled == load_params(REPO / "params.yaml").loss.focal.enabled  # siblings kept
+
+
+@pytest.mark.parametrize(("old", "lac"), [(True, "frozen"), (False, "off")])
+def test_the_old_use_lac_switch_still_reads(old: bool, lac: str) -> None:
+    params = load_params(REPO / "params.yaml")
+    assert params.with_updates(model={"use_lac": old}).model.lac == lac  # --set model.use_lac=... as before
+    assert params.with_updates(**parse_overrides([f"model.lac={lac}"])).model.lac == lac  # YAML reads `off` as false
 
 
 @pytest.mark.parametrize("bad", ["epochs=4", "train.epochs", "train..epochs=4"])
@@ -38,10 +45,10 @@ def test_nights_are_tagged_with_the_release_when_there_is_one(tmp_path: Path) ->
 
 def test_a_slot_trains_with_its_own_overrides_merged_over_the_sections() -> None:
     params = load_params(REPO / "params.yaml").with_updates(
-        encoders={"electra": {"overrides": {"model": {"use_lac": False}, "train": {"seed": 5}}}}
+        encoders={"electra": {"overrides": {"model": {"lac": "off"}, "train": {"seed": 5}}}}
     )
     electra, bert = params.for_slot("electra"), params.for_slot("bert")
-    assert electra.model.use_lac is False and electra.train.seed == 5
+    assert electra.model.lac == "off" and electra.train.seed == 5
     assert electra.model.lstm_hidden == params.model.lstm_hidden  # siblings kept
     assert bert.model == params.model.model_copy(update=params.encoders["bert"].overrides.get("model", {}))
     with pytest.raises(KeyError, match="unknown slot"):
