@@ -62,7 +62,8 @@ def healthner_nightly() -> None:
 
         return stage_day(nightly_params(), dt, files)
 
-    @task
+    # shards tagged at once on one worker: batch.shard_tag_params gives each its share of the cores
+    @task(max_active_tis_per_dagrun=SETTINGS.parallel_shards)
     def tag(shard: str) -> dict:
         from dataclasses import asdict
 

@@ -11,6 +11,8 @@ from pydantic import BaseModel, ConfigDict, Field
 DEFAULT_PARAMS = Path("params.yaml")
 SLOTS = ("bert", "roberta", "electra", "albert")
 Precision = Literal["auto", "float32", "bfloat16", "int8"]  # tagging weights (predict.resolve_precision)
+Device = Literal["auto", "cpu", "cuda"]  # auto: CUDA when torch sees a GPU, else the CPU
+Runtime = Literal["auto", "torch", "onnx"]  # what runs a member's forward pass (model/onnx_runtime.py)
 
 
 class _Section(BaseModel):
@@ -142,9 +144,10 @@ class TrainParams(_Section):
     max_grad_norm: float = 1.0
     patience: int = 3
     seed: int = 13
-    device: Literal["auto", "cpu", "cuda"] = "auto"
+    device: Device = "auto"
     torch_threads: int = 2
     max_steps: int | None = None
+    export_onnx: bool = True  # write the member's emissions graph (emissions.onnx) beside its weights
 
 
 class StackParams(_Section):
@@ -183,9 +186,16 @@ class ReleaseParams(_Section):
 
 class TagParams(_Section):
     sentence_delimiters: str = "。！？；\n"
-    batch_chars: int = 4096
+    device: Device = "auto"  # where tagging, stack and evaluate run the members
+    batch_chars: int = Field(4096, gt=0)  # characters per forward batch on the CPU
+    batch_chars_cuda: int = Field(65536, gt=0)  # on a GPU: large batches keep it busy
     torch_threads: int | None = Field(None, gt=0)  # per tagging process; None: torch's default (all cores)
     precision: Precision = "auto"  # weights when tagging: predict.resolve_precision
+    runtime: Runtime = "auto"  # member forward passes: onnx_runtime.resolve_runtime
+
+    def batch_chars_for(self, device: str) -> int:
+        """Characters per forward batch on `device` (a resolved device: cpu, cuda or cuda:N)."""
+        return self.batch_chars_cuda if device.startswith("cuda") else self.batch_chars
 
 
 class NightlyParams(_Section):
@@ -200,6 +210,9 @@ class NightlyParams(_Section):
     chunk_articles: int = Field(500, gt=0)  # articles tagged and written per Parquet row group
     retries: int = Field(2, ge=0)  # Airflow retries per task (tests set 0: dag.test waits out retry delays)
     retry_delay_s: int = Field(300, ge=0)
+    # tag tasks running at once on one machine (LocalExecutor: every shard; one Celery worker per machine: 1);
+    # None: `shards`. Each task's torch threads are the machine's cores / this, unless tag.torch_threads is set.
+    parallel_shards: int | None = Field(None, gt=0)
 
     def tagging_model(self) -> Path:
         """model_dir when it holds a shipped model (the release), else fallback_model_dir."""

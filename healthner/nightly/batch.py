@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,7 +17,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from healthner.config import Params
+from healthner.config import Params, TagParams
 from healthner.corpus.labels import ENTITY_TYPES
 from healthner.nightly.inbox import Article, InboxRead, Reject, check_record, day_files, read_inbox, read_inbox_file
 from healthner.nightly.tagger import Entity, Tagger
@@ -177,9 +178,20 @@ def write_tagged(
     return ShardResult(shard_path, n_articles, n_entities, model_version)
 
 
+def shard_tag_params(params: Params) -> TagParams:
+    """One shard task's tag settings: unless tag.torch_threads is set, its threads are this machine's
+    usable cores over the tag tasks running on it at once (nightly.parallel_shards, else every shard),
+    since k tasks each taking every core tag slower together than one alone (make bench)."""
+    if params.tag.torch_threads:
+        return params.tag
+    at_once = params.nightly.parallel_shards or params.nightly.shards
+    return params.tag.model_copy(update={"torch_threads": max(1, len(os.sched_getaffinity(0)) // at_once)})
+
+
 def tag_shard(params: Params, shard_path: str, tagger: Tagger | None = None) -> ShardResult:
-    """Tag one shard, `chunk_articles` at a time (memory stays bounded), into its staging parts."""
-    tagger = tagger or Tagger.load(params.nightly.tagging_model(), params.tag)
+    """Tag one shard, `chunk_articles` at a time (memory stays bounded), into its staging parts; the
+    model on tag.device with shard_tag_params' threads."""
+    tagger = tagger or Tagger.load(params.nightly.tagging_model(), shard_tag_params(params))
     articles = read_shard(shard_path)
     tagged = ((chunk, tagger.tag([a.text for a in chunk])) for chunk in chunks(articles, params.nightly.chunk_articles))
     return write_tagged(shard_path, tagged, tagger.model_version)
