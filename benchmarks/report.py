@@ -147,6 +147,35 @@ def night(result: dict) -> list[str]:
     ]
 
 
+# Tried on this repo and left out of the defaults, with the measurement that decided it (not re-run by make bench).
+DROPPED = (
+    "onnxruntime's transformer optimizer (`onnxruntime.transformers.optimizer`, bert fusions: BiasGelu and "
+    "SkipLayerNormalization fused, attention not, our masks and BiLSTM in the way): no faster on a real-size member, "
+    "slower with spinning threads; the plain exported graph ships.",
+    "Spinning onnxruntime threads (its default): up to 1.7x slower when shard processes share the cores; off.",
+    "bfloat16 on a CPU without AVX-512 BF16/AMX: emulated, about 3x slower than float32 for a member's forward; "
+    "`tag.precision: auto` keeps float32 there (the torch bfloat16 row above measures it each run).",
+)
+
+
+def speed_paths(result: dict) -> list[str]:
+    """Each stack variant against the torch float32 stack of the same run, and its dev F1."""
+    tag = result["tagging"]
+    median = {name.removeprefix("stack "): row["chars_per_s"]["median"]
+              for name, row in tag["rows"].items() if row["kind"] == "stack"}
+    base = median.get("torch float32")
+    rows = [(name, f"{rate:,.0f}", f"{rate / base:.2f}x" if base else "", f"{tag['dev_f1'][name]:.4f}",
+             "configured" if name == tag["configured"] else "") for name, rate in median.items()]
+    return [
+        "## Speed paths", "",
+        "What each way of running the members bought, full stack, same texts and run (`tag.runtime`, "
+        "`tag.precision`; `tag.device` picks the GPU where torch sees one). The configured one is what "
+        "`healthner tag` and the DAG use.", "",
+        *table(("runtime precision", "chars/s (median)", "vs torch float32", "dev F1", ""), rows),
+        "Tried and dropped:", "", *[f"- {line}" for line in DROPPED], "",
+    ]
+
+
 def render(result: dict) -> str:
     runs = result["params"]["repeats"]
     head = [
@@ -155,5 +184,5 @@ def render(result: dict) -> str:
         f"`{result['model_version']}`. Every figure is the median (min – max) of {runs} run(s) on this machine in one "
         f"run; the same figures as JSON: `{result['params']['json_report']}`.", "",
     ]
-    sections = (machine, tagging, profile, training, memory, night)
+    sections = (machine, tagging, speed_paths, profile, training, memory, night)
     return "\n".join(head + [line for section in sections for line in section(result)])

@@ -171,10 +171,11 @@ def export_onnx(model: Annotated[Path, typer.Argument(help="a trained member fol
     shipped ensemble folder (its model_version is a digest of its files)."""
     from healthner.ensemble.shipped import MANIFEST_FILE
     from healthner.model.onnx_runtime import export_member
+    from healthner.model.predict import SlotPredictor
 
     if (model.parent / MANIFEST_FILE).is_file():
         raise typer.BadParameter(f"{model} is inside a shipped ensemble; export the trained member, then re-stack")
-    typer.echo(export_member(model))
+    typer.echo(export_member(model, SlotPredictor.load(model).model))
 
 
 @app.command("sample-night")

@@ -69,13 +69,11 @@ def export_emissions(model: NerTagger, weights_sha256: str) -> bytes:
     return graph.SerializeToString()
 
 
-def export_member(model_dir: Path | str) -> Path:
-    """Export a trained member folder's emissions graph to `<model_dir>/emissions.onnx` (replacing any).
-    Run it before `healthner stack`: the shipped folder's model_version is a digest of its files."""
-    from healthner.model.predict import SlotPredictor  # predict imports this module
-
+def export_member(model_dir: Path | str, model: NerTagger) -> Path:
+    """Export a trained member folder's emissions graph to `<model_dir>/emissions.onnx` (replacing any);
+    `model`: the folder's own weights, loaded (SlotPredictor.load(model_dir).model; predict imports this
+    module, not the reverse). Run it before `healthner stack`: model_version is a digest of the files."""
     model_dir = Path(model_dir)
-    model = SlotPredictor.load(model_dir, device="cpu", precision="float32").model
     path = model_dir / ONNX_FILE
     path.write_bytes(export_emissions(model, weights_digest(model_dir)))
     return path

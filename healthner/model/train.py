@@ -253,7 +253,8 @@ def train(params: Params, slot: str) -> TrainResult:
     )
     _write_summary(result, trainer)
     if cfg.export_onnx and (trainer.model_dir / MODEL_FILE).is_file():
-        export_member(trainer.model_dir)  # the best epoch's emissions graph, for CPU tagging under onnxruntime
+        best = SlotPredictor.load(trainer.model_dir).model  # the saved best epoch, float32 on the CPU
+        export_member(trainer.model_dir, best)  # its emissions graph, for CPU tagging under onnxruntime
     return result
 
 

@@ -46,7 +46,7 @@ def test_reports_are_written(bench: dict) -> None:
     params, result = bench["params"].bench, bench["result"]
     assert json.loads(params.json_report.read_text(encoding="utf-8")) == json.loads(json.dumps(result))
     report = params.report.read_text(encoding="utf-8")
-    for heading in ("## Machine", "## Tagging throughput", "## Where the time goes", "## Training",
+    for heading in ("## Machine", "## Tagging throughput", "## Speed paths", "## Where the time goes", "## Training",
                     "## Peak memory", "## A night"):
         assert heading in report
 
