@@ -72,3 +72,13 @@ def test_cuda_bfloat16_runs_under_autocast_with_float32_emissions() -> None:
 def test_host_batches_go_to_the_gpu_pinned() -> None:
     moved = to_device(torch.ones(3), torch.device("cuda"))
     assert moved.device.type == "cuda" and float(moved.sum()) == 3.0
+
+
+def test_bfloat16_is_native_only_with_its_cpu_flags(tmp_path) -> None:
+    from healthner.model.predict import cpu_runs_bfloat16
+
+    plain, native = tmp_path / "plain", tmp_path / "native"
+    plain.write_text("processor\t: 0\nflags\t\t: fpu sse2 avx2 avx512f avx512bw avx512_vnni\n", encoding="utf-8")
+    native.write_text("processor\t: 0\nflags\t\t: fpu avx512f avx512_bf16 amx_tile\n", encoding="utf-8")
+    assert not cpu_runs_bfloat16(plain)  # AVX-512 alone: bfloat16 emulated, float32 is faster
+    assert cpu_runs_bfloat16(native) and not cpu_runs_bfloat16(tmp_path / "missing")
