@@ -26,7 +26,7 @@ import yaml
 from tqdm import tqdm
 
 from healthner.config import Params
-from healthner.nightly.batch import SAMPLE_JOIN, day_files, stage_day, tag_shard, write_inbox_day
+from healthner.nightly.batch import SAMPLE_JOIN, write_inbox_day
 from healthner.nightly.tagger import Tagger
 
 REPO_DAGS = Path(__file__).resolve().parents[1] / "dags"
@@ -88,13 +88,11 @@ def isolated(target: Callable[..., dict], *args, env: Mapping[str, str] | None =
 # --- work done in the fresh processes --------------------------------------------------------------
 
 
-def load_tagger(params: Params, precision: str | None = None) -> Tagger:
-    """The benchmarked ensemble on the inference device, with the tag params' batch size, in `precision`
-    (None: as params.tag.precision says)."""
-    from healthner.ensemble.stack import inference_device
-
-    tag = params.tag if precision is None else params.tag.model_copy(update={"precision": precision})
-    return Tagger.load(params.bench.model_dir, tag, inference_device(params))
+def load_tagger(params: Params, precision: str | None = None, runtime: str | None = None) -> Tagger:
+    """The benchmarked ensemble on tag.device with its batch size, in `precision` under `runtime`
+    (None: as params.tag says)."""
+    chosen = {key: value for key, value in (("precision", precision), ("runtime", runtime)) if value is not None}
+    return Tagger.load(params.bench.model_dir, params.tag.model_copy(update=chosen))
 
 
 def tagging_run(params: Params, texts: list[str]) -> dict:
@@ -152,9 +150,14 @@ def night_run(params_file: str, date: str, log: str) -> dict:
     return {"seconds": seconds}
 
 
-def shard_run(params: Params, shard_path: str) -> dict:
-    """The DAG's tag task for one shard, as a task process would run it (model load included)."""
-    return {"articles": tag_shard(params, shard_path).articles}
+def dag_task_run(task_id: str, *args) -> dict:
+    """One task of the real DAG file, its own callable, in this fresh process as an executor's task
+    process runs it (env: HEALTHNER_PARAMS); its return value under "result"."""
+    from airflow.dag_processing.dagbag import DagBag
+
+    task = DagBag(dag_folder=str(REPO_DAGS)).dags[DAG_ID].task_dict[task_id]
+    function = getattr(task, "python_callable", None) or task.partial_kwargs["python_callable"]  # mapped: partial
+    return {"result": function(*args)}
 
 
 # --- the night -------------------------------------------------------------------------------------
@@ -197,22 +200,26 @@ def airflow_env(home: Path) -> dict[str, str]:
     return env
 
 
-def night_params(params: Params, root: Path, shards: int, longest: int) -> Params:
+def night_params(params: Params, root: Path, shards: int, longest: int, parallel: bool) -> Params:
+    """A night's params: temp inbox and warehouse, `shards` shards; `parallel`: their tag tasks run at
+    once (each takes its share of the cores, batch.shard_tag_params), else one after another (dag.test)."""
     nightly = params.nightly
     return params.with_updates(nightly={
         "inbox_dir": str(root / "inbox"), "warehouse_dir": str(root / f"warehouse-{shards}"),
         "model_dir": str(params.bench.model_dir.resolve()), "shards": shards,
-        "max_article_chars": max(nightly.max_article_chars, longest),
+        "max_article_chars": max(nightly.max_article_chars, longest), "tag_slots": shards if parallel else 1,
     })
 
 
-def parallel_tag_seconds(params: Params, date: str) -> float:
-    """Stage the day, then tag its shards in parallel processes (as a parallel executor would)."""
-    shard_paths = stage_day(params, date, day_files(params.nightly.inbox_dir, date))
-    threads = max(1, len(os.sched_getaffinity(0)) // max(len(shard_paths), 1))  # oversubscribed torch crawls
-    tag_params = params.with_updates(tag={"torch_threads": threads})
+def parallel_night_seconds(date: str, env: Mapping[str, str]) -> float:
+    """The night as a LocalExecutor runs the DAG: each task of the real DAG file in its own fresh process,
+    the shards' tag tasks all at once; discover, stage, publish and check included (scheduler latency not)."""
     start = time.perf_counter()
-    isolated_many([(shard_run, (tag_params, path)) for path in shard_paths])
+    files = isolated(dag_task_run, "discover", date, env=env)["result"]
+    shards = isolated(dag_task_run, "stage", files, date, env=env)["result"]
+    tagged = isolated_many([(dag_task_run, ("tag", shard)) for shard in shards], env)
+    published = isolated(dag_task_run, "publish", [t["result"] for t in tagged], date, env=env)["result"]
+    isolated(dag_task_run, "check", published, env=env)
     return time.perf_counter() - start
 
 
@@ -225,10 +232,12 @@ def night_benchmark(params: Params, sentences: Sequence[str], bar: tqdm) -> dict
         root = Path(tmp)
         write_inbox_day(str(root / "inbox"), date, records)
         env = airflow_env(root / "airflow")
+        longest = max(len(r["text"]) for r in records)
         for shards in bench.night_shards:
-            shard_params = night_params(params, root, shards, max(len(r["text"]) for r in records))
-            params_file = write_params(shard_params, root / f"params-{shards}.yaml")
-            found = runs[shards] = {"dag_seconds": [], "peak_rss_mb": [], "parallel_tag_seconds": []}
+            params_file = write_params(night_params(params, root, shards, longest, False), root / f"params-{shards}.yaml")
+            parallel_file = write_params(night_params(params, root, shards, longest, True),
+                                         root / f"params-{shards}-parallel.yaml")
+            found = runs[shards] = {"dag_seconds": [], "peak_rss_mb": [], "parallel_night_seconds": []}
             for _ in range(bench.night_repeats or bench.repeats):
                 bar.set_postfix_str(f"night, {shards} shard(s)")
                 night = isolated(night_run, str(params_file), date, str(root / f"airflow-{shards}.log"),
@@ -236,6 +245,6 @@ def night_benchmark(params: Params, sentences: Sequence[str], bar: tqdm) -> dict
                 found["dag_seconds"].append(night["seconds"])
                 found["peak_rss_mb"].append(night["peak_rss_mb"])
                 bar.update()
-                found["parallel_tag_seconds"].append(parallel_tag_seconds(shard_params, date))
+                found["parallel_night_seconds"].append(parallel_night_seconds(date, {**env, PARAMS_ENV: str(parallel_file)}))
                 bar.update()
     return runs

@@ -242,11 +242,15 @@ def tag(
         Optional[Path], typer.Option("--model", help="shipped model folder (default: models/release, else models/ensemble)")
     ] = None,
     params: ParamsOpt = Path("params.yaml"),
+    device: Annotated[Optional[str], typer.Option(help="auto, cpu or cuda (default: tag.device)")] = None,
+    runtime: Annotated[Optional[str], typer.Option(help="auto, torch or onnx (default: tag.runtime)")] = None,
 ) -> None:
     """Tag articles; rejects go to a sibling `rejects` Parquet file with their reasons."""
     from healthner.nightly.batch import tag_file
 
     cfg = load_params(params)
+    chosen = {key: value for key, value in (("device", device), ("runtime", runtime)) if value is not None}
+    cfg = cfg.with_updates(tag=chosen) if chosen else cfg
     typer.echo(tag_file(cfg, model or cfg.nightly.tagging_model(), input, output))
 
 
@@ -256,6 +260,20 @@ def release(params: ParamsOpt = Path("params.yaml")) -> None:
     from healthner.ensemble.release import release as run
 
     typer.echo(run(load_params(params)))
+
+
+@app.command("export-onnx")
+def export_onnx(model: Annotated[Path, typer.Argument(help="a trained member folder (models/<slot>)")]) -> None:
+    """Write the member's emissions graph (emissions.onnx) for CPU tagging under ONNX Runtime.
+    Training does this itself (train.export_onnx); run it before `healthner stack`, never inside a
+    shipped ensemble folder (its model_version is a digest of its files)."""
+    from healthner.ensemble.shipped import MANIFEST_FILE
+    from healthner.model.onnx_runtime import export_member
+    from healthner.model.predict import SlotPredictor
+
+    if (model.parent / MANIFEST_FILE).is_file():
+        raise typer.BadParameter(f"{model} is inside a shipped ensemble; export the trained member, then re-stack")
+    typer.echo(export_member(model, SlotPredictor.load(model).model))
 
 
 @app.command("sample-night")

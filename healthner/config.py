@@ -18,6 +18,8 @@ Count = Annotated[int, Field(strict=True, gt=0)]  # 1, 2, ...
 NonNegative = Annotated[int, Field(strict=True, ge=0)]  # 0, 1, ...
 Seed = Annotated[int, Field(strict=True)]
 Probability = Annotated[float, Field(ge=0.0, le=1.0)]
+Device = Literal["auto", "cpu", "cuda"]  # auto: CUDA when torch sees a GPU, else the CPU
+Runtime = Literal["auto", "torch", "onnx"]  # what runs a member's forward pass (model/onnx_runtime.py)
 
 
 class _Section(BaseModel):
@@ -179,9 +181,10 @@ class TrainParams(_Section):
     max_grad_norm: float = Field(1.0, gt=0.0)
     patience: Count = 3
     seed: Seed = 13
-    device: Literal["auto", "cpu", "cuda"] = "auto"
+    device: Device = "auto"
     torch_threads: Count = 2
     max_steps: Count | None = None
+    export_onnx: bool = True  # write the member's emissions graph (emissions.onnx) beside its weights
 
 
 class StackParams(_Section):
@@ -220,9 +223,16 @@ class ReleaseParams(_Section):
 
 class TagParams(_Section):
     sentence_delimiters: str = "。！？；\n"
-    batch_chars: Count = 4096
+    device: Device = "auto"  # where tagging, stack and evaluate run the members
+    batch_chars: Count = 4096  # characters per forward batch on the CPU
+    batch_chars_cuda: Count = 65536  # on a GPU: large batches keep it busy
     torch_threads: Count | None = None  # per tagging process; None: all cores (CLI), cores // nightly.tag_slots (DAG)
     precision: Precision = "auto"  # weights when tagging: predict.resolve_precision
+    runtime: Runtime = "auto"  # member forward passes: onnx_runtime.resolve_runtime
+
+    def batch_chars_for(self, device: str) -> int:
+        """Characters per forward batch on `device` (a resolved device: cpu, cuda or cuda:N)."""
+        return self.batch_chars_cuda if device.startswith("cuda") else self.batch_chars
 
 
 class NightlyParams(_Section):

@@ -50,17 +50,18 @@ class StackResult:
 
 
 def inference_device(params: Params) -> str:
-    """params.train.device, with auto resolved (the GPU when there is one)."""
-    from healthner.model.train import resolve_device
+    """params.tag.device, with auto resolved (the GPU when there is one)."""
+    from healthner.model.devices import tag_device
 
-    return str(resolve_device(params.train.device))
+    return tag_device(params.tag)
 
 
 def load_predictors(params: Params, members: Sequence[str]) -> dict[str, SlotPredictor]:
     """The trained base models, from models/<slot>/."""
     from healthner.model.predict import SlotPredictor
 
-    device, batch_chars = inference_device(params), params.tag.batch_chars
+    device = inference_device(params)
+    batch_chars = params.tag.batch_chars_for(device)
     return {
         slot: SlotPredictor.load(params.train.output_dir / slot, device=device, batch_chars=batch_chars)
         for slot in members

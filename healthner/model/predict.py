@@ -27,14 +27,18 @@ from healthner.corpus.lexicon import Lexicon
 from healthner.corpus.vocab import CharVocab
 from healthner.corpus.windows import make_windows, merge_windows
 from healthner.model.crf import CrfScores, crf_marginals, crf_viterbi
+from healthner.model.devices import to_device
 from healthner.model.encoders import encoder_from_config_dict
 from healthner.model.features import CharFeaturizer, FeatureSpec
 from healthner.model.network import NerTagger
+from healthner.model.onnx_runtime import ONNX_FILE, OnnxEmissions, onnx_runner
 
 MODEL_FILE, CONFIG_FILE, LABELS_FILE, LEXICON_FILE = "model.safetensors", "config.json", "labels.json", "lexicon.tsv"
 FORMAT_VERSION = 1
 DEFAULT_BATCH_CHARS = 4096  # tokens per forward batch; params.tag.batch_chars where params are at hand
 PRECISIONS: tuple[str, ...] = typing.get_args(Precision)
+CPU_INFO = Path("/proc/cpuinfo")
+NATIVE_BFLOAT16_FLAGS = frozenset({"avx512_bf16", "amx_bf16"})  # CPU flags of bfloat16 arithmetic in hardware
 
 
 @dataclass(frozen=True)
@@ -86,6 +90,7 @@ def save_model(
         shutil.copyfile(lexicon_path, directory / LEXICON_FILE)
     else:
         (directory / LEXICON_FILE).unlink(missing_ok=True)
+    (directory / ONNX_FILE).unlink(missing_ok=True)  # exported from the old weights (onnx_runtime.export_member)
     state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
     save_file(state, str(directory / MODEL_FILE))
     config = {
@@ -123,6 +128,7 @@ class SlotPredictor:
         batch_chars: int = DEFAULT_BATCH_CHARS,
         featurizer: CharFeaturizer | None = None,
         precision: str = "float32",
+        runner: OnnxEmissions | None = None,
     ):
         if model.char_features and (featurizer is None or featurizer.width != model.char_features):
             raise ValueError(f"this model was trained with {model.char_features} character features: pass its featurizer")
@@ -130,6 +136,7 @@ class SlotPredictor:
         self.window_chars, self.window_overlap = window_chars, window_overlap
         self.device, self.batch_chars = torch.device(device), batch_chars
         self.precision = precision
+        self.runner = runner  # runs the emissions graph instead of self.model's forward (CPU, float32)
 
     @classmethod
     def load(
@@ -138,8 +145,10 @@ class SlotPredictor:
         device: str = "cpu",
         batch_chars: int = DEFAULT_BATCH_CHARS,
         precision: str = "float32",
+        runtime: str = "torch",
     ) -> SlotPredictor:
-        """A trained slot from its folder, run in `precision` (see `resolve_precision`)."""
+        """A trained slot from its folder, run in `precision` (see `resolve_precision`); its forward
+        passes under `runtime` (onnx_runtime.resolve_runtime), the CRF always in torch."""
         model_dir = Path(model_dir)
         config = json.loads((model_dir / CONFIG_FILE).read_text(encoding="utf-8"))
         if tuple(config["tags"]) != TAGS:
@@ -151,7 +160,9 @@ class SlotPredictor:
         model = with_precision(model, precision, torch.device(device))
         vocab = CharVocab.load(model_dir)
         featurizer = load_featurizer(model_dir, FeatureSpec(**config.get("features", {})))
-        return cls(model, vocab, config["window_chars"], config["window_overlap"], device, batch_chars, featurizer, precision)
+        runner = onnx_runner(model_dir, runtime, device, precision)
+        return cls(model, vocab, config["window_chars"], config["window_overlap"], device, batch_chars, featurizer,
+                   precision, runner)
 
     def marginals(self, sentences: Sequence[Sequence[str]], merged: list[np.ndarray] | None = None) -> list[np.ndarray]:
         """Per sentence a float32 (n_chars, len(TAGS)) array of tag probabilities, columns in TAGS order.
@@ -194,9 +205,12 @@ class SlotPredictor:
     def _encode_windows(self, windows: list[list[int]], features: list[np.ndarray] | None) -> np.ndarray:
         """One forward over a batch of windows' character ids (and features); (batch, longest, tags)."""
         input_ids, attention_mask = pad_windows(windows, self.vocab)
-        padded = None if features is None else pad_features(features, input_ids.shape[1] - 2).to(self.device)
+        padded = None if features is None else pad_features(features, input_ids.shape[1] - 2)
+        if self.runner is not None:
+            return self.runner(input_ids.numpy(), attention_mask.numpy(), None if padded is None else padded.numpy())
+        padded = None if padded is None else to_device(padded, self.device)
         with torch.inference_mode(), self._autocast():
-            emissions = self.model(input_ids.to(self.device), attention_mask.to(self.device), padded)
+            emissions = self.model(to_device(input_ids, self.device), to_device(attention_mask, self.device), padded)
         return emissions.float().cpu().numpy()
 
     def _per_sentence(
@@ -225,12 +239,15 @@ def resolve_precision(precision: str, device: str | torch.device) -> str:
     return "bfloat16" if torch.device(device).type == "cuda" or cpu_runs_bfloat16() else "float32"
 
 
-def cpu_runs_bfloat16() -> bool:
-    """Whether oneDNN runs bfloat16 natively on this CPU (AVX-512 BF16 or AMX)."""
-    try:
-        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    except (AttributeError, RuntimeError):  # a torch built without oneDNN
+def cpu_runs_bfloat16(cpuinfo: Path = CPU_INFO) -> bool:
+    """Whether this CPU computes bfloat16 natively (AVX-512 BF16 or AMX flags). oneDNN's own check
+    (torch.ops.mkldnn._is_mkldnn_bf16_supported) says yes for any AVX-512 CPU, where bfloat16 is
+    emulated: about 3x slower than float32 for a member's forward on this repo's CPU (BENCHMARKS.md)."""
+    if not cpuinfo.is_file():
         return False
+    flags = {flag for line in cpuinfo.read_text(encoding="utf-8", errors="replace").splitlines()
+             if line.startswith("flags") for flag in line.partition(":")[2].split()}
+    return bool(flags & NATIVE_BFLOAT16_FLAGS)
 
 
 def with_precision(model: NerTagger, precision: str, device: torch.device) -> NerTagger:
@@ -384,7 +401,7 @@ def _pad_emissions(rows: Sequence[np.ndarray], device: torch.device) -> tuple[to
     lengths = torch.tensor([len(r) for r in rows])
     padded = pad_features(rows, int(lengths.max()))
     mask = torch.arange(padded.shape[1])[None, :] < lengths[:, None]
-    return padded.to(device), mask.to(device)
+    return to_device(padded, device), to_device(mask, device)
 
 
 def padded_batches(items: Sequence, size_of, batch_tokens: int, presorted: bool = False) -> Iterator[list]:

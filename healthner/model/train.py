@@ -23,12 +23,14 @@ from healthner.corpus.lexicon import Lexicon
 from healthner.corpus.readers import read_sentences
 from healthner.corpus.vocab import CharVocab, check_vocab_source
 from healthner.errors import UnknownName
+from healthner.model.devices import resolve_device
 from healthner.model.encoders import SPECIAL_TOKENS_PER_WINDOW, build_encoder
 from healthner.model.features import CharFeaturizer
 from healthner.model.losses import Objective, window_labels
 from healthner.model.metrics import score
 from healthner.model.network import NerTagger
-from healthner.model.predict import Architecture, SlotPredictor, feature_spec, pad_features, save_model
+from healthner.model.onnx_runtime import export_member
+from healthner.model.predict import MODEL_FILE, Architecture, SlotPredictor, feature_spec, pad_features, save_model
 
 BUCKET_BATCHES = 50  # batches per length-sorting bucket: little padding, yet batches still shuffle
 SUMMARY_FILE = "train_summary.json"
@@ -102,12 +104,6 @@ def bucketed_batches(lengths: list[int], batch_size: int, rng: np.random.Generat
     return [batches[i] for i in rng.permutation(len(batches))]
 
 
-def resolve_device(device: str) -> torch.device:
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
-
-
 def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
@@ -167,7 +163,7 @@ class _Trainer:
         self.objective = Objective(params.loss, params.model.use_crf)
         self.predictor = SlotPredictor(
             self.model, self.vocab, params.prepare.window_chars, params.prepare.window_overlap,
-            self.device, params.tag.batch_chars, self.featurizer,
+            self.device, params.tag.batch_chars_for(str(self.device)), self.featurizer,
         )
         self.model_dir = self.cfg.output_dir / slot
         self.rng = np.random.default_rng(self.cfg.seed)
@@ -279,6 +275,9 @@ def train(params: Params, slot: str) -> TrainResult:
         trainer.steps, trainer.train_chars / max(trainer.train_seconds, 1e-9),
     )
     _write_summary(result, trainer)
+    if cfg.export_onnx and (trainer.model_dir / MODEL_FILE).is_file():
+        best = SlotPredictor.load(trainer.model_dir).model  # the saved best epoch, float32 on the CPU
+        export_member(trainer.model_dir, best)  # its emissions graph, for CPU tagging under onnxruntime
     return result
 
 

@@ -23,7 +23,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from tqdm import tqdm
 
-from healthner.config import NightlyParams, Params
+from healthner.config import NightlyParams, Params, TagParams
 from healthner.corpus.labels import ENTITY_TYPES
 from healthner.errors import InputFormatError
 from healthner.nightly.inbox import (
@@ -208,9 +208,20 @@ def write_tagged(
     return ShardResult(shard_path, n_articles, n_entities, model_version)
 
 
+def shard_tag_params(params: Params) -> TagParams:
+    """One shard task's tag settings: unless tag.torch_threads is set, its threads are this machine's
+    usable cores over the tag tasks running on it at once (nightly.tag_slots),
+    since k tasks each taking every core tag slower together than one alone (make bench)."""
+    if params.tag.torch_threads:
+        return params.tag
+    at_once = params.nightly.tag_slots
+    return params.tag.model_copy(update={"torch_threads": max(1, len(os.sched_getaffinity(0)) // at_once)})
+
+
 def tag_shard(params: Params, shard_path: str, tagger: Tagger | None = None) -> ShardResult:
-    """Tag one shard, `chunk_articles` at a time (memory stays bounded), into its staging parts."""
-    tagger = tagger or Tagger.load(params.nightly.tagging_model(), params.tag)
+    """Tag one shard, `chunk_articles` at a time (memory stays bounded), into its staging parts; the
+    model on tag.device with shard_tag_params' threads."""
+    tagger = tagger or Tagger.load(params.nightly.tagging_model(), shard_tag_params(params))
     articles = read_shard(shard_path)
     size = params.nightly.chunk_articles
     started = time.perf_counter()

@@ -113,21 +113,28 @@ def entities_of(text: str, offset: int, prediction: Prediction) -> list[Entity]:
 class Tagger:
     """The stacked ensemble behind a text-in, entities-out interface."""
 
-    def __init__(self, ensemble: Ensemble, params: TagParams | None = None) -> None:
+    def __init__(self, ensemble: Ensemble, params: TagParams | None = None, batch_chars: int | None = None) -> None:
         self.ensemble = ensemble
         self.params = params or TagParams()
+        self.batch_chars = batch_chars or self.params.batch_chars  # characters per ensemble call, for its device
 
     @classmethod
-    def load(cls, model_dir: Path | str, params: TagParams | None = None, device: str = "cpu") -> Tagger:
+    def load(cls, model_dir: Path | str, params: TagParams | None = None, device: str | None = None) -> Tagger:
+        """The ensemble on `device` (None: params.device resolved), each member's forward passes under
+        params.runtime in params.precision; torch (and ONNX Runtime) take params.torch_threads threads."""
         import torch
 
         from healthner.ensemble.shipped import Ensemble  # heavy (torch): only when a model is really needed
+        from healthner.model.devices import tag_device
 
         params = params or TagParams()
         if params.torch_threads:
             torch.set_num_threads(params.torch_threads)
-        ensemble = Ensemble.load(Path(model_dir), device, batch_chars=params.batch_chars, precision=params.precision)
-        return cls(ensemble, params)
+        device = device or tag_device(params)
+        batch_chars = params.batch_chars_for(device)
+        ensemble = Ensemble.load(Path(model_dir), device, batch_chars=batch_chars, precision=params.precision,
+                                 runtime=params.runtime)
+        return cls(ensemble, params, batch_chars)
 
     @property
     def model_version(self) -> str:
@@ -141,7 +148,7 @@ class Tagger:
             for start, end in split_sentences(text, self.params.sentence_delimiters)
         ]
         found: list[list[Entity]] = [[] for _ in texts]
-        for batch in length_batches(pieces, self.params.batch_chars):
+        for batch in length_batches(pieces, self.batch_chars):
             sentences = [list(texts[p.text_index][p.start : p.end]) for p in batch]
             for piece, prediction in zip(batch, self.ensemble.predict(sentences), strict=True):
                 if len(prediction.tags) != piece.end - piece.start:

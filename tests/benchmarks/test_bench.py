@@ -17,7 +17,7 @@ from healthner.corpus.readers import read_sentences
 pytestmark = pytest.mark.slow
 TINY_BENCH = {"repeats": 1, "throughput_chars": 300, "train_steps": 1, "train_warmup_steps": 0,
               "night_articles": 6, "article_chars": 100, "night_shards": [1, 2]}
-MACHINE_FACTS = ("cpu", "cores", "torch_threads", "torch", "gpu")
+MACHINE_FACTS = ("cpu", "cores", "torch_threads", "torch", "gpu", "onnxruntime", "cpu_runs_bfloat16")
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +46,7 @@ def test_reports_are_written(bench: dict) -> None:
     params, result = bench["params"].bench, bench["result"]
     assert json.loads(params.json_report.read_text(encoding="utf-8")) == json.loads(json.dumps(result))
     report = params.report.read_text(encoding="utf-8")
-    for heading in ("## Machine", "## Tagging throughput", "## Where the time goes", "## Training",
+    for heading in ("## Machine", "## Tagging throughput", "## Speed paths", "## Where the time goes", "## Training",
                     "## Peak memory", "## A night"):
         assert heading in report
 
@@ -56,15 +56,21 @@ def test_every_figure_is_min_median_max_over_the_repeats(bench: dict) -> None:
     found = list(figures(result))
     assert found and all(f["min"] <= f["median"] <= f["max"] and len(f["runs"]) >= 1 for f in found)
     rows = result["tagging"]["rows"]
-    configured = result["tagging"]["precision"]
-    assert configured in {"float32", "bfloat16"}  # tag.precision auto, resolved for this machine
-    assert {f"stack {configured}", "stack int8", "bert decode", "bert naive", "albert naive"} <= rows.keys()
-    assert set(result["tagging"]["dev_f1"]) == {"float32", "bfloat16", "int8"}
+    configured = result["tagging"]["configured"]
+    assert configured == "onnx float32"  # tag.runtime and precision auto on this CPU: the members carry their graphs
+    assert {f"stack {configured}", "stack torch float32", "stack torch bfloat16", "stack torch int8", "bert decode",
+            "bert naive", "albert naive"} <= rows.keys()
+    dev_f1 = result["tagging"]["dev_f1"]
+    assert set(dev_f1) == {"onnx float32", "torch float32", "torch bfloat16", "torch int8"}
+    assert round(dev_f1["onnx float32"], 3) == round(dev_f1["torch float32"], 3)  # the speed path keeps F1
     assert set(result["training"]) == {"bert", "roberta", "electra", "albert"}
     assert set(result["night"]) == {"1", "2"} and result["memory"]["tagging_mb"]["median"] > 0
     assert result["tagging"]["stack_vs_naive"][configured]["bert"] > 0 and "met" in result["goals"]["speedup"]
     assert result["tagging"]["stack_vs_naive_members"][configured] > 0
     assert result["tagging"]["floor_vs_naive"] > 0 and "stack forward passes" in rows
+    assert result["speedup_vs_naive"] == result["goals"]["speedup"]["value"] > 0
+    assert result["night_10k_seconds"] == result["goals"]["night"]["projected_seconds"] > 0
+    assert all(n["parallel_night_seconds"]["median"] > 0 for n in result["night"].values())
 
 
 def test_machine_facts_are_present(bench: dict) -> None:

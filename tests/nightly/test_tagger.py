@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import os
 import unicodedata
 from pathlib import Path
 
@@ -12,6 +14,7 @@ from healthner.config import TagParams
 from healthner.corpus.labels import TAG_TO_ID, TAGS
 from healthner.nightly.tagger import Piece, Tagger, entities_of, length_batches, split_sentences
 
+REPO = Path(__file__).resolve().parents[2]
 DELIMITERS = TagParams().sentence_delimiters
 LONG_ARTICLE = "\n".join([
     "  病人主訴頭痛、發燒（38.5°C）已三天，服用 Panadol 500mg 後仍未改善。",
@@ -72,7 +75,7 @@ def test_long_mixed_article_offsets_are_exact(tiny_ensemble: Path) -> None:
     assert tagger.model_version and tagger.tag(texts) == found  # deterministic
 
 
-# --- issue 17.7: entities begin and end on text, not on controls, format characters or symbols ----
+# --- entities begin and end on text, not on controls, format characters or symbols -----------------
 
 
 def test_entities_never_begin_or_end_on_control_format_symbol_or_space() -> None:
@@ -108,3 +111,38 @@ def test_tagging_a_noisy_article_gives_clean_true_spans(random_ensemble: Path) -
         assert text[e.start : e.end] == e.text
         for edge in (e.text[0], e.text[-1]):
             assert not edge.isspace() and not unicodedata.category(edge).startswith(EDGE_CATEGORIES)
+
+
+def test_shard_tasks_split_the_cores_between_the_shards_running_at_once() -> None:
+    from healthner.config import load_params
+    from healthner.nightly.batch import shard_tag_params
+
+    cores = len(os.sched_getaffinity(0))
+    params = load_params(REPO / "params.yaml").with_updates(nightly={"shards": 2, "tag_slots": 2},
+                                                            tag={"torch_threads": None})
+    assert shard_tag_params(params).torch_threads == max(1, cores // 2)
+    alone = params.with_updates(nightly={"tag_slots": 1})  # one tag task per machine
+    assert shard_tag_params(alone).torch_threads == cores
+    fixed = params.with_updates(tag={"torch_threads": 3})
+    assert shard_tag_params(fixed).torch_threads == 3
+
+
+@pytest.mark.slow
+def test_onnx_and_torch_runtimes_find_the_same_entities(tiny_ensemble: Path) -> None:
+    import torch
+
+    from healthner.model.onnx_runtime import ONNX_FILE
+
+    members = json.loads((tiny_ensemble / "ensemble.json").read_text())["members"]
+    assert all((tiny_ensemble / slot / ONNX_FILE).is_file() for slot in members)
+    texts = [LONG_ARTICLE, "頭痛", LONG_ARTICLE[::-1]]
+    by_torch = Tagger.load(tiny_ensemble, TagParams(runtime="torch", device="cpu"))
+    by_onnx = Tagger.load(tiny_ensemble, TagParams(runtime="onnx", device="cpu"))
+    assert by_torch.batch_chars == TagParams().batch_chars
+    assert all(p.runner is not None for p in by_onnx.ensemble.predictors.values())
+    assert all(p.runner is None and p.device == torch.device("cpu") for p in by_torch.ensemble.predictors.values())
+    spans_of = lambda found: [[(e.type, e.start, e.end) for e in es] for es in found]
+    torch_found, onnx_found = by_torch.tag(texts), by_onnx.tag(texts)
+    assert spans_of(onnx_found) == spans_of(torch_found)
+    scores = [(a.score, b.score) for x, y in zip(torch_found, onnx_found) for a, b in zip(x, y)]
+    assert all(abs(a - b) < 1e-3 for a, b in scores)

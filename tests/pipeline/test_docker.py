@@ -11,6 +11,7 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[2]
 COMPOSE = REPO / "docker" / "docker-compose.yaml"
+GPU_OVERRIDE = REPO / "docker" / "docker-compose.gpu.yaml"
 AIRFLOW_SERVICES = {
     "airflow-apiserver", "airflow-scheduler", "airflow-dag-processor", "airflow-worker", "airflow-triggerer", "airflow-init"
 }
@@ -57,3 +58,15 @@ def test_dockerfile_builds_on_the_pinned_airflow_image() -> None:
     assert f"ARG AIRFLOW_VERSION={pinned}" in text
     assert "FROM apache/airflow:${AIRFLOW_VERSION}" in text
     assert "-r requirements.lock" in text
+
+
+def test_gpu_override_builds_on_cuda_torch_and_reserves_a_gpu_per_worker() -> None:
+    override = yaml.safe_load(GPU_OVERRIDE.read_text(encoding="utf-8"))["services"]
+    assert set(override) == {"airflow-worker"} and set(override) <= set(compose()["services"])
+    worker = override["airflow-worker"]
+    index = worker["build"]["args"]["TORCH_INDEX"]
+    assert "/whl/cu" in index and index in (REPO / "docker" / "Dockerfile").read_text(encoding="utf-8")
+    assert worker["build"]["dockerfile"] == "docker/Dockerfile" and "ARG TORCH_INDEX" in (REPO / "docker" / "Dockerfile").read_text()
+    (device,) = worker["deploy"]["resources"]["reservations"]["devices"]
+    assert device["driver"] == "nvidia" and device["capabilities"] == ["gpu"] and device["count"] == 1
+    assert worker["image"] != compose()["services"]["airflow-worker"]["image"]  # never overwrites the CPU image tag

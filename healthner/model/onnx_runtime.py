@@ -1,0 +1,143 @@
+"""A member's emissions graph under ONNX Runtime: the CPU alternative to torch for tagging.
+
+The graph is encoder + character features input + BiLSTM + linear emissions (NerTagger.forward);
+the CRF's forward-backward and Viterbi stay in torch (crf.py), so marginals and paths come from the
+same code whichever runtime made the emissions. The graph lives beside the weights in the member
+folder (`emissions.onnx`), so a shipped ensemble folder stays self-contained and its model_version
+covers it. The graph records the sha256 of the weights it was exported from; a graph that no longer
+matches them (the member was retrained after the export) is never run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from healthner.model.network import NerTagger
+
+ONNX_FILE = "emissions.onnx"
+WEIGHTS_FILE = "model.safetensors"  # predict.MODEL_FILE (predict imports this module, not the reverse)
+OPSET = 17  # the TorchScript exporter's tested opsets include it; onnxruntime runs it everywhere
+WEIGHTS_KEY = "weights_sha256"  # ONNX metadata: which model.safetensors the graph was exported from
+EXPORT_CHARS = (7, 4)  # characters per window of the traced batch: two lengths, so padding is traced
+AXES = {"input_ids": {0: "batch", 1: "tokens"}, "attention_mask": {0: "batch", 1: "tokens"},
+        "features": {0: "batch", 1: "chars"}, "emissions": {0: "batch", 1: "chars"}}
+# On the shared 2-core CPU (BENCHMARKS.md): one thread, torch float32 and ONNX Runtime run a member's forward
+# at about the same speed; two threads on busy cores, torch's OpenMP collapses (3.7x-14x slower) and ORT not.
+AUTO_RUNTIME_ON_CPU = "onnx"
+
+
+def weights_digest(model_dir: Path) -> str:
+    return hashlib.sha256((model_dir / WEIGHTS_FILE).read_bytes()).hexdigest()
+
+
+def export_inputs(model: NerTagger) -> tuple[torch.Tensor, ...]:
+    """A small right-padded batch of windows ([CLS] chars [SEP]) and, if the model takes them, features."""
+    longest = max(EXPORT_CHARS) + 2
+    vocab = model.encoder.config.vocab_size
+    input_ids = (torch.arange(len(EXPORT_CHARS) * longest).reshape(len(EXPORT_CHARS), longest) % vocab).long()
+    attention_mask = torch.zeros_like(input_ids)
+    for row, chars in enumerate(EXPORT_CHARS):
+        attention_mask[row, : chars + 2] = 1
+    if not model.char_features:
+        return input_ids, attention_mask
+    return input_ids, attention_mask, torch.rand(len(EXPORT_CHARS), longest - 2, model.char_features)
+
+
+def export_emissions(model: NerTagger, weights_sha256: str) -> bytes:
+    """The model's emissions graph (float32, CPU, dynamic batch and window length) as ONNX bytes.
+
+    The TorchScript exporter (dynamo=False): the dynamo one needs onnxscript, which we do not ship, and
+    tracing is exact here because NerTagger.forward has no data-dependent Python branches."""
+    import onnx
+
+    model = model.float().cpu().eval()
+    inputs = export_inputs(model)
+    names = list(AXES)[: len(inputs)]
+    buffer = io.BytesIO()
+    with warnings.catch_warnings(), torch.inference_mode(False), torch.no_grad():
+        warnings.simplefilter("ignore")  # the tracer's shape warnings and the legacy exporter's notice
+        torch.onnx.export(model, inputs, buffer, dynamo=False, input_names=names, output_names=["emissions"],
+                          opset_version=OPSET, dynamic_axes={k: AXES[k] for k in [*names, "emissions"]})
+    graph = onnx.load_from_string(buffer.getvalue())
+    onnx.helper.set_model_props(graph, {WEIGHTS_KEY: weights_sha256})
+    return graph.SerializeToString()
+
+
+def export_member(model_dir: Path | str, model: NerTagger) -> Path:
+    """Export a trained member folder's emissions graph to `<model_dir>/emissions.onnx` (replacing any);
+    `model`: the folder's own weights, loaded (SlotPredictor.load(model_dir).model; predict imports this
+    module, not the reverse). Run it before `healthner stack`: model_version is a digest of the files."""
+    model_dir = Path(model_dir)
+    path = model_dir / ONNX_FILE
+    path.write_bytes(export_emissions(model, weights_digest(model_dir)))
+    return path
+
+
+class OnnxEmissions:
+    """One member's emissions graph in an onnxruntime CPU session; called like NerTagger.forward on
+    numpy arrays. `threads`: intra-op threads (one tagging process's share of the cores)."""
+
+    def __init__(self, path: Path, threads: int):
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.intra_op_num_threads, options.inter_op_num_threads = threads, 1
+        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        # no busy-waiting between ops: parallel shard processes share the cores (spinning cost up to 1.7x there)
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        self.metadata = dict(self.session.get_modelmeta().custom_metadata_map)
+        self.input_names = [i.name for i in self.session.get_inputs()]
+
+    def __call__(self, input_ids: np.ndarray, attention_mask: np.ndarray, features: np.ndarray | None) -> np.ndarray:
+        """(batch, tokens) ids and mask, (batch, tokens - 2, width) features -> (batch, tokens - 2, tags) float32."""
+        feeds = {"input_ids": input_ids.astype(np.int64), "attention_mask": attention_mask.astype(np.int64)}
+        if "features" in self.input_names:
+            if features is None:
+                raise ValueError("this member's graph needs its character features")
+            feeds["features"] = features.astype(np.float32, copy=False)
+        (emissions,) = self.session.run(["emissions"], feeds)
+        return emissions
+
+
+def graph_is_current(model_dir: Path) -> bool:
+    """Whether the folder holds an emissions graph exported from its current weights."""
+    import onnx
+
+    path = model_dir / ONNX_FILE
+    if not path.is_file():
+        return False
+    props = {p.key: p.value for p in onnx.load(str(path), load_external_data=False).metadata_props}
+    return props.get(WEIGHTS_KEY) == weights_digest(model_dir)
+
+
+def resolve_runtime(runtime: str, device: str | torch.device, precision: str, model_dir: Path) -> str:
+    """torch or onnx. onnx runs float32 on the CPU only; auto picks AUTO_RUNTIME_ON_CPU there when the
+    folder holds a current graph, and torch everywhere else (CUDA, bfloat16, int8, no graph)."""
+    if runtime not in ("auto", "torch", "onnx"):
+        raise ValueError(f"runtime {runtime!r}: expected auto, torch or onnx")
+    if runtime == "torch":
+        return "torch"
+    onnx_fits = torch.device(device).type == "cpu" and precision == "float32"
+    if runtime == "onnx":
+        if not onnx_fits:
+            raise ValueError(f"the onnx runtime runs float32 on the CPU, not {precision} on {device}")
+        if not graph_is_current(model_dir):
+            raise FileNotFoundError(f"{model_dir}: no emissions graph of the current weights; "
+                                    f"run `healthner export-onnx {model_dir}`")
+        return "onnx"
+    return AUTO_RUNTIME_ON_CPU if onnx_fits and graph_is_current(model_dir) else "torch"
+
+
+def onnx_runner(model_dir: Path, runtime: str, device: str | torch.device, precision: str) -> OnnxEmissions | None:
+    """The member's ONNX session when `runtime` resolves to onnx, else None (torch runs it); threads as torch's."""
+    if resolve_runtime(runtime, device, precision, model_dir) != "onnx":
+        return None
+    return OnnxEmissions(model_dir / ONNX_FILE, torch.get_num_threads())
