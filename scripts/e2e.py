@@ -139,17 +139,31 @@ class Stack:
     ports: Ports
     env: dict[str, str]
     procs: dict[str, subprocess.Popen] = field(default_factory=dict)
+    specs: dict[str, tuple[list[str], dict]] = field(default_factory=dict)
     worker_env: dict[str, dict] = field(default_factory=dict)
     immutable: list[Path] = field(default_factory=list)
     pg_bin: Path | None = None
 
     def start(self, name: str, args: list[str], extra: dict | None = None) -> subprocess.Popen:
-        logfile = open(self.root / "logs" / f"{name}.log", "ab")
+        path = self.root / "logs" / f"{name}.log"
+        self.worker_env[name] = {"offset": path.stat().st_size if path.exists() else 0}  # where this start's log begins
+        logfile = open(path, "ab")
         proc = subprocess.Popen(args, env={**os.environ, **self.env, **(extra or {})}, stdout=logfile,
                                 stderr=subprocess.STDOUT, start_new_session=True, cwd=self.root)
         self.procs[name] = proc
+        self.specs[name] = (args, extra or {})
         log(f"started {name} (pid {proc.pid})")
         return proc
+
+    def restart_exited(self) -> list[str]:
+        """What compose's `restart: always` does: start again every component that exited."""
+        exited = [(name, p.returncode) for name, p in self.procs.items() if p.poll() is not None]
+        for name, code in exited:
+            print(f"!!!!! {name} (pid {self.procs[name].pid}) exited with status {code}; restarting it, as "
+                  f"compose's restart: always would", flush=True)
+            self.procs.pop(name)
+            self.start(name, *self.specs[name])
+        return [name for name, _ in exited]
 
     def stop(self, name: str, sig: int = signal.SIGTERM, wait_s: float = 15) -> None:
         proc = self.procs.pop(name, None)
@@ -169,11 +183,16 @@ class Stack:
 
     # postgres: initdb refuses root, so it runs as the `postgres` user when we are root
     def pg(self, tool: str, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+        """Output to pg/tools.log, never to a pipe: a postmaster started by pg_ctl inherits it."""
         cmd = [str(self.pg_bin / tool), *args]
         if os.geteuid() == 0:
             cmd = ["runuser", "-u", "postgres", "--", *cmd]
-        return subprocess.run(cmd, env={**os.environ, MARKER: str(self.root)}, capture_output=True, text=True,
-                              check=check, cwd="/")
+        with open(self.root / "logs" / "pg-tools.log", "ab") as out:
+            result = subprocess.run(cmd, env={**os.environ, MARKER: str(self.root)}, stdout=out,
+                                    stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd="/", timeout=120)
+        if check and result.returncode:
+            raise RuntimeError(f"{' '.join(cmd)} failed ({result.returncode}): see {self.root}/logs/pg-tools.log")
+        return result
 
     def pg_data(self) -> Path:
         return self.root / "pg" / "data"
@@ -198,7 +217,8 @@ class Stack:
         return int(pidfile.read_text().split()[0]) if pidfile.exists() else None
 
     def restart_postgres(self) -> None:
-        self.pg("pg_ctl", "-D", str(self.pg_data()), "-m", "fast", "-w", "restart", "-o",
+        self.pg("pg_ctl", "-D", str(self.pg_data()), "-l", str(self.root / "pg" / "postgres.log"), "-m", "fast",
+                "-w", "restart", "-o",
                 f"-p {self.ports.postgres} -c listen_addresses=127.0.0.1 -k {self.root / 'pg'} -c fsync=off")
 
     def stop_postgres(self) -> None:
@@ -211,11 +231,23 @@ class Stack:
     def cleanup(self) -> None:
         for path in self.immutable:
             subprocess.run(["chattr", "-i", str(path)], check=False)
-        for name in list(self.procs):
-            if name.startswith("worker"):
-                self.stop(name)
-        for name in list(self.procs):
-            self.stop(name)
+        procs = list(self.procs.values())
+        self.procs.clear()
+        for proc in procs:  # SIGTERM to every process group at once, then SIGKILL what is left after 20 s
+            try:
+                os.killpg(proc.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+        deadline = time.monotonic() + 20
+        for proc in procs:
+            try:
+                proc.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                try:
+                    os.killpg(proc.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+                proc.wait()
         self.stop_postgres()
         left = marked_processes(self.root)
         for pid in left:
@@ -454,14 +486,12 @@ class E2E:
     def start_worker(self, n: int) -> None:
         s = self.stack
         extra = {"E2E_HOSTNAME": f"worker-{n}", "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port())}
-        logfile = self.root / "logs" / f"worker-{n}.log"
-        s.worker_env[f"worker-{n}"] = {"offset": logfile.stat().st_size if logfile.exists() else 0}
         s.start(f"worker-{n}", [AIRFLOW, "celery", "worker", "--celery-hostname", f"worker-{n}@%h",
                                 "--concurrency", "1", "--without-mingle", "--without-gossip"], extra)
 
     def wait_worker(self, n: int) -> None:
         logfile = self.root / "logs" / f"worker-{n}.log"
-        offset = self.stack.worker_env[f"worker-{n}"]["offset"]
+        offset = self.stack.worker_env.get(f"worker-{n}", {}).get("offset", 0)
 
         def ready() -> bool:
             if self.stack.procs[f"worker-{n}"].poll() is not None:
@@ -476,15 +506,19 @@ class E2E:
     def trigger(self, label: str) -> str:
         self.counter += 1
         run_id = f"e2e-{self.counter:02d}-{label}"
+        # Airflow keeps one run per (DAG, logical date): each night of the same day is triggered a
+        # few seconds after midnight; {{ ds }}, the day the DAG tags, is the same
         status, body = self.api.call("POST", f"/api/v2/dags/{DAG_ID}/dagRuns",
-                                     {"dag_run_id": run_id, "logical_date": f"{DT}T00:00:00Z"})
+                                     {"dag_run_id": run_id, "logical_date": f"{DT}T00:00:{self.counter:02d}Z"})
         if status not in (200, 201):
             raise RuntimeError(f"trigger {run_id}: {status} {body}")
         log(f"triggered {run_id} through POST /api/v2/dags/{DAG_ID}/dagRuns")
         return run_id
 
-    def wait_night(self, run_id: str, timeout: float = NIGHT_TIMEOUT_S) -> Night:
+    def wait_night(self, run_id: str, timeout: float = NIGHT_TIMEOUT_S, on_poll=None) -> Night:
         def done():
+            if on_poll:
+                on_poll()
             row = run_state(self.env, run_id)
             return row if row and row[0] in ("success", "failed") else None
 
@@ -608,24 +642,23 @@ class E2E:
         t = time.monotonic()
         self.stack.restart_postgres()
         log(f"Postgres restarted (pid {old} -> {self.stack.pg_pid()}) in {time.monotonic() - t:.1f}s during tag")
-        night = self.wait_night(run_id)
-        dead = [name for name, p in self.stack.procs.items() if p.poll() is not None]
-        if night.state == "success" and not dead:
-            self.verify(night, self.ids, "after Postgres restart")
-            self.record("Postgres restart mid-run", True, "the run recovered and succeeded; every component alive")
-            return
-        print(f"!!!!! Postgres restart: run {night.run_id} is {night.state}; components that exited: {dead} !!!!!",
-              flush=True)
-        for name in dead:
-            self.stack.procs.pop(name)
+        exited: list[str] = []
+        night = self.wait_night(run_id, on_poll=lambda: exited.extend(self.stack.restart_exited()))
+        for name in exited:
             if name.startswith("worker"):
-                self.start_worker(int(name.rsplit("-", 1)[1]))
-            else:
-                raise RuntimeError(f"{name} exited after the Postgres restart")
-        night = self.wait_night(self.trigger("postgres-retrigger"))
+                self.wait_worker(int(name.rsplit("-", 1)[1]))
+        loud = f"components that exited on the restart (and were restarted): {exited}" if exited else \
+            "no component exited"
+        if night.state == "success":
+            self.verify(night, self.ids, "after Postgres restart")
+            self.record("Postgres restart mid-run", True, f"the run recovered and succeeded; {loud}")
+            return
+        print(f"!!!!! Postgres restart: run {night.run_id} is {night.state}; {loud}; re-triggering", flush=True)
+        first = night.state
+        night = self.wait_night(self.trigger("postgres-retrigger"), on_poll=self.stack.restart_exited)
         self.verify(night, self.ids, "re-trigger after Postgres restart")
         self.record("Postgres restart mid-run", True,
-                    f"the run failed loudly ({night.state}); the re-trigger succeeded")
+                    f"the run failed loudly ({first}; {loud}); the re-trigger succeeded")
 
     def publish_halfway(self) -> None:
         fs, root = mod("warehouse").open_root(self.params.nightly.warehouse_dir)
@@ -715,6 +748,7 @@ def main() -> int:
     ports = Ports.pick()
     stack = Stack(root, ports, native_env(root, ports))
     os.environ[MARKER] = str(root)  # so that children of `subprocess.run` are swept as well
+    os.environ.update({k: v for k, v in stack.env.items() if k.startswith(("AWS_", "FSSPEC_"))})
 
     def on_signal(signum, _frame):
         raise SystemExit(128 + signum)

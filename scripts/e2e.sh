@@ -18,9 +18,12 @@ fi
 command -v chattr >/dev/null || { echo "chattr (e2fsprogs) is needed for the publish fault" >&2; exit 1; }
 
 start=$(date +%s)
-set +e
-PYTHONPATH="$PWD" "$PY" scripts/e2e.py
-code=$?
-set -e
+# e2e.py stops what it started when it ends or gets SIGTERM/SIGINT; pass those on to it
+PYTHONPATH="$PWD" "$PY" scripts/e2e.py &
+pid=$!
+trap 'kill -TERM "$pid" 2>/dev/null' TERM INT HUP
+code=0
+wait "$pid" || code=$?
+while kill -0 "$pid" 2>/dev/null; do wait "$pid" || code=$?; done  # a signal interrupted wait: let it clean up
 echo "make e2e: $(( $(date +%s) - start ))s in all, exit $code"
 exit $code
