@@ -65,6 +65,20 @@ def mod(name: str):
         return importlib.import_module(f"healthner.{name}")
 
 
+def code_hash() -> str:
+    """A digest of what a tiny model depends on (package, params, DVC stages, the tests' tiny profile):
+    the cached tiny model is retrained when any of it changes."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    files = sorted([*(REPO / "healthner").rglob("*.py"), REPO / "params.yaml", REPO / "dvc.yaml",
+                    REPO / "tests" / "conftest.py", REPO / "scripts" / "e2e_model.py"])
+    for path in files:
+        if path.is_file():
+            digest.update(str(path.relative_to(REPO)).encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
 def log(message: str) -> None:
     print(f"[{time.monotonic() - T0:6.0f}s] {message}", flush=True)
 
@@ -414,7 +428,7 @@ class E2E:
         if (REPO / "models" / "ensemble" / "ensemble.json").is_file() and (REPO / "data/prepared/test.parquet").is_file():
             log("model: the trained models/ensemble")
             return REPO
-        cache = Path(os.environ.get("E2E_MODEL_CACHE", REPO / ".cache" / "e2e-model"))
+        cache = Path(os.environ.get("E2E_MODEL_CACHE", REPO / ".cache" / "e2e-model")) / code_hash()
         if not (cache / "models" / "ensemble" / "ensemble.json").is_file():
             log(f"model: none trained; training the tests' tiny profile into {cache} (once)")
             subprocess.run([sys.executable, str(REPO / "scripts" / "e2e_model.py"), str(cache)], check=True,
@@ -664,10 +678,12 @@ class E2E:
         fs, root = mod("warehouse").open_root(self.params.nightly.warehouse_dir)
         before = self.snapshot()
         ids = self.write_inbox(extra=4)  # the day changed: a replacement would be visible
-        locked = Path(root) / "articles"
+        # the published articles partition made immutable: its files cannot be removed or renamed,
+        # so a publish that replaces the day fails at that point, after entities/ (swapped first)
+        locked = Path(root) / "articles" / f"dt={DT}"
         subprocess.run(["chattr", "+i", str(locked)], check=True)
         self.stack.immutable.append(locked)
-        log(f"chattr +i {locked}: publish swaps entities/, then cannot move articles/dt={DT}")
+        log(f"chattr +i {locked}: a publish fails when it gets to the articles partition")
         try:
             night = self.wait_night(self.trigger("publish-fails"))
         finally:

@@ -106,7 +106,8 @@ def stage_day(params: Params, dt: str, files: Sequence[str]) -> list[str]:
     for index, group in enumerate(assign_shards(day.articles, nightly.shards)):
         path = f"{staging}/{SHARDS_DIR}/shard-{index:03d}.parquet"
         write_part(fs, path, pa.Table.from_pylist([a.row() for a in group], schema=SHARD_SCHEMA))
-        shard_paths.append(path)
+        # fsspec paths lose their protocol (s3://): the tag tasks get URLs, or they read local paths
+        shard_paths.append(fs.unstrip_protocol(path) if "://" in str(nightly.warehouse_dir) else path)
     manifest = {"dt": dt, "files": list(files), "lines_read": day.lines_read, "shards": nightly.shards}
     write_manifest(fs, f"{staging}/{MANIFEST_FILE}", manifest)
     return shard_paths
