@@ -53,7 +53,8 @@ NIGHT_TIMEOUT_S = 420
 S3_BUCKET = "healthner-e2e"
 # the compose layout: the DAG's relative paths are taken from /opt/airflow, where ../models and
 # ../data are mounted; the native run mirrors it under <root>/opt-airflow
-LAYOUT = {"inbox_dir": "data/inbox", "warehouse_dir": "data/warehouse", "model_dir": "models/ensemble"}
+LAYOUT = {"inbox_dir": "data/inbox", "warehouse_dir": "data/warehouse", "model_dir": "models/release",
+          "fallback_model_dir": "models/ensemble"}
 T0 = time.monotonic()
 
 
@@ -77,6 +78,14 @@ def code_hash() -> str:
         if path.is_file():
             digest.update(str(path.relative_to(REPO)).encode() + b"\0" + path.read_bytes())
     return digest.hexdigest()[:16]
+
+
+def read_sentences(path: Path) -> list:
+    try:
+        from healthner.corpus.readers import read_sentences as read
+    except ModuleNotFoundError:
+        from healthner.corpus import read_sentences as read
+    return read(path)
 
 
 def log(message: str) -> None:
@@ -425,8 +434,9 @@ class E2E:
     # setup
     def model_source(self) -> Path:
         """<folder holding models/ensemble and data/prepared>: the repo's trained model, or a tiny one."""
-        if (REPO / "models" / "ensemble" / "ensemble.json").is_file() and (REPO / "data/prepared/test.parquet").is_file():
-            log("model: the trained models/ensemble")
+        trained = any((REPO / "models" / kind / "ensemble.json").is_file() for kind in ("release", "ensemble"))
+        if trained and (REPO / "data/prepared/test.parquet").is_file():
+            log("model: the trained models/release, else models/ensemble")
             return REPO
         cache = Path(os.environ.get("E2E_MODEL_CACHE", REPO / ".cache" / "e2e-model")) / code_hash()
         if not (cache / "models" / "ensemble" / "ensemble.json").is_file():
@@ -457,7 +467,7 @@ class E2E:
         """The sample day (test-split articles) plus two bad lines; `extra` more articles in a 2nd file."""
         batch = mod("batch")
         records = batch.sample_articles(
-            importlib.import_module("healthner.corpus").read_sentences(self.params.prepare.output_dir / "test.parquet"),
+            read_sentences(self.params.prepare.output_dir / "test.parquet"),
             ARTICLES, DT)
         fs, root = mod("warehouse").open_root(self.params.nightly.inbox_dir)
         day = f"{root}/dt={DT}"
