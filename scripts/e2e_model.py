@@ -30,7 +30,8 @@ def build(target: Path) -> Path:
         repo.mkdir()
         real = REPO / params["data"]["corpus_dir"]
         for entry in params["data"]["files"]:
-            slice_corpus_file(real / entry["name"], corpus / entry["name"], SLICE_SENTENCES)
+            if entry.get("enabled", True):  # optional extra sources (off) are not in the shared corpus
+                slice_corpus_file(real / entry["name"], corpus / entry["name"], SLICE_SENTENCES)
         copy_repo(repo)  # the working tree as git sees it, as a fresh git repo (dvc needs one)
         (repo / "params.yaml").write_text(yaml.safe_dump(tiny_params(corpus), allow_unicode=True), encoding="utf-8")
         result = dvc(repo, "repro")
