@@ -10,8 +10,8 @@ Nights of `healthner_nightly`, triggered through the REST API, in this order:
   2. worker SIGKILL: a worker killed while it tags a shard; the task is retried on the other worker
   3. re-trigger (one worker): the same day replaced exactly, same rows, no duplicates
   4. Postgres restarted during the run: recovers, or fails loudly and a re-trigger succeeds
-  5. publish failing halfway (the warehouse's articles/ folder made immutable with chattr +i after
-     a changed inbox): the previously published day must still be there, byte for byte
+  5. publish failing halfway (the published articles/dt=... folder made immutable with chattr +i,
+     after a changed inbox): the previously published day must still be there, byte for byte
   6. inbox and warehouse on s3:// (moto server)
 
 Every process started is stopped by its PID (and a final sweep by an environment marker that only

@@ -1,5 +1,5 @@
 """`make e2e` when no trained model exists: the test suite's tiny profile (real corpus files sliced,
-tiny encoders, a short training) run through real `dvc repro` in a temporary copy of the repo.
+tiny encoders, a short training) run through real `dvc repro stack` in a temporary copy of the repo.
 
     python scripts/e2e_model.py TARGET   # writes TARGET/models/ensemble and TARGET/data/prepared
 
@@ -34,7 +34,7 @@ def build(target: Path) -> Path:
                 slice_corpus_file(real / entry["name"], corpus / entry["name"], SLICE_SENTENCES)
         copy_repo(repo)  # the working tree as git sees it, as a fresh git repo (dvc needs one)
         (repo / "params.yaml").write_text(yaml.safe_dump(tiny_params(corpus), allow_unicode=True), encoding="utf-8")
-        result = dvc(repo, "repro")
+        result = dvc(repo, "repro", "stack")  # up to models/ensemble: no evaluate, no release
         if result.returncode != 0:
             sys.exit(f"tiny dvc repro failed:\n{result.stdout[-4000:]}{result.stderr[-4000:]}")
         partial = target.with_name(target.name + ".partial")
