@@ -9,7 +9,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: venv run test bench ablate repro release lint clean
+.PHONY: venv run test e2e bench ablate repro release lint clean
 
 $(VENV)/.installed: requirements.lock pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -27,6 +27,10 @@ run: venv
 ## the test suite (code, data, model, pipeline)
 test: venv
 	$(BIN)/pytest -q tests
+
+## the nightly DAG on CeleryExecutor + Redis + Postgres (the compose topology, natively), with faults
+e2e: venv
+	PY=$(PY) bash scripts/e2e.sh
 
 ## benchmarks (benchmarks/, outside the package): BENCHMARKS.md and reports/bench.json
 bench: venv

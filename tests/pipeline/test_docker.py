@@ -21,11 +21,22 @@ def compose() -> dict:
     return yaml.safe_load(COMPOSE.read_text(encoding="utf-8"))
 
 
+def service_env(service: dict) -> dict[str, str]:
+    """The service's env_file(s) (KEY=VALUE lines) with its `environment` on top, as compose merges them."""
+    env = {}
+    for name in service.get("env_file", []):
+        for line in (COMPOSE.parent / name).read_text(encoding="utf-8").splitlines():
+            if line.strip() and not line.lstrip().startswith("#"):
+                key, _, value = line.partition("=")
+                env[key.strip()] = value.strip()
+    return {**env, **service["environment"]}
+
+
 def test_compose_has_the_celery_stack() -> None:
     services = compose()["services"]
     assert AIRFLOW_SERVICES | {"postgres", "redis"} <= set(services)
     for name in AIRFLOW_SERVICES:
-        env = services[name]["environment"]
+        env = service_env(services[name])
         assert env["AIRFLOW__CORE__EXECUTOR"] == "CeleryExecutor"
         assert env["AIRFLOW__CELERY__BROKER_URL"].startswith("redis://")
         assert env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"].startswith("postgresql")
