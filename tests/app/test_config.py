@@ -60,7 +60,7 @@ def test_a_slot_trains_with_its_own_overrides_merged_over_the_sections() -> None
 BAD_VALUES = [
     ("nightly", "shards", 0), ("nightly", "shards", -1), ("nightly", "shards", True), ("nightly", "shards", "2"),
     ("nightly", "max_article_chars", 0), ("nightly", "max_article_id_chars", 0), ("nightly", "sample_articles", -5),
-    ("nightly", "chunk_articles", 0), ("nightly", "retries", -1), ("nightly", "sample_date", "yesterday"),
+    ("nightly", "chunk_articles", 0), ("nightly", "tag_slots", 0), ("nightly", "sample_date", "yesterday"),
     ("tag", "batch_chars", 0), ("tag", "torch_threads", 0), ("train", "epochs", 0), ("train", "batch_size", True),
     ("train", "learning_rate", 0), ("stack", "n_estimators", 0), ("stack", "context", -1), ("stack", "n_jobs", 0),
     ("stack", "min_samples_leaf", 0), ("prepare", "window_overlap", 126), ("lexicon", "min_len", 11),
@@ -87,7 +87,7 @@ def test_a_bad_number_in_params_yaml_is_refused_naming_its_field(tmp_path: Path,
 
 def test_good_edge_values_still_load() -> None:
     params = load_params(REPO / "params.yaml").with_updates(
-        nightly={"shards": 1, "retries": 0, "max_article_chars": 1}, stack={"n_jobs": -1, "context": 0},
+        nightly={"shards": 1, "tag_slots": 1, "max_article_chars": 1}, stack={"n_jobs": -1, "context": 0},
         tag={"torch_threads": None}, train={"max_steps": None},
     )
     assert params.nightly.shards == 1 and params.stack.n_jobs == -1
