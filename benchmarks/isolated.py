@@ -150,14 +150,14 @@ def night_run(params_file: str, date: str, log: str) -> dict:
     return {"seconds": seconds}
 
 
-def dag_task_run(task_id: str, *args) -> dict:
-    """One task of the real DAG file, its own callable, in this fresh process as an executor's task
-    process runs it (env: HEALTHNER_PARAMS); its return value under "result"."""
-    from airflow.dag_processing.dagbag import DagBag
+def night_step_run(step: str, *args) -> dict:
+    """One step of the night, the function its DAG task calls (healthner.nightly.night), in this fresh
+    process as an executor's task process runs it, with the params the DAG reads ($HEALTHNER_PARAMS);
+    its return value under "result"."""
+    from healthner.nightly import night
 
-    task = DagBag(dag_folder=str(REPO_DAGS)).dags[DAG_ID].task_dict[task_id]
-    function = getattr(task, "python_callable", None) or task.partial_kwargs["python_callable"]  # mapped: partial
-    return {"result": function(*args)}
+    params = night.night_params(os.environ[PARAMS_ENV], str(REPO_DAGS.parent))
+    return {"result": getattr(night, step)(params, *args)}
 
 
 # --- the night -------------------------------------------------------------------------------------
@@ -213,13 +213,13 @@ def night_params(params: Params, root: Path, shards: int, longest: int, parallel
 
 def parallel_night_seconds(date: str, env: Mapping[str, str]) -> float:
     """The night as a LocalExecutor runs the DAG: each task of the real DAG file in its own fresh process,
-    the shards' tag tasks all at once; discover, stage, publish and check included (scheduler latency not)."""
+    the shards' tag tasks all at once; discover, stage, check and publish included (scheduler latency not)."""
     start = time.perf_counter()
-    files = isolated(dag_task_run, "discover", date, env=env)["result"]
-    shards = isolated(dag_task_run, "stage", files, date, env=env)["result"]
-    tagged = isolated_many([(dag_task_run, ("tag", shard)) for shard in shards], env)
-    published = isolated(dag_task_run, "publish", [t["result"] for t in tagged], date, env=env)["result"]
-    isolated(dag_task_run, "check", published, env=env)
+    files = isolated(night_step_run, "discover", date, env=env)["result"]
+    shards = isolated(night_step_run, "stage", date, files, env=env)["result"]
+    tagged = isolated_many([(night_step_run, ("tag", shard)) for shard in shards], env)
+    version_dir = isolated(night_step_run, "check", [t["result"] for t in tagged], env=env)["result"]
+    isolated(night_step_run, "publish", version_dir, env=env)
     return time.perf_counter() - start
 
 
