@@ -10,8 +10,9 @@ Nights of `healthner_nightly`, triggered through the REST API, in this order:
   2. worker SIGKILL: a worker killed while it tags a shard; the task is retried on the other worker
   3. re-trigger (one worker): the same day replaced exactly, same rows, no duplicates
   4. Postgres restarted during the run: recovers, or fails loudly and a re-trigger succeeds
-  5. publish failing halfway (the published articles/dt=... folder made immutable with chattr +i,
-     after a changed inbox): the previously published day must still be there, byte for byte
+  5. publish failing halfway (its task process killed after the new version is written and
+     verified, before the day's pointer switches, on every try, after a changed inbox): the
+     previously published day must still be there, row for row; a re-trigger then publishes
   6. inbox and warehouse on s3:// (moto server)
 
 Every process started is stopped by its PID (and a final sweep by an environment marker that only
@@ -32,6 +33,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -50,6 +52,7 @@ ARTICLES = 32
 BAD_LINES = ['{"article_id": "broken-1", "text": "寫到一', '{"article_id": "empty-1", "text": ""}']
 MARKER = "HEALTHNER_E2E_ROOT"
 NIGHT_TIMEOUT_S = 420
+RETRIES = 2  # per task ($HEALTHNER_RETRIES), 5 s apart
 S3_BUCKET = "healthner-e2e"
 # the compose layout: the DAG's relative paths are taken from /opt/airflow, where ../models and
 # ../data are mounted; the native run mirrors it under <root>/opt-airflow
@@ -142,6 +145,9 @@ def native_env(root: Path, ports: Ports) -> dict[str, str]:
         "AIRFLOW__SCHEDULER__SCHEDULER_HEALTH_CHECK_SERVER_PORT": str(free_port()),
         "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(free_port()),
         "HEALTHNER_PARAMS": str(root / "opt-airflow" / "params.yaml"),
+        "HEALTHNER_RETRIES": str(RETRIES),  # read when the DAG file is parsed
+        "HEALTHNER_RETRY_DELAY_S": "5",
+        "HEALTHNER_FAULTS": str(root / "faults"),  # fault points armed by the publish fault
         "PYTHONPATH": os.pathsep.join([str(REPO), str(REPO / "scripts" / "e2e_hooks")]),
         "PYTHONHASHSEED": "0",
         "AWS_ACCESS_KEY_ID": "testing",
@@ -164,7 +170,6 @@ class Stack:
     procs: dict[str, subprocess.Popen] = field(default_factory=dict)
     specs: dict[str, tuple[list[str], dict]] = field(default_factory=dict)
     worker_env: dict[str, dict] = field(default_factory=dict)
-    immutable: list[Path] = field(default_factory=list)
     pg_bin: Path | None = None
 
     def start(self, name: str, args: list[str], extra: dict | None = None) -> subprocess.Popen:
@@ -252,8 +257,6 @@ class Stack:
                 os.kill(pid, signal.SIGKILL)
 
     def cleanup(self) -> None:
-        for path in self.immutable:
-            subprocess.run(["chattr", "-i", str(path)], check=False)
         procs = list(self.procs.values())
         self.procs.clear()
         for proc in procs:  # SIGTERM to every process group at once, then SIGKILL what is left after 20 s
@@ -454,7 +457,7 @@ class E2E:
         params = load_params(REPO / "params.yaml").with_updates(
             prepare={"output_dir": str(source / "data" / "prepared")},
             tag={"torch_threads": 1},
-            nightly={**paths, "shards": SHARDS, "retries": 2, "retry_delay_s": 5, "sample_articles": ARTICLES,
+            nightly={**paths, "shards": SHARDS, "sample_articles": ARTICLES,
                      "sample_date": DT, "chunk_articles": 8},
         )
         import yaml
@@ -685,43 +688,46 @@ class E2E:
                     f"the run failed loudly ({first}; {loud}); the re-trigger succeeded")
 
     def publish_halfway(self) -> None:
-        fs, root = mod("warehouse").open_root(self.params.nightly.warehouse_dir)
         before = self.snapshot()
         ids = self.write_inbox(extra=4)  # the day changed: a replacement would be visible
-        # the published articles partition made immutable: its files cannot be removed or renamed,
-        # so a publish that replaces the day fails at that point, after entities/ (swapped first)
-        locked = Path(root) / "articles" / f"dt={DT}"
-        subprocess.run(["chattr", "+i", str(locked)], check=True)
-        self.stack.immutable.append(locked)
-        log(f"chattr +i {locked}: a publish fails when it gets to the articles partition")
+        faults, point = mod("faults"), "publish.verified"  # new version written and verified, pointer not switched
+        folder = Path(self.env["HEALTHNER_FAULTS"])
+        stop = threading.Event()
+
+        def keep_armed() -> None:  # a fault fires once; re-armed so that every try of publish dies there
+            while not stop.is_set():
+                if not (folder / point).exists():
+                    faults.arm(folder, point, faults.KILL)
+                stop.wait(0.2)
+
+        armer = threading.Thread(target=keep_armed, daemon=True)
+        armer.start()
+        log(f"fault {point}: every publish try is killed (os._exit) before the day's pointer switches")
         try:
             night = self.wait_night(self.trigger("publish-fails"))
         finally:
-            subprocess.run(["chattr", "-i", str(locked)], check=True)
-            self.stack.immutable.remove(locked)
+            stop.set()
+            armer.join()
+            (folder / point).unlink(missing_ok=True)
         states = {(t[0], t[1]): t[2] for t in night.tasks}
         assert night.state == "failed" and states[("publish", -1)] == "failed", f"expected a failed publish: {night}"
         after = self.snapshot()
-        changed = sorted(k for k in before.keys() | after.keys() if before.get(k) != after.get(k))
-        intact = not changed
+        intact = after == before
         if not intact:
-            print(f"!!!!! after the failed publish these published files changed: {changed}", flush=True)
+            print(f"!!!!! after the failed publish the published day changed: {before['version']} -> {after['version']}",
+                  flush=True)
         night = self.wait_night(self.trigger("publish-retrigger"))
         self.verify(night, ids, "re-trigger after the failed publish")
         self.ids = ids
         self.record("publish failing halfway leaves the previous day complete", intact,
-                    ("previous day byte-identical after the failed publish; the re-trigger published the new day "
-                     f"({len(ids)} articles)") if intact else
-                    f"the previous day was NOT kept: {len(changed)} files changed ({changed[:4]})")
+                    (f"publish killed on all {RETRIES + 1} tries; the previous day (version {before['version']}) "
+                     f"row-identical after it; the re-trigger published the new day ({len(ids)} articles)") if intact else
+                    f"the previous day was NOT kept: version {before['version']} -> {after['version']}")
 
-    def snapshot(self) -> dict[str, bytes]:
-        fs, root = mod("warehouse").open_root(self.params.nightly.warehouse_dir)
-        files = {}
-        for dataset in ("entities", "articles", "rejects"):
-            for path in fs.glob(f"{root}/{dataset}/dt={DT}/*"):
-                files[path[len(root):]] = fs.cat_file(path)
-        files["manifest"] = fs.cat_file(f"{root}/_manifests/dt={DT}.json")
-        return files
+    def snapshot(self) -> dict:
+        """The published day as readers see it: its pointer's version and every row of its three tables."""
+        day = self.published()
+        return {"version": day["manifest"]["version"], "rows": day["rows"]}
 
     def s3(self) -> None:
         import s3fs

@@ -15,7 +15,6 @@ if ! have_postgres || ! command -v redis-server >/dev/null; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq postgresql redis-server >/dev/null
 fi
 # Debian's packages start their own servers on the default ports; e2e uses its own, on free ports.
-command -v chattr >/dev/null || { echo "chattr (e2fsprogs) is needed for the publish fault" >&2; exit 1; }
 
 start=$(date +%s)
 # e2e.py stops what it started when it ends or gets SIGTERM/SIGINT; pass those on to it
