@@ -62,11 +62,8 @@ T0 = time.monotonic()
 
 
 def mod(name: str):
-    """A healthner module in the nightly sub-package layout, or at the top of the package."""
-    try:
-        return importlib.import_module(f"healthner.nightly.{name}")
-    except ModuleNotFoundError:
-        return importlib.import_module(f"healthner.{name}")
+    """A module of the package's nightly side (imported once the venv is known)."""
+    return importlib.import_module(f"healthner.nightly.{name}")
 
 
 def code_hash() -> str:
@@ -533,10 +530,11 @@ class E2E:
     def trigger(self, label: str) -> str:
         self.counter += 1
         run_id = f"e2e-{self.counter:02d}-{label}"
-        # Airflow keeps one run per (DAG, logical date): each night of the same day is triggered a
-        # few seconds after midnight; {{ ds }}, the day the DAG tags, is the same
+        # Airflow keeps one run per (DAG, logical date): each night gets its own logical date, and the
+        # DAG param dt names the day it tags (as an operator re-runs a day)
         status, body = self.api.call("POST", f"/api/v2/dags/{DAG_ID}/dagRuns",
-                                     {"dag_run_id": run_id, "logical_date": f"{DT}T00:00:{self.counter:02d}Z"})
+                                     {"dag_run_id": run_id, "logical_date": f"{DT}T00:00:{self.counter:02d}Z",
+                                      "conf": {"dt": DT}})
         if status not in (200, 201):
             raise RuntimeError(f"trigger {run_id}: {status} {body}")
         log(f"triggered {run_id} through POST /api/v2/dags/{DAG_ID}/dagRuns")
