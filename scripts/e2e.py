@@ -52,6 +52,8 @@ ARTICLES = 32
 BAD_LINES = ['{"article_id": "broken-1", "text": "寫到一', '{"article_id": "empty-1", "text": ""}']
 MARKER = "HEALTHNER_E2E_ROOT"
 NIGHT_TIMEOUT_S = 420
+TAG_POOL = "healthner_tag"  # the DAG's pool for tag tasks
+TAG_POOL_SLOTS = 2  # two workers, each of concurrency 1 (docker/airflow.env)
 RETRIES = 2  # per task ($HEALTHNER_RETRIES), 5 s apart
 S3_BUCKET = "healthner-e2e"
 # the compose layout: the DAG's relative paths are taken from /opt/airflow, where ../models and
@@ -488,8 +490,12 @@ class E2E:
         # the login: user admin (AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS) with the password in this file
         Path(self.env["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE"]).write_text(json.dumps({"admin": self.password}))
         log("airflow db migrate (Postgres)")
-        subprocess.run([AIRFLOW, "db", "migrate"], env={**os.environ, **self.env}, check=True,
-                       stdout=open(self.root / "logs" / "db-migrate.log", "wb"), stderr=subprocess.STDOUT)
+        with open(self.root / "logs" / "db-migrate.log", "wb") as out:
+            subprocess.run([AIRFLOW, "db", "migrate"], env={**os.environ, **self.env}, check=True, stdout=out,
+                           stderr=subprocess.STDOUT)
+            # the tag tasks' pool, as the compose file's airflow-init creates it: one slot per worker here
+            subprocess.run([AIRFLOW, "pools", "set", TAG_POOL, str(TAG_POOL_SLOTS), "healthner tag tasks at once"],
+                           env={**os.environ, **self.env}, check=True, stdout=out, stderr=subprocess.STDOUT)
         s = self.stack
         s.start("api-server", [AIRFLOW, "api-server", "--host", "127.0.0.1", "--port", str(s.ports.api), "--workers", "1"])
         s.start("scheduler", [AIRFLOW, "scheduler"])
