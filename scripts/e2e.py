@@ -742,9 +742,12 @@ class E2E:
         ids = self.write_inbox()
         night = self.wait_night(self.trigger("s3"))
         self.verify(night, ids, "s3")
-        listed = fs.ls(f"{S3_BUCKET}/warehouse/entities")
+        wh = mod("warehouse")
+        warehouse = self.params.nightly.warehouse_dir
+        days, files = wh.published_days(warehouse), wh.current_files(warehouse)["entities"]
+        assert DT in days and files and all(f.startswith("s3://") and fs.exists(f) for f in files), (days, files)
         self.record("inbox and warehouse on s3:// (moto server)", True,
-                    f"night success on {self.params.nightly.warehouse_dir}; {listed}")
+                    f"night success on {warehouse}; published days {days}; entities {files}")
         self.write_params(self.source)
 
     def run(self) -> int:
