@@ -329,7 +329,7 @@ def tag_file(params: Params, model_dir: Path, input: Path, output: Path, tagger:
 
 
 def sample_articles(sentences: Sequence, count: int, published_at: str) -> list[dict]:
-    """`count` article records of consecutive sentences of one source each (never across sources)."""
+    """Up to `count` article records of consecutive sentences of one source each (never across sources)."""
     per_article = max(1, math.ceil(len(sentences) / max(count, 1)))
     by_source: dict[str, list] = {}
     for sentence in sentences:
