@@ -212,7 +212,7 @@ def night_params(params: Params, root: Path, shards: int, longest: int, parallel
 
 
 def parallel_night_seconds(date: str, env: Mapping[str, str]) -> float:
-    """The night as a LocalExecutor runs the DAG: each task of the real DAG file in its own fresh process,
+    """The night as a LocalExecutor runs the DAG: each step its tasks call, in its own fresh process,
     the shards' tag tasks all at once; discover, stage, check and publish included (scheduler latency not)."""
     start = time.perf_counter()
     files = isolated(night_step_run, "discover", date, env=env)["result"]
