@@ -203,7 +203,7 @@ class StackParams(_Section):
     # selection_seeds); a combiner ships only if it beats the best member alone by min_gain dev F1.
     kind: Literal["auto", "member", "forest", "logistic", "vote", "mean_emissions"] = "auto"
     candidates: list[Literal["forest", "logistic", "vote", "mean_emissions"]] = ["forest", "logistic", "vote", "mean_emissions"]
-    min_gain: float = Field(0.005, ge=0.0)
+    min_gain: float = Field(0.01, ge=0.0)  # 1 F1 point: smaller gains are noise here
     selection_seeds: list[Seed] = Field([13, 14], min_length=1)
     logistic_c: float = Field(1.0, gt=0.0)  # inverse regularisation strength
     logistic_max_iter: Count = 300
