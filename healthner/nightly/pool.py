@@ -1,0 +1,117 @@
+"""One Tagger per process, each on its share of the CPU cores, behind the Tagger interface.
+
+On a small CPU one tagging process with every core's thread leaves cores idle: the members'
+recurrent layers step through a window one character at a time, on matrices too small to split
+well across threads. Processes of one thread each keep every core busy (make bench measures both).
+Texts are cut into contiguous groups of about equal characters, one per process; each process tags
+its group as a Tagger would, and the entities come back in text order, the same as one Tagger's.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import multiprocessing
+import os
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+from healthner.config import TagParams
+from healthner.nightly.tagger import Entity, Tagger
+
+_WORKER: dict[str, Tagger] = {}  # the tagger a pool process loaded (one per process)
+
+
+def usable_cores() -> int:
+    return len(os.sched_getaffinity(0))
+
+
+def tagging_processes(params: TagParams, device: str, chars: int | None = None) -> int:
+    """How many processes tag: tag.workers, or for auto one per `threads` cores on the CPU (threads:
+    tag.torch_threads, else 1); a GPU, or fewer than tag.pool_min_chars characters, gets one."""
+    if device.startswith("cuda") or (chars is not None and chars < params.pool_min_chars):
+        return 1
+    if params.workers != "auto":
+        return params.workers
+    return max(1, usable_cores() // (params.torch_threads or 1))
+
+
+def worker_params(params: TagParams, processes: int) -> TagParams:
+    """One pool process's settings: its share of the cores as threads (unless tag.torch_threads is set)."""
+    threads = params.torch_threads or max(1, usable_cores() // processes)
+    return params.model_copy(update={"torch_threads": threads, "workers": 1})
+
+
+def balanced_groups(texts: Sequence[str], groups: int) -> list[range]:
+    """Contiguous ranges of text indices, at most `groups`, each with about an equal share of the characters."""
+    total = sum(len(t) for t in texts)
+    bounds, seen, start = [], 0, 0
+    for index, text in enumerate(texts):
+        seen += len(text)
+        if seen * groups >= total * (len(bounds) + 1) and len(bounds) < groups - 1:
+            bounds.append(range(start, index + 1))
+            start = index + 1
+    bounds.append(range(start, len(texts)))
+    return [group for group in bounds if len(group)]
+
+
+def _load_worker(model_dir: str, params: TagParams, device: str) -> None:
+    _WORKER["tagger"] = Tagger.load(model_dir, params, device)
+
+
+def _tag_in_worker(texts: list[str]) -> list[list[Entity]]:
+    return _WORKER["tagger"].tag(texts)
+
+
+def _version_in_worker() -> str:
+    return _WORKER["tagger"].model_version
+
+
+class TaggerPool:
+    """`processes` Tagger processes (spawned: safe with torch's and ONNX Runtime's threads), loaded once."""
+
+    def __init__(self, model_dir: Path | str, params: TagParams, device: str, processes: int) -> None:
+        self.params, self.processes = worker_params(params, processes), processes
+        self._executor = ProcessPoolExecutor(
+            processes, mp_context=multiprocessing.get_context("spawn"), initializer=_load_worker,
+            initargs=(str(model_dir), self.params, device))
+        self.model_version = self._executor.submit(_version_in_worker).result()  # also: a load error surfaces here
+
+    def tag(self, texts: Sequence[str]) -> list[list[Entity]]:
+        """Entities of each text, in text order, with offsets into that text (as Tagger.tag)."""
+        groups = balanced_groups(texts, self.processes)
+        found: list[list[Entity]] = []
+        for entities in self._executor.map(_tag_in_worker, [[texts[i] for i in group] for group in groups]):
+            found.extend(entities)
+        return found
+
+    def close(self) -> None:
+        self._executor.shutdown(cancel_futures=True)
+
+    def __enter__(self) -> TaggerPool:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def load_tagging(model_dir: Path | str, params: TagParams, chars: int | None = None) -> Tagger | TaggerPool:
+    """What tags `chars` characters (None: unknown, many) with `model_dir`: one Tagger in this process,
+    or a TaggerPool when tagging_processes says more than one."""
+    from healthner.model.devices import tag_device
+
+    device = tag_device(params)
+    processes = tagging_processes(params, device, chars)
+    if processes == 1:
+        return Tagger.load(model_dir, params, device)
+    return TaggerPool(model_dir, params, device, processes)
+
+
+@contextlib.contextmanager
+def closing_pool(tagging: Tagger | TaggerPool, own: bool = False) -> Iterator[Tagger | TaggerPool]:
+    """`tagging` for a with block; if `own`, a pool's processes are stopped at its end."""
+    try:
+        yield tagging
+    finally:
+        if own and isinstance(tagging, TaggerPool):
+            tagging.close()
