@@ -36,7 +36,7 @@ from healthner.nightly.inbox import (
     read_inbox_file,
     read_inbox_lines,
 )
-from healthner.nightly.pool import TaggerPool, closing_pool, load_tagging
+from healthner.nightly.pool import TaggerPool, closing_pool, load_tagging, worker_params
 from healthner.nightly.tagger import Entity, Tagger
 from healthner.nightly.warehouse import (
     ARTICLE_META,
@@ -213,10 +213,7 @@ def shard_tag_params(params: Params) -> TagParams:
     """One shard task's tag settings: unless tag.torch_threads is set, its threads are this machine's
     usable cores over the tag tasks running on it at once (nightly.tag_slots),
     since k tasks each taking every core tag slower together than one alone (make bench)."""
-    if params.tag.torch_threads:
-        return params.tag.model_copy(update={"workers": 1})  # the shard task is already one of the processes
-    at_once = params.nightly.tag_slots
-    return params.tag.model_copy(update={"torch_threads": max(1, len(os.sched_getaffinity(0)) // at_once), "workers": 1})
+    return worker_params(params.tag, params.nightly.tag_slots)  # a shard task is one of those processes
 
 
 def tag_shard(params: Params, shard_path: str, tagger: Tagger | None = None) -> ShardResult:

@@ -15,6 +15,7 @@ import os
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
+from typing import Self
 
 from healthner.config import TagParams
 from healthner.nightly.tagger import Entity, Tagger
@@ -75,7 +76,10 @@ class TaggerPool:
         self._executor = ProcessPoolExecutor(
             processes, mp_context=multiprocessing.get_context("spawn"), initializer=_load_worker,
             initargs=(str(model_dir), self.params, device))
-        self.model_version = self._executor.submit(_version_in_worker).result()  # also: a load error surfaces here
+        # one call per process: with spawn, the executor starts a process only for a call no idle one can take,
+        # so this starts (and loads) them all now, together, not one per later tag(); a load error surfaces here
+        started = [self._executor.submit(_version_in_worker) for _ in range(processes)]
+        self.model_version = next(iter({call.result() for call in started}))
 
     def tag(self, texts: Sequence[str]) -> list[list[Entity]]:
         """Entities of each text, in text order, with offsets into that text (as Tagger.tag)."""
@@ -88,7 +92,7 @@ class TaggerPool:
     def close(self) -> None:
         self._executor.shutdown(cancel_futures=True)
 
-    def __enter__(self) -> TaggerPool:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
