@@ -192,6 +192,14 @@ def checkpoint(
 
 
 @app.command()
+def crossfit(params: ParamsOpt = Path("params.yaml")) -> None:
+    """Train every stack member once per fold of train on the other folds (stack.crossfit; off at 0 folds)."""
+    from healthner.ensemble.crossfit import crossfit as run
+
+    typer.echo(run(load_params(params)))
+
+
+@app.command()
 def stack(params: ParamsOpt = Path("params.yaml")) -> None:
     """Fit the random-forest stacker on the base models' dev-split marginals."""
     from healthner.ensemble.stack import fit_stack

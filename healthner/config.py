@@ -187,6 +187,25 @@ class TrainParams(_Section):
     export_onnx: bool = True  # write the member's emissions graph (emissions.onnx) beside its weights
 
 
+class CrossfitParams(_Section):
+    """k-fold cross-fitting of the members over train (ensemble/crossfit.py): each slot is trained once
+    per fold on the other folds and tags the fold it did not see, so the learned combiners fit on
+    out-of-fold outputs for every train sentence instead of dev alone. 0 folds: off."""
+
+    folds: NonNegative = 0  # 0: off; k >= 2: k trainings per slot
+    epochs: Count | None = None  # per fold member (a cheaper profile); None: train.epochs
+    seed: Seed = 13  # which train sentences fall in which fold
+    output_dir: Path = Path("models/crossfit")
+    reports_dir: Path = Path("reports/crossfit")  # the fold trainings' DVCLive logs
+    report: Path = Path("reports/crossfit.json")  # per fold member: dev F1, epochs, seconds
+
+    @model_validator(mode="after")
+    def _off_or_two_folds(self) -> CrossfitParams:
+        if self.folds == 1:
+            raise ValueError("stack.crossfit.folds: 0 (off) or at least 2 (one fold leaves nothing to train on)")
+        return self
+
+
 class StackParams(_Section):
     members: list[Literal["bert", "roberta", "electra", "albert"]] = list(SLOTS)
     context: NonNegative = 1
@@ -207,6 +226,7 @@ class StackParams(_Section):
     selection_seeds: list[Seed] = Field([13, 14], min_length=1)
     logistic_c: float = Field(1.0, gt=0.0)  # inverse regularisation strength
     logistic_max_iter: Count = 300
+    crossfit: CrossfitParams = CrossfitParams()
 
 
 class EvaluateParams(_Section):

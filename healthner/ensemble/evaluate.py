@@ -35,10 +35,10 @@ from healthner.corpus.labels import spans
 from healthner.corpus.readers import Sentence, read_sentences
 from healthner.ensemble.combiner import forest_inputs, subset_predictions
 from healthner.ensemble.diversity import diversity, diversity_markdown
-from healthner.ensemble.kinds import MemberOutputs, make_kind, out_of_fold
+from healthner.ensemble.kinds import FitData, MemberOutputs, fit_elsewhere, make_kind, out_of_fold
 from healthner.ensemble.plots import entity_pairs, plot_confusion, plot_diversity, plot_f1_per_type, plot_learning_curves
 from healthner.ensemble.shipped import Ensemble, member_outputs, read_manifest
-from healthner.ensemble.stack import inference_device, load_predictors
+from healthner.ensemble.stack import fit_data, inference_device, load_predictors
 from healthner.errors import ConfigError, UnknownName
 from healthner.model.metrics import score
 
@@ -190,20 +190,27 @@ def split_outputs(sentences: list[Sentence], predictors: dict) -> SplitOutputs:
     return SplitOutputs(sentences, member_outputs(predictors, [s.chars for s in sentences], averaged=True))
 
 
-def shipped_tags(ensemble: Ensemble, dev: SplitOutputs, test: SplitOutputs, params: Params) -> dict[str, list[list[str]]]:
-    """The shipped model's tags: out-of-fold on dev when its kind learns from dev, the saved model on test."""
+def shipped_tags(
+    ensemble: Ensemble, dev: SplitOutputs, test: SplitOutputs, params: Params, training: FitData | None = None
+) -> dict[str, list[list[str]]]:
+    """The shipped model's tags: on dev held out from its kind when it learns (fit on the cross-fitted
+    `training` outputs when given, else out-of-fold on dev), the saved model on test."""
     kind = ensemble.kind
-    cv = out_of_fold(kind.name, kind.members, params.stack, dev.outputs, dev.gold, params.stack.seed)
-    return {"dev": cv, "test": [p.tags for p in kind.predict(test.outputs)]}
+    if training is not None and kind.fitted:
+        held_out = fit_elsewhere(kind.name, kind.members, params.stack, training, dev.outputs, params.stack.seed)
+    else:
+        held_out = out_of_fold(kind.name, kind.members, params.stack, dev.outputs, dev.gold, params.stack.seed)
+    return {"dev": held_out, "test": [p.tags for p in kind.predict(test.outputs)]}
 
 
-def combiner_rows(params: Params, dev: SplitOutputs, test: SplitOutputs, selection: dict) -> list[dict]:
-    """Each candidate combiner over all members, fit on all of dev and scored on test, beside its
-    out-of-fold dev F1 from the stack stage; and the best member alone."""
+def combiner_rows(params: Params, fit_on: FitData, test: SplitOutputs, selection: dict) -> list[dict]:
+    """Each candidate combiner over all members, fit as the stack stage fits what ships (`fit_on`: dev,
+    plus the cross-fitted train outputs when on) and scored on test, beside its held-out dev F1 from
+    the stack stage; and the best member alone."""
     members, chosen = list(params.stack.members), selection.get("chosen", {})
     rows = []
     for name, dev_f1 in selection.get("candidates_dev_f1", {}).items():
-        kind = make_kind(name, members, params.stack).fit(dev.outputs, dev.gold)
+        kind = make_kind(name, members, params.stack).fit(*fit_on)
         test_f1 = score(test.gold, [p.tags for p in kind.predict(test.outputs)]).f1
         rows.append({"kind": name, "members": members, "dev_f1": dev_f1["mean"], "dev_spread": dev_f1["spread"],
                      "test_f1": test_f1, "ships": chosen.get("kind") == name})
@@ -253,10 +260,10 @@ def write_table2(params: Params, ensemble: Ensemble, data: dict[str, SplitOutput
     return rows
 
 
-def write_combiners_and_diversity(params: Params, data: dict[str, SplitOutputs]) -> None:
+def write_combiners_and_diversity(params: Params, data: dict[str, SplitOutputs], fit_on: FitData) -> None:
     out, members = params.evaluate.reports_dir, list(params.stack.members)
     selection = read_manifest(params.stack.output_dir).get("selection", {})
-    rows = combiner_rows(params, data["dev"], data["test"], selection)
+    rows = combiner_rows(params, fit_on, data["test"], selection)
     reason = selection.get("chosen", {}).get("reason", "")
     (out / "combiners.md").write_text(combiners_markdown(rows, reason, params.stack.selection_seeds), encoding="utf-8")
     _write_json(out / "combiners.json", {"rows": rows, "selection": selection})
@@ -297,7 +304,8 @@ def evaluate(params: Params) -> dict:
         for name in tqdm(SPLITS, desc="evaluate: members' outputs", unit="split", disable=None)
     }
     log.info("evaluate: members' outputs on %s in %.1f s", "/".join(SPLITS), time.perf_counter() - started)
-    shipped = shipped_tags(ensemble, data["dev"], data["test"], params)
+    training, fit_on = fit_data(params, list(params.stack.members), data["dev"].outputs, data["dev"].gold)
+    shipped = shipped_tags(ensemble, data["dev"], data["test"], params, training)
     metrics = {
         name: {
             **{slot: score(d.gold, tags).as_dict() for slot, tags in d.decoded.items()},
@@ -307,7 +315,7 @@ def evaluate(params: Params) -> dict:
     }
     _write_json(params.evaluate.reports_dir / "metrics.json", metrics)
     write_table2(params, ensemble, data, shipped)
-    write_combiners_and_diversity(params, data)
+    write_combiners_and_diversity(params, data, fit_on)
     write_plots_and_errors(params, metrics, data["test"], shipped["test"])
     return metrics
 

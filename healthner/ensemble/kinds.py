@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
@@ -75,6 +75,23 @@ class MemberOutputs:
     @property
     def n_sentences(self) -> int:
         return len(next(iter(self.paths.values())))
+
+    @classmethod
+    def concat(cls, parts: Sequence[MemberOutputs]) -> MemberOutputs:
+        """The sentences of every part, in order (the mean-emission CRF's only when every part has it)."""
+
+        def join(rows_of: Callable[[MemberOutputs], list]) -> list:
+            return [row for part in parts for row in rows_of(part)]
+
+        members = list(parts[0].paths)
+        averaged = None
+        if all(part.averaged is not None for part in parts):
+            averaged = (join(lambda p: p.averaged[0]), join(lambda p: p.averaged[1]))
+        marginals = {m: join(lambda p, m=m: p.marginals[m]) for m in members}
+        return cls(marginals, {m: join(lambda p, m=m: p.paths[m]) for m in members}, averaged)
+
+
+FitData = tuple[MemberOutputs, Sequence[Sequence[str]]]  # member outputs and the gold tags of their sentences
 
 
 class ShippedKind(ABC):
@@ -314,6 +331,15 @@ def out_of_fold(
         for k, prediction in zip(fold, kind.predict(outputs.subset(fold)), strict=True):
             tags[k] = prediction.tags
     return tags
+
+
+def fit_elsewhere(
+    name: str, members: Sequence[str], params: StackParams, fit_on: FitData, outputs: MemberOutputs, seed: int,
+) -> list[list[str]]:
+    """Tags of a kind fit on other sentences (`fit_on`: cross-fitted train outputs and their gold tags),
+    so every sentence of `outputs` is held out from it."""
+    kind = make_kind(name, members, params.model_copy(update={"seed": seed})).fit(*fit_on)
+    return [p.tags for p in kind.predict(outputs)]
 
 
 def forest_threads() -> int:

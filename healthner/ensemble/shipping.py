@@ -1,7 +1,8 @@
 """The shipping rule: which kind of model goes into `models/ensemble/`, decided on dev alone.
 
-Every candidate combiner is scored on dev over all members (out-of-fold when it learns from dev,
-the mean over `stack.selection_seeds` of fold splits and model seeds); the best member alone is
+Every candidate combiner is scored on dev over all members (a combiner that learns is fit on the
+members' cross-fitted train outputs when stack.crossfit is on, else scored out-of-fold on dev; the
+mean over `stack.selection_seeds` of fold splits and model seeds); the best member alone is
 scored by its own decode (it never saw dev). A combiner ships only if its mean dev F1 beats the best
 member's by at least `stack.min_gain`; otherwise the best member ships alone, since a combiner
 that does not earn its cost (every member's tagging time) is not worth it.
@@ -14,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
 from healthner.config import StackParams
-from healthner.ensemble.kinds import MemberOutputs, out_of_fold
+from healthner.ensemble.kinds import KINDS, FitData, MemberOutputs, fit_elsewhere, out_of_fold
 from healthner.model.metrics import score
 
 
@@ -56,11 +57,19 @@ def member_scores(outputs: MemberOutputs, gold: Sequence[Sequence[str]], members
 
 
 def candidate_scores(
-    outputs: MemberOutputs, gold: Sequence[Sequence[str]], members: Sequence[str], params: StackParams
+    outputs: MemberOutputs, gold: Sequence[Sequence[str]], members: Sequence[str], params: StackParams,
+    training: FitData | None = None,
 ) -> dict[str, KindScore]:
-    """Dev F1 of each candidate combiner over all `members` (out-of-fold where it learns), per seed."""
+    """Dev F1 of each candidate combiner over all `members`, per seed. A candidate that learns is fit on
+    `training` (cross-fitted train outputs) when given, else out-of-fold on dev."""
+
+    def dev_tags(name: str, seed: int) -> list[list[str]]:
+        if training is not None and KINDS[name].fitted:
+            return fit_elsewhere(name, members, params, training, outputs, seed)
+        return out_of_fold(name, members, params, outputs, gold, seed)
+
     return {
-        name: KindScore([score(gold, out_of_fold(name, members, params, outputs, gold, seed)).f1 for seed in params.selection_seeds])
+        name: KindScore([score(gold, dev_tags(name, seed)).f1 for seed in params.selection_seeds])
         for name in params.candidates
     }
 
@@ -86,9 +95,10 @@ def choose(members_f1: dict[str, float], candidates: dict[str, KindScore], param
     return Choice("member", [best_member], alone, best_member, alone, params.min_gain, why)
 
 
-def selection_record(members_f1: dict[str, float], candidates: dict[str, KindScore], choice: Choice) -> dict:
-    """What ensemble.json keeps of the decision: every score and the choice."""
+def selection_record(members_f1: dict[str, float], candidates: dict[str, KindScore], choice: Choice, fit_on: str = "dev") -> dict:
+    """What ensemble.json keeps of the decision: every score, the choice and what the learned kinds fit on."""
     return {
+        "fit_on": fit_on,
         "members_dev_f1": members_f1,
         "candidates_dev_f1": {name: s.as_dict() for name, s in candidates.items()},
         "chosen": choice.as_dict(),

@@ -63,10 +63,15 @@ class Windows:
     features: list[np.ndarray] | None = None  # per window its characters' features (float16)
 
     @classmethod
-    def read(cls, path: Path, featurizer: CharFeaturizer | None = None) -> Windows:
+    def read(cls, path: Path, featurizer: CharFeaturizer | None = None, held_out: frozenset[str] = frozenset()) -> Windows:
+        """The windows of `path`, except those of the sentences in `held_out` (sent_id)."""
         if not path.is_file():
             raise FileNotFoundError(f"{path}: not found; run the prepare step first (dvc repro prepare)")
-        cols = pq.read_table(path, columns=["input_ids", "label_ids", "chars"]).to_pydict()
+        table = pq.read_table(path, columns=["sent_id", "input_ids", "label_ids", "chars"])
+        if held_out:
+            keep = [sent_id not in held_out for sent_id in table.column("sent_id").to_pylist()]
+            table = table.filter(keep)
+        cols = table.to_pydict()
         ids = [np.asarray(x, dtype=np.int64) for x in cols["input_ids"]]
         labels = [np.asarray(window_labels(x), dtype=np.int64) for x in cols["label_ids"]]
         features = [f.astype(np.float16) for f in featurizer.compute(cols["chars"])] if featurizer else None
@@ -146,7 +151,7 @@ def parameter_groups(model: NerTagger, params: Params, slot: str) -> list[dict]:
 class _Trainer:
     """One slot's training run; the loop pieces are methods so each stays small."""
 
-    def __init__(self, params: Params, slot: str):
+    def __init__(self, params: Params, slot: str, held_out: frozenset[str] = frozenset()):
         if slot not in params.encoders:
             raise UnknownName(f"unknown slot {slot!r}; params.yaml encoders has {sorted(params.encoders)}")
         self.params, self.slot, self.cfg = params, slot, params.train
@@ -156,7 +161,7 @@ class _Trainer:
         check_vocab_source(prepared / slot, params.encoders[slot], self.vocab)
         self.features = feature_spec(params.model)
         self.featurizer = training_featurizer(params)
-        self.train_windows = Windows.read(prepared / slot / "train.parquet", self.featurizer)
+        self.train_windows = Windows.read(prepared / slot / "train.parquet", self.featurizer, held_out)
         self.dev = read_sentences(prepared / "dev.parquet")
         self.dev_chars = [s.chars for s in self.dev]  # one list, so its features are computed once, not per epoch
         self.model = build_model(params, slot, self.vocab).to(self.device)
@@ -239,13 +244,14 @@ def _open_live(path: Path):
     return Live(dir=str(path), save_dvc_exp=False, dvcyaml=False)
 
 
-def train(params: Params, slot: str) -> TrainResult:
-    """Train `slot`, early-stopping on dev entity F1; the best epoch is saved to train.output_dir/slot."""
+def train(params: Params, slot: str, held_out: frozenset[str] = frozenset()) -> TrainResult:
+    """Train `slot`, early-stopping on dev entity F1; the best epoch is saved to train.output_dir/slot.
+    `held_out`: train sentences (sent_id) whose windows it never sees (a cross-fitting fold)."""
     params = params.for_slot(slot)
     cfg = params.train
     seed_everything(cfg.seed)
     torch.set_num_threads(cfg.torch_threads)
-    trainer = _Trainer(params, slot)
+    trainer = _Trainer(params, slot, held_out)
     opt, sched = trainer.optimiser()
     started = time.perf_counter()
     best_f1, best_epoch, epochs_run, stale = -1.0, 0, 0, 0

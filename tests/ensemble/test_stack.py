@@ -267,36 +267,6 @@ def test_skops_refuses_an_unexpected_type(tmp_path: Path, dev_slice: list, margi
 # --- integration: tiny trained models -> ensemble folder -> evaluate ------------------------------
 
 
-@pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory: pytest.TempPathFactory, real_sentences: list[Sentence]) -> Params:
-    """Four tiny slots trained for a few steps on real sentences, then the stack fit on dev."""
-    from healthner.config import load_params
-    from healthner.corpus.readers import write_sentences
-    from healthner.ensemble.stack import fit_stack
-    from healthner.model.train import train
-    from tests.tiny_models import N_TRAIN, OVERLAP, REPO, WINDOW, tiny_encoders, tiny_lexicon, write_prepared
-
-    root = tmp_path_factory.mktemp("stack")
-    params = load_params(REPO / "params.yaml").with_updates(
-        prepare={"output_dir": root / "prepared", "window_chars": WINDOW, "window_overlap": OVERLAP},
-        model={"lstm_hidden": 16},
-        lexicon={"output": tiny_lexicon(root)},
-        train={"output_dir": root / "models", "reports_dir": root / "reports" / "train", "epochs": 2,
-               "batch_size": 16, "torch_threads": 1, "learning_rate": 5e-3, "max_steps": 4},
-        stack={"n_estimators": 8, "cv_folds": 2, "n_jobs": 1, "output_dir": root / "models" / "ensemble", "kind": "forest"},
-        evaluate={"reports_dir": root / "reports", "combinations": [["bert"], ["bert", "albert"], list(SLOTS)],
-                  "error_examples": 5},
-    )
-    params = Params.model_validate({**params.model_dump(by_alias=True), "encoders": tiny_encoders()})
-    train_part, dev_part = real_sentences[:N_TRAIN], real_sentences[N_TRAIN:]
-    for slot in SLOTS:
-        write_prepared(params, slot, train_part, dev_part)
-        train(params, slot)
-    write_sentences(real_sentences[:20], params.prepare.output_dir / "test.parquet")
-    fit_stack(params)
-    return params
-
-
 def test_ensemble_folder_is_self_contained(tiny_run: Params, tmp_path: Path) -> None:
     from healthner.ensemble.shipped import Ensemble
 

@@ -6,7 +6,7 @@ import yaml
 
 from tests.conftest import dvc
 
-STAGES = ["validate", "prepare", "train@bert", "train@roberta", "train@electra", "train@albert", "stack", "evaluate"]
+STAGES = ["validate", "prepare", "train@bert", "train@roberta", "train@electra", "train@albert", "crossfit", "stack", "evaluate"]
 
 
 def test_repro_ran_every_stage(tiny_repo):
