@@ -2,7 +2,7 @@
 
 Each table sits between `<!-- results:NAME -->` and `<!-- /results:NAME -->` markers; everything
 outside the markers is left as it is. Run by `make run` after `dvc repro`, or alone:
-    python scripts/render_results.py [--reports reports] [--check]
+    python scripts/render_results.py [--reports reports] [--crossfit-reports DIR] [--check]
 --check exits 1 when a document is not what the reports give (a stale table).
 """
 
@@ -22,6 +22,7 @@ MEMBERS = {"bert": "BERT", "roberta": "RoBERTa", "electra": "ELECTRA", "albert":
 # The paper's own numbers (Luo, Wang and Zhang 2022, Table 2: dev F1; section 3.5: test F1 of BERT)
 PAPER_DEV = {"bert": 0.833, "roberta": 0.832, "electra": 0.822, "albert": 0.790}
 PAPER_TEST = {"bert": 0.7768}
+TABLE3 = "ablation/table3.json"  # make ablate's rows, when it has been run
 TYPES = ("BODY", "SYMP", "INST", "EXAM", "CHEM", "DISE", "DRUG", "SUPP", "TREAT", "TIME")
 
 
@@ -100,6 +101,58 @@ def diversity_table(pairs: list[dict]) -> str:
     return "\n".join(lines)
 
 
+# The paper's Table 3 (dev F1, pretrained BERT), row for row with params.yaml's ablation.rows
+PAPER_TABLE3 = {"softmax+CE": 0.799, "softmax+focal": 0.805, "BiLSTM+focal": 0.812, "BiLSTM+CRF+focal": 0.825,
+                "BiLSTM+CRF+R-Drop+focal": 0.833}
+
+
+def table3(rows: list[dict]) -> str:
+    """`make ablate`'s rows (reports/ablation/table3.json) beside the paper's Table 3."""
+    lines = ["| row | dev F1 | test F1 | train s | epochs | paper, dev F1 |", "| --- | ---: | ---: | ---: | ---: | ---: |"]
+    for r in rows:
+        paper = PAPER_TABLE3.get(r["row"])
+        lines.append(f"| {r['row']} | {r['dev_f1']:.4f} | {r['test_f1']:.4f} | {r['seconds']:.0f} | {r['epochs_run']} | "
+                     f"{'' if paper is None else f'{paper:g}'} |")
+    return "\n".join(lines)
+
+
+def crossfit_combiners_table(default: dict, crossfit: dict) -> str:
+    """Each candidate fit on dev alone (out-of-fold on dev) beside the same fit on the members'
+    cross-fitted train outputs (scored on dev, which it never saw), and test F1 of both."""
+    alone = {row["kind"]: row for row in default["rows"]}
+    lines = ["| kind | dev F1, fit on dev | dev F1, fit on cross-fitted train | test F1, fit on dev | test F1, fit on cross-fitted train + dev |",
+             "| --- | ---: | ---: | ---: | ---: |"]
+    for row in crossfit["rows"]:
+        before = alone.get(row["kind"])
+        cells = ("", "") if before is None else (f"{before['dev_f1']:.4f}", f"{before['test_f1']:.4f}")
+        lines.append(f"| {row['kind']} | {cells[0]} | {row['dev_f1']:.4f} | {cells[1]} | {row['test_f1']:.4f} |")
+    return "\n".join(lines)
+
+
+def crossfit_members_table(record: dict) -> str:
+    """Each fold member's dev F1 against its full member's, and the step's time."""
+    lines = ["| member | full member dev F1 | fold members' dev F1: mean (min - max) | fold trainings, seconds |",
+             "| --- | ---: | --- | ---: |"]
+    for slot, full in record["full_dev_f1"].items():
+        runs = [m for m in record["members"] if m["slot"] == slot]
+        f1s = [m["dev_f1"] for m in runs]
+        full_cell = "" if full is None else f"{full:.4f}"
+        lines.append(f"| {MEMBERS.get(slot, slot)} | {full_cell} | {sum(f1s) / len(f1s):.4f} ({min(f1s):.4f} - {max(f1s):.4f}) | "
+                     f"{sum(m['seconds'] for m in runs):,.0f} |")
+    lines.append(f"| all, {record['folds']} folds | | | {record['seconds']:,.0f} |")
+    return "\n".join(lines)
+
+
+def crossfit_tables(reports: Path, crossfit_reports: Path) -> dict[str, str]:
+    """The cross-fitting profile's run (`crossfit_reports`) against the default run (`reports`)."""
+    combiners = _read(crossfit_reports, "combiners.json")
+    return {
+        "crossfit-choice": choice_line(combiners),
+        "crossfit-combiners": crossfit_combiners_table(_read(reports, "combiners.json"), combiners),
+        "crossfit-members": crossfit_members_table(_read(crossfit_reports, "crossfit.json")),
+    }
+
+
 def _read(reports: Path, name: str):
     return json.loads((reports / name).read_text(encoding="utf-8"))
 
@@ -114,7 +167,7 @@ def tables(reports: Path) -> dict[str, str]:
         "table2": table2(_read(reports, "table2.json")),
         "combiners": combiners_table(combiners),
         "diversity": diversity_table(_read(reports, "diversity.json")),
-    }
+    } | ({"table3": table3(_read(reports, TABLE3))} if (reports / TABLE3).is_file() else {})
 
 
 def render(text: str, generated: dict[str, str]) -> str:
@@ -128,6 +181,9 @@ def render(text: str, generated: dict[str, str]) -> str:
 def main(
     reports: Annotated[Path, typer.Option(help="the evaluate stage's reports folder")] = REPO / "reports",
     check: Annotated[bool, typer.Option(help="exit 1 if a document's tables are stale, write nothing")] = False,
+    crossfit_reports: Annotated[
+        Path | None, typer.Option(help="reports of a configs/crossfit.yaml run: also write its tables")
+    ] = None,
 ) -> None:
     needed = ("metrics.json", "table2.json", "combiners.json", "diversity.json")
     missing = [reports / name for name in needed if not (reports / name).is_file()]
@@ -135,6 +191,8 @@ def main(
         typer.echo(f"{missing[0]}: not found; run `dvc repro` first", err=True)
         raise typer.Exit(1)
     generated = tables(reports)
+    if crossfit_reports is not None:
+        generated |= crossfit_tables(reports, crossfit_reports)
     stale = []
     for document in DOCUMENTS:
         before = document.read_text(encoding="utf-8")

@@ -54,8 +54,36 @@ def test_the_choice_and_the_combiners_come_from_the_stack_decision(tmp_path: Pat
     assert "| BERT + RoBERTa | 0.0500 | 0.600 | 0.700 |" in generated["diversity"]
 
 
+def test_the_crossfit_tables_set_the_profile_beside_the_default(tmp_path: Path) -> None:
+    (tmp_path / "default").mkdir()
+    default = _reports(tmp_path / "default")
+    crossfit = tmp_path / "crossfit"
+    crossfit.mkdir()
+    rows = [{"kind": "vote", "members": ["bert", "roberta"], "dev_f1": 0.71, "dev_spread": 0.0, "test_f1": 0.70, "ships": True}]
+    chosen = {"kind": "vote", "members": ["bert", "roberta"], "reason": "vote beats bert alone by +0.0100 dev F1"}
+    (crossfit / "combiners.json").write_text(json.dumps({"rows": rows, "selection": {"chosen": chosen}}))
+    members = [{"slot": "bert", "fold": k, "dev_f1": f1, "best_epoch": 5, "seconds": 100.0} for k, f1 in enumerate((0.70, 0.72))]
+    record = {"folds": 2, "sentences": 10, "seconds": 200.0, "members": members, "full_dev_f1": {"bert": 0.73}}
+    (crossfit / "crossfit.json").write_text(json.dumps(record))
+    tables = render_results.crossfit_tables(default, crossfit)
+    assert tables["crossfit-choice"].startswith("**What ships:** vote (BERT + RoBERTa)")
+    assert "| vote | 0.6900 | 0.7100 | 0.6800 | 0.7000 |" in tables["crossfit-combiners"]
+    assert "| BERT | 0.7300 | 0.7100 (0.7000 - 0.7200) | 200 |" in tables["crossfit-members"]
+    assert "| all, 2 folds | | | 200 |" in tables["crossfit-members"]
+
+
+def test_table3_comes_from_make_ablate_when_it_ran(tmp_path: Path) -> None:
+    reports = _reports(tmp_path)
+    assert "table3" not in render_results.tables(reports)
+    (reports / "ablation").mkdir()
+    rows = [{"row": "softmax+CE", "dev_f1": 0.33, "test_f1": 0.3, "seconds": 44.4, "epochs_run": 4}]
+    (reports / "ablation" / "table3.json").write_text(json.dumps(rows))
+    assert "| softmax+CE | 0.3300 | 0.3000 | 44 | 4 | 0.799 |" in render_results.tables(reports)["table3"]
+
+
 def test_every_document_carries_the_markers() -> None:
-    names = {"README.md": ["summary", "choice"], "results.md": ["choice", "scores", "per-type", "table2", "combiners", "diversity"]}
+    names = {"README.md": ["summary", "choice"], "results.md": ["choice", "scores", "per-type", "table2", "combiners", "diversity",
+                                                                   "crossfit-choice", "crossfit-combiners", "crossfit-members", "table3"]}
     for document in render_results.DOCUMENTS:
         text = document.read_text(encoding="utf-8")
         for name in names[document.name]:

@@ -7,7 +7,9 @@ import json
 from safetensors import safe_open
 
 from healthner.config import Params, deep_merge
+from healthner.corpus.readers import Sentence, write_sentences
 from healthner.ensemble.ablate import ablate, folder_name, row_params
+from healthner.ensemble.evaluate import score_model
 from healthner.model.predict import MODEL_FILE
 
 
@@ -34,14 +36,18 @@ def test_every_configured_row_is_a_valid_params_change(tiny_params: Params) -> N
     assert folder_name("BiLSTM+CRF+R-Drop+focal") == "bilstm-crf-r-drop-focal"
 
 
-def test_ablate_trains_each_row_and_writes_table3(tiny_params: Params, tmp_path) -> None:
+def test_ablate_trains_each_row_and_writes_table3(tiny_params: Params, real_sentences: list[Sentence], tmp_path) -> None:
     params = tiny_params.with_updates(
         ablation={"epochs": 1, "output_dir": tmp_path / "ablation", "reports_dir": tmp_path / "reports" / "ablation"},
         train={"max_steps": 6},
     )
+    write_sentences(real_sentences[:30], params.prepare.output_dir / "test.parquet")
     rows = ablate(params, only=["softmax+CE", "BiLSTM+CRF+R-Drop+focal"])
     assert [r.name for r in rows] == ["softmax+CE", "BiLSTM+CRF+R-Drop+focal"]
     assert all(0.0 <= r.dev_f1 <= 1.0 and r.epochs_run == 1 for r in rows)
+    for row in rows:  # each row's kept model, scored on test
+        model = params.ablation.output_dir / folder_name(row.name) / "bert"
+        assert row.test_f1 == score_model(row_params(params, row.name), model, "test")["f1"]
     table = json.loads((tmp_path / "reports" / "ablation" / "table3.json").read_text())
     assert [r["row"] for r in table] == [r.name for r in rows]
     assert "| softmax+CE |" in (tmp_path / "reports" / "ablation" / "table3.md").read_text()
