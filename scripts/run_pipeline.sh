@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # `make run`: the whole job on the embedded default (local files, SQLite Airflow, CPU):
-#   the corpus fetched when missing (healthner corpus fetch), dvc repro (validate -> prepare -> train x4
+#   the corpus fetched when missing (healthner corpus fetch), dvc repro (validate -> prepare -> train x4 -> crossfit (off: seconds)
 #   -> stack -> evaluate), then one sample night through the real Airflow DAG, then a DuckDB query over
 #   the published Parquet tables.
 set -euo pipefail

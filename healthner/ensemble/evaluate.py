@@ -221,12 +221,19 @@ def combiner_rows(params: Params, fit_on: FitData, test: SplitOutputs, selection
     return rows
 
 
-def combiners_markdown(rows: Sequence[dict], reason: str, seeds: Sequence[int]) -> str:
+def combiners_markdown(rows: Sequence[dict], reason: str, seeds: Sequence[int], crossfit_folds: int = 0) -> str:
+    if crossfit_folds:
+        how = (f"Dev F1 with the combiners that learn fit on the members' out-of-fold train outputs ({crossfit_folds}-fold "
+               f"cross-fitting), dev held out, mean (and spread) over seeds {list(seeds)};",
+               "test F1 of the combiner fit on those plus dev.")
+    else:
+        how = (f"Dev F1 out-of-fold where the combiner learns from dev, mean (and spread) over seeds {list(seeds)};",
+               "test F1 of the combiner fit on all of dev.")
     lines = [
         "# Combiners against the best member alone",
         "",
-        f"Dev F1 out-of-fold where the combiner learns from dev, mean (and spread) over seeds {list(seeds)};",
-        "test F1 of the combiner fit on all of dev. Chosen on dev alone (stack stage): " + reason + ".",
+        how[0],
+        f"{how[1]} Chosen on dev alone (stack stage): {reason}.",
         "",
         "| kind | members | dev F1 | dev spread | test F1 | ships |",
         "| --- | --- | ---: | ---: | ---: | --- |",
@@ -265,7 +272,8 @@ def write_combiners_and_diversity(params: Params, data: dict[str, SplitOutputs],
     selection = read_manifest(params.stack.output_dir).get("selection", {})
     rows = combiner_rows(params, fit_on, data["test"], selection)
     reason = selection.get("chosen", {}).get("reason", "")
-    (out / "combiners.md").write_text(combiners_markdown(rows, reason, params.stack.selection_seeds), encoding="utf-8")
+    markdown = combiners_markdown(rows, reason, params.stack.selection_seeds, params.stack.crossfit.folds)
+    (out / "combiners.md").write_text(markdown, encoding="utf-8")
     _write_json(out / "combiners.json", {"rows": rows, "selection": selection})
     pairs = diversity(data["dev"].outputs, data["dev"].gold, members)
     (out / "diversity.md").write_text(diversity_markdown(pairs, "dev"), encoding="utf-8")

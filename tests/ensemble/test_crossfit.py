@@ -143,6 +143,7 @@ def test_evaluate_scores_the_shipped_combiner_held_out_from_dev(crossfitted: Par
     assert set(metrics["dev"]) >= {"bert", "albert", "shipped"}
     rows = json.loads((crossfitted.evaluate.reports_dir / "combiners.json").read_text())["rows"]
     assert {r["kind"] for r in rows} >= {"forest", "vote", "member"}
+    assert "(2-fold cross-fitting), dev held out" in (crossfitted.evaluate.reports_dir / "combiners.md").read_text()
 
 
 def test_a_stale_fold_record_is_refused(crossfitted: Params) -> None:
