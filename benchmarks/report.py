@@ -160,6 +160,15 @@ DROPPED = (
     "Spinning onnxruntime threads (its default): up to 1.7x slower when shard processes share the cores; off.",
     "bfloat16 on a CPU without AVX-512 BF16/AMX: emulated, about 3x slower than float32 for a member's forward; "
     "`tag.precision: auto` keeps float32 there (the torch bfloat16 row above measures it each run).",
+    "LAC's states through its torch port (model/lac.py) instead of onnxruntime: no faster at one thread per process.",
+    "LAC's graph with the sentence lengths wired into its GRU nodes, so that sentences of different lengths share a "
+    "padded batch: the same states, 8% faster LAC at one thread (3,061 sentences), about 2% of the tagger; not kept.",
+    "Larger batches (`tag.batch_chars` 16,384 against 4,096): slower (27k against 34k chars/s in one process).",
+    "What is left is arithmetic: per character LAC's BiGRU does about 1.0 MFLOP and the member's encoder + BiLSTM "
+    "about 1.7; at the ~85 GFLOP/s one core sustains on LAC's GRU (11 µs per character) that is about 32 µs, and 5x "
+    "the naive pipeline allows about 36 µs per character per core for everything, lexicon, CRF and decoding "
+    "included. A cheaper member (fewer LAC dimensions, distillation) would change its accuracy: a model decision, "
+    "not a speed path.",
 )
 
 
