@@ -2,7 +2,7 @@
 
 Each table sits between `<!-- results:NAME -->` and `<!-- /results:NAME -->` markers; everything
 outside the markers is left as it is. Run by `make run` after `dvc repro`, or alone:
-    python scripts/render_results.py [--reports reports] [--crossfit-reports DIR] [--check]
+    python scripts/render_results.py [--reports reports] [--profile NAME=DIR ...] [--check]
 --check exits 1 when a document is not what the reports give (a stale table).
 """
 
@@ -153,6 +153,22 @@ def crossfit_tables(reports: Path, crossfit_reports: Path) -> dict[str, str]:
     }
 
 
+def _pair(metrics: dict, model: str) -> str:
+    return f"{metrics['dev'][model]['f1']:.4f} / {metrics['test'][model]['f1']:.4f}" if model in metrics["dev"] else ""
+
+
+def profiles_table(reports: Path, profiles: dict[str, Path]) -> str:
+    """What each profile's evaluated run ships, and every member, beside the default run: dev / test F1."""
+    lines = ["| profile | what ships | shipped: dev / test F1 | " + " | ".join(MEMBERS.values()) + " |",
+             "| --- | --- | --- | " + " | ".join("---" for _ in MEMBERS) + " |"]
+    for name, folder in {"default (params.yaml)": reports, **{f"configs/{k}.yaml": v for k, v in profiles.items()}}.items():
+        metrics, chosen = _read(folder, "metrics.json"), _read(folder, "combiners.json")["selection"]["chosen"]
+        ships = f"{chosen['kind']} ({' + '.join(MEMBERS.get(m, m) for m in chosen['members'])})"
+        members = " | ".join(_pair(metrics, m) for m in MEMBERS)
+        lines.append(f"| {name} | {ships} | {_pair(metrics, 'shipped')} | {members} |")
+    return "\n".join(lines)
+
+
 def _read(reports: Path, name: str):
     return json.loads((reports / name).read_text(encoding="utf-8"))
 
@@ -181,8 +197,10 @@ def render(text: str, generated: dict[str, str]) -> str:
 def main(
     reports: Annotated[Path, typer.Option(help="the evaluate stage's reports folder")] = REPO / "reports",
     check: Annotated[bool, typer.Option(help="exit 1 if a document's tables are stale, write nothing")] = False,
-    crossfit_reports: Annotated[
-        Path | None, typer.Option(help="reports of a configs/crossfit.yaml run: also write its tables")
+    profile: Annotated[
+        list[str] | None,
+        typer.Option(help="NAME=DIR: the reports of a configs/NAME.yaml run, set beside the default (repeatable); "
+                          "crossfit=DIR also writes the cross-fitting tables"),
     ] = None,
 ) -> None:
     needed = ("metrics.json", "table2.json", "combiners.json", "diversity.json")
@@ -191,8 +209,11 @@ def main(
         typer.echo(f"{missing[0]}: not found; run `dvc repro` first", err=True)
         raise typer.Exit(1)
     generated = tables(reports)
-    if crossfit_reports is not None:
-        generated |= crossfit_tables(reports, crossfit_reports)
+    profiles = dict(entry.split("=", 1) for entry in profile or [])
+    if profiles:
+        generated["profiles"] = profiles_table(reports, {name: Path(folder) for name, folder in profiles.items()})
+    if "crossfit" in profiles:
+        generated |= crossfit_tables(reports, Path(profiles["crossfit"]))
     stale = []
     for document in DOCUMENTS:
         before = document.read_text(encoding="utf-8")

@@ -65,7 +65,11 @@ def test_the_crossfit_tables_set_the_profile_beside_the_default(tmp_path: Path) 
     members = [{"slot": "bert", "fold": k, "dev_f1": f1, "best_epoch": 5, "seconds": 100.0} for k, f1 in enumerate((0.70, 0.72))]
     record = {"folds": 2, "sentences": 10, "seconds": 200.0, "members": members, "full_dev_f1": {"bert": 0.73}}
     (crossfit / "crossfit.json").write_text(json.dumps(record))
+    (crossfit / "metrics.json").write_text((default / "metrics.json").read_text())
     tables = render_results.crossfit_tables(default, crossfit)
+    profiles = render_results.profiles_table(default, {"crossfit": crossfit})
+    assert "| default (params.yaml) | member (BERT) | 0.7500 / 0.7500 | 0.7000 / 0.7000 |  |  |  |" in profiles
+    assert "| configs/crossfit.yaml | vote (BERT + RoBERTa) | 0.7500 / 0.7500 |" in profiles
     assert tables["crossfit-choice"].startswith("**What ships:** vote (BERT + RoBERTa)")
     assert "| vote | 0.6900 | 0.7100 | 0.6800 | 0.7000 |" in tables["crossfit-combiners"]
     assert "| BERT | 0.7300 | 0.7100 (0.7000 - 0.7200) | 200 |" in tables["crossfit-members"]
@@ -82,8 +86,9 @@ def test_table3_comes_from_make_ablate_when_it_ran(tmp_path: Path) -> None:
 
 
 def test_every_document_carries_the_markers() -> None:
-    names = {"README.md": ["summary", "choice"], "results.md": ["choice", "scores", "per-type", "table2", "combiners", "diversity",
-                                                                   "crossfit-choice", "crossfit-combiners", "crossfit-members", "table3"]}
+    names = {"README.md": ["summary", "choice", "profiles"],
+             "results.md": ["choice", "scores", "per-type", "table2", "combiners", "diversity", "crossfit-choice",
+                            "crossfit-combiners", "crossfit-members", "table3"]}
     for document in render_results.DOCUMENTS:
         text = document.read_text(encoding="utf-8")
         for name in names[document.name]:
