@@ -60,8 +60,8 @@ class CrossfitResult:
         if not self.folds:
             return "crossfit: off (stack.crossfit.folds is 0); the learned combiners fit on dev"
         per_slot = ", ".join(
-            f"{slot} {np.mean([m.dev_f1 for m in self.members if m.slot == slot]):.4f} (full {full:.4f})"
-            if full is not None else f"{slot} {np.mean([m.dev_f1 for m in self.members if m.slot == slot]):.4f}"
+            f"{slot} {np.mean([m.dev_f1 for m in self.members if m.slot == slot]):.4f}"
+            + ("" if full is None else f" (full {full:.4f})")
             for slot, full in self.full_dev_f1.items()
         )
         return (f"crossfit: {self.folds} folds of {self.sentences} train sentences, {len(self.members)} trainings in "

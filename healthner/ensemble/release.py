@@ -4,7 +4,8 @@ After `evaluate` nothing more is chosen: the shipped kind, its members, their pa
 member's number of epochs (its best epoch in the evaluated run) are fixed. Each member is retrained
 from scratch on train + test + dev, except what its kind needs held out: a combiner that learns from
 dev keeps dev out and is refit on the retrained members' dev outputs (never cross-fitted here: that
-would be k x 4 more trainings); a member alone, or a kind that learns nothing, trains on dev too. The release is never scored on test: it has seen it.
+would be k x 4 more trainings); a member alone, or a kind that learns nothing, trains on dev too.
+The release is never scored on test: it has seen it.
 `reports/metrics.json` keeps the held-out numbers of the evaluated model (`models/ensemble`).
 """
 
