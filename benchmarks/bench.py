@@ -29,7 +29,7 @@ from healthner.config import BenchParams, Params
 from healthner.corpus.readers import read_sentences
 from healthner.model.metrics import score
 from healthner.model.predict import cpu_runs_bfloat16
-from healthner.nightly.pool import TaggerPool, closing_pool, load_tagging
+from healthner.nightly.pool import TaggerPool, closing_pool, load_tagging, tagging_processes, worker_params
 from healthner.nightly.tagger import Tagger
 
 TEST_SPLIT, TRAIN_SPLIT, DEV_SPLIT = "test.parquet", "train.parquet", "dev.parquet"
@@ -217,6 +217,44 @@ def profile_stack(tagger: Tagger, texts: list[str], rows: int) -> dict:
     }
 
 
+def operator_profile(tagger: Tagger, texts: list[str], threads: int, folder: Path) -> dict:
+    """Where the onnxruntime graphs spend their time, per operator type: one run of `tagger.tag(texts)`
+    with every graph it runs (each member's emissions graph, LAC's) in a profiling session of `threads`
+    threads, onnxruntime's own per-node timings summed. Empty when nothing runs under onnxruntime."""
+    from healthner.model.features import LacStates
+    from healthner.model.onnx_runtime import OnnxEmissions
+
+    folder.mkdir(parents=True, exist_ok=True)
+    runners = {slot: p.runner for slot, p in tagger.ensemble.predictors.items() if p.runner is not None}
+    featurizers = {id(p.featurizer): p.featurizer for p in tagger.ensemble.predictors.values()
+                   if p.featurizer is not None and p.featurizer.lac is not None}
+    sessions, lacs = {}, {key: f.lac for key, f in featurizers.items()}
+    try:
+        for slot, runner in runners.items():
+            tagger.ensemble.predictors[slot].runner = profiled = OnnxEmissions(runner.path, threads, str(folder / slot))
+            sessions[f"{slot} emissions"] = profiled.session
+        for key, featurizer in featurizers.items():
+            featurizer.lac = LacStates(threads, str(folder / "lac"))
+            sessions["LAC states"] = featurizer.lac.session
+        tagger.tag(texts)
+    finally:
+        for slot, runner in runners.items():
+            tagger.ensemble.predictors[slot].runner = runner
+        for key, featurizer in featurizers.items():
+            featurizer.lac = lacs[key]
+    return {graph: operator_seconds(Path(session.end_profiling())) for graph, session in sessions.items()}
+
+
+def operator_seconds(trace: Path) -> dict[str, float]:
+    """Seconds per operator type in an onnxruntime profile (its kernel-time events), largest first."""
+    totals: dict[str, float] = {}
+    for event in json.loads(trace.read_text(encoding="utf-8")):
+        if event.get("cat") == "Node" and event.get("name", "").endswith("_kernel_time"):
+            op = event["args"]["op_name"]
+            totals[op] = totals.get(op, 0.0) + event["dur"] / 1e6
+    return dict(sorted(totals.items(), key=lambda kv: kv[1], reverse=True))
+
+
 # --- training --------------------------------------------------------------------------------------
 
 
@@ -360,6 +398,9 @@ def run_benchmarks(params: Params) -> dict:
         tagging["dev_f1"], tagging["skipped"] = precision_check(params, taggers), skipped
         bar.set_postfix_str("profile")
         profile = profile_stack(tagger, texts, bench.profile_rows)
+        threads = worker_params(params.tag, tagging_processes(params.tag, "cpu")).torch_threads
+        profile["operators"] = operator_profile(tagger, texts, threads, bench.report.parent / "onnx_profiles")
+        profile["operator_threads"] = threads
         tag_memory = []
         for _ in range(bench.repeats):
             bar.set_postfix_str("tagging memory")

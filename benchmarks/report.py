@@ -18,6 +18,9 @@ WHAT = {
 }
 
 
+OPERATOR_SHARE = 0.02  # operator types below this share of their graph's time are left out of the table
+
+
 def cell(figure: dict, spec: str = ",.0f") -> str:
     """median (min - max) of a figure."""
     return f"{figure['median']:{spec}} ({figure['min']:{spec}} – {figure['max']:{spec}})"
@@ -96,6 +99,26 @@ def profile(result: dict) -> list[str]:
         "Python-level loops more than torch kernels, so read shares, not speeds).", "",
         *table(("phase", "seconds", "share"), phases),
         *table(("function (by own time)", "calls", "own s", "cumulative s"), top),
+        *operators(prof, result["texts"]["chars"]),
+    ]
+
+
+def operators(prof: dict, chars: int) -> list[str]:
+    """onnxruntime's own per-operator timings of the graphs the shipped model runs (empty if none)."""
+    graphs = prof.get("operators") or {}
+    if not graphs:
+        return []
+    rows = []
+    for graph, ops in graphs.items():
+        total = max(sum(ops.values()), 1e-9)
+        rows += [(graph, op, f"{seconds:.3f}", f"{seconds / total:.0%}", f"{seconds / chars * 1e6:.1f}")
+                 for op, seconds in ops.items() if seconds / total >= OPERATOR_SHARE]
+        rows.append((graph, "all operators", f"{total:.3f}", "100%", f"{total / chars * 1e6:.1f}"))
+    return [
+        f"Inside the onnxruntime graphs: onnxruntime's own profiler on one run of the same texts, each graph in a "
+        f"session of {prof['operator_threads']} thread(s), as one tagging process runs it; operator types under "
+        f"{OPERATOR_SHARE:.0%} of their graph are left out.", "",
+        *table(("graph", "operator", "seconds", "share of the graph", "µs per character"), rows),
     ]
 
 
@@ -164,11 +187,15 @@ DROPPED = (
     "LAC's graph with the sentence lengths wired into its GRU nodes, so that sentences of different lengths share a "
     "padded batch: the same states, 8% faster LAC at one thread (3,061 sentences), about 2% of the tagger; not kept.",
     "Larger batches (`tag.batch_chars` 16,384 against 4,096): slower (27k against 34k chars/s in one process).",
-    "What is left is arithmetic: per character LAC's BiGRU does about 1.0 MFLOP and the member's encoder + BiLSTM "
-    "about 1.7; at the ~85 GFLOP/s one core sustains on LAC's GRU (11 µs per character) that is about 32 µs, and 5x "
-    "the naive pipeline allows about 36 µs per character per core for everything, lexicon, CRF and decoding "
-    "included. A cheaper member (fewer LAC dimensions, distillation) would change its accuracy: a model decision, "
-    "not a speed path.",
+    "What is left (the operator table under Where the time goes): a member's emissions graph spends most of its "
+    "time in the BiLSTM's LSTM nodes and the encoder's matrix products, LAC's graph in its GRU nodes. Per character "
+    "LAC's BiGRU does about 1.0 MFLOP and the member about 1.7, 1.1 of it in the BiLSTM (414 inputs per character: "
+    "the encoder's 128, 30 lexicon flags, LAC's 256 states). 5x the naive pipeline allows about 37 µs per character "
+    "per core for everything, lexicon, CRF and decoding included. The rest of the member graph (each row reversed "
+    "for the backward LSTM, attention masks and softmax, layer norms) is about a third of it: one bidirectional ONNX "
+    "LSTM node with sequence lengths would drop the reversals, a few µs per character, not enough alone. A cheaper "
+    "member (a narrower BiLSTM, LAC's states projected down before it) changes its accuracy: a model decision, made "
+    "on dev, not a speed path.",
 )
 
 

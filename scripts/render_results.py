@@ -162,11 +162,33 @@ def profiles_table(reports: Path, profiles: dict[str, Path]) -> str:
     lines = ["| profile | what ships | shipped: dev / test F1 | " + " | ".join(MEMBERS.values()) + " |",
              "| --- | --- | --- | " + " | ".join("---" for _ in MEMBERS) + " |"]
     for name, folder in {"default (params.yaml)": reports, **{f"configs/{k}.yaml": v for k, v in profiles.items()}}.items():
-        metrics, chosen = _read(folder, "metrics.json"), _read(folder, "combiners.json")["selection"]["chosen"]
-        ships = f"{chosen['kind']} ({' + '.join(MEMBERS.get(m, m) for m in chosen['members'])})"
+        metrics, ships = _read(folder, "metrics.json"), _ships(_read(folder, "combiners.json"))
         members = " | ".join(_pair(metrics, m) for m in MEMBERS)
         lines.append(f"| {name} | {ships} | {_pair(metrics, 'shipped')} | {members} |")
     return "\n".join(lines)
+
+
+def profile_table(reports: Path, profile: Path) -> str:
+    """Every member alone, every candidate combiner and the shipped model in a profile's run beside
+    the default run's: dev / test F1 (combiners' dev F1 as the stack scores them: out-of-fold)."""
+    rows: dict[str, list[str]] = {}
+    for column, folder in enumerate((reports, profile)):
+        metrics, combiners = _read(folder, "metrics.json"), _read(folder, "combiners.json")
+        for model, name in MEMBERS.items():
+            if model in metrics["dev"]:
+                rows.setdefault(f"{name} alone", ["", ""])[column] = _pair(metrics, model)
+        for row in (r for r in combiners["rows"] if r["kind"] != "member"):  # a member alone is above
+            cell = f"{row['dev_f1']:.4f} / {row['test_f1']:.4f}"
+            rows.setdefault(f"{row['kind']} of {len(row['members'])}", ["", ""])[column] = cell
+        rows.setdefault("what ships", ["", ""])[column] = f"{_ships(combiners)}: {_pair(metrics, 'shipped')}"
+    lines = ["| model | default: dev / test F1 | this profile: dev / test F1 |", "| --- | --- | --- |"]
+    lines += [f"| {name} | {cells[0]} | {cells[1]} |" for name, cells in rows.items()]
+    return "\n".join(lines)
+
+
+def _ships(combiners: dict) -> str:
+    chosen = combiners["selection"]["chosen"]
+    return f"{chosen['kind']} ({' + '.join(MEMBERS.get(m, m) for m in chosen['members'])})"
 
 
 def _read(reports: Path, name: str):
@@ -200,7 +222,7 @@ def main(
     profile: Annotated[
         list[str] | None,
         typer.Option(help="NAME=DIR: the reports of a configs/NAME.yaml run, set beside the default (repeatable); "
-                          "crossfit=DIR also writes the cross-fitting tables"),
+                          "crossfit=DIR also writes the cross-fitting tables, monpa=DIR the monpa table"),
     ] = None,
 ) -> None:
     needed = ("metrics.json", "table2.json", "combiners.json", "diversity.json")
@@ -214,6 +236,8 @@ def main(
         generated["profiles"] = profiles_table(reports, {name: Path(folder) for name, folder in profiles.items()})
     if "crossfit" in profiles:
         generated |= crossfit_tables(reports, Path(profiles["crossfit"]))
+    if "monpa" in profiles:
+        generated["monpa"] = profile_table(reports, Path(profiles["monpa"]))
     stale = []
     for document in DOCUMENTS:
         before = document.read_text(encoding="utf-8")

