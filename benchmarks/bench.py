@@ -220,7 +220,8 @@ def profile_stack(tagger: Tagger, texts: list[str], rows: int) -> dict:
 def operator_profile(tagger: Tagger, texts: list[str], threads: int, folder: Path) -> dict:
     """Where the onnxruntime graphs spend their time, per operator type: one run of `tagger.tag(texts)`
     with every graph it runs (each member's emissions graph, LAC's) in a profiling session of `threads`
-    threads, onnxruntime's own per-node timings summed. Empty when nothing runs under onnxruntime."""
+    threads, onnxruntime's own per-node timings summed. LAC's graph counts once per featurizer that runs it
+    (members with different feature specs each run their own). Empty when nothing runs under onnxruntime."""
     from healthner.model.features import LacStates
     from healthner.model.onnx_runtime import OnnxEmissions
 
@@ -228,30 +229,32 @@ def operator_profile(tagger: Tagger, texts: list[str], threads: int, folder: Pat
     runners = {slot: p.runner for slot, p in tagger.ensemble.predictors.items() if p.runner is not None}
     featurizers = {id(p.featurizer): p.featurizer for p in tagger.ensemble.predictors.values()
                    if p.featurizer is not None and p.featurizer.lac is not None}
-    sessions, lacs = {}, {key: f.lac for key, f in featurizers.items()}
+    sessions: dict[str, list] = {}
+    lacs = {key: f.lac for key, f in featurizers.items()}
     try:
         for slot, runner in runners.items():
             tagger.ensemble.predictors[slot].runner = profiled = OnnxEmissions(runner.path, threads, str(folder / slot))
-            sessions[f"{slot} emissions"] = profiled.session
-        for key, featurizer in featurizers.items():
+            sessions[f"{slot} emissions"] = [profiled.session]
+        for featurizer in featurizers.values():
             featurizer.lac = LacStates(threads, str(folder / "lac"))
-            sessions["LAC states"] = featurizer.lac.session
+            sessions.setdefault("LAC states", []).append(featurizer.lac.session)
         tagger.tag(texts)
     finally:
         for slot, runner in runners.items():
             tagger.ensemble.predictors[slot].runner = runner
         for key, featurizer in featurizers.items():
             featurizer.lac = lacs[key]
-    return {graph: operator_seconds(Path(session.end_profiling())) for graph, session in sessions.items()}
+    return {graph: operator_seconds([Path(s.end_profiling()) for s in runs]) for graph, runs in sessions.items()}
 
 
-def operator_seconds(trace: Path) -> dict[str, float]:
-    """Seconds per operator type in an onnxruntime profile (its kernel-time events), largest first."""
+def operator_seconds(traces: Sequence[Path]) -> dict[str, float]:
+    """Seconds per operator type over onnxruntime profiles (their kernel-time events), largest first."""
     totals: dict[str, float] = {}
-    for event in json.loads(trace.read_text(encoding="utf-8")):
-        if event.get("cat") == "Node" and event.get("name", "").endswith("_kernel_time"):
-            op = event["args"]["op_name"]
-            totals[op] = totals.get(op, 0.0) + event["dur"] / 1e6
+    for trace in traces:
+        for event in json.loads(trace.read_text(encoding="utf-8")):
+            if event.get("cat") == "Node" and event.get("name", "").endswith("_kernel_time"):
+                op = event["args"]["op_name"]
+                totals[op] = totals.get(op, 0.0) + event["dur"] / 1e6
     return dict(sorted(totals.items(), key=lambda kv: kv[1], reverse=True))
 
 

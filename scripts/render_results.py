@@ -77,9 +77,7 @@ def table2(rows: list[dict]) -> str:
 
 def choice_line(combiners: dict) -> str:
     """What ships and why, as the stack stage decided it on dev."""
-    chosen = combiners["selection"]["chosen"]
-    members = " + ".join(MEMBERS.get(m, m) for m in chosen["members"])
-    return f"**What ships:** {chosen['kind']} ({members}): {chosen['reason']}."
+    return f"**What ships:** {_ships(combiners)}: {combiners['selection']['chosen']['reason']}."
 
 
 def combiners_table(combiners: dict) -> str:
