@@ -10,6 +10,7 @@ matches them (the member was retrained after the export) is never run.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import io
 import warnings
@@ -20,12 +21,14 @@ import torch
 
 from healthner.model.devices import cpu_session
 from healthner.model.network import NerTagger
+from healthner.model.recurrent import MaskedBiLSTM, MaskedBiRNN, bidirectional_layer, reversal_index
 
 ONNX_FILE = "emissions.onnx"
 WEIGHTS_FILE = "model.safetensors"  # predict.MODEL_FILE (predict imports this module, not the reverse)
 OPSET = 17  # the TorchScript exporter's tested opsets include it; onnxruntime runs it everywhere
 WEIGHTS_KEY = "weights_sha256"  # ONNX metadata: which model.safetensors the graph was exported from
 EXPORT_CHARS = (7, 4)  # characters per window of the traced batch: two lengths, so padding is traced
+TENSOR_INT32 = 6  # onnx.TensorProto.INT32: the LSTM node's sequence_lens type
 AXES = {"input_ids": {0: "batch", 1: "tokens"}, "attention_mask": {0: "batch", 1: "tokens"},
         "features": {0: "batch", 1: "chars"}, "emissions": {0: "batch", 1: "chars"}}
 # On the shared 2-core CPU (BENCHMARKS.md): one thread, torch float32 and ONNX Runtime run a member's forward
@@ -50,6 +53,62 @@ def export_inputs(model: NerTagger) -> tuple[torch.Tensor, ...]:
     return input_ids, attention_mask, torch.rand(len(EXPORT_CHARS), longest - 2, model.char_features)
 
 
+class _BidirectionalLstm(torch.autograd.Function):
+    """One MaskedBiRNN layer of LSTMs as ONE bidirectional ONNX LSTM node fed the rows' lengths
+    (`sequence_lens`): onnxruntime then runs each row's backward pass from its own last character,
+    which the traced graph does by reversing every row before and after a second LSTM node
+    (GatherElements, Where, Expand and two more Transposes per layer). Tracing passes torch's own
+    output of the layer (`traced`), so shapes and values are torch's; the node never reads it, and
+    the exporter drops the ops that made it."""
+
+    @staticmethod
+    def forward(ctx, x, lengths, weights, recurrent, bias, traced):  # noqa: ARG004 (the node's inputs)
+        return traced.clone()
+
+    @staticmethod
+    def symbolic(g, x, lengths, weights, recurrent, bias, traced):  # noqa: ARG004
+        hidden = recurrent.type().sizes()[-1]
+        steps = g.op("Cast", lengths, to_i=TENSOR_INT32)
+        time_major = g.op("Transpose", x, perm_i=[1, 0, 2])
+        states, _, _ = g.op("LSTM", time_major, weights, recurrent, bias, steps, direction_s="bidirectional",
+                            hidden_size_i=hidden, outputs=3)
+        batch_major = g.op("Transpose", states, perm_i=[2, 0, 1, 3])  # (time, 2, batch, hidden) -> (batch, time, 2, hidden)
+        return g.op("Reshape", batch_major, g.op("Constant", value_t=torch.tensor([0, 0, -1])))
+
+
+def _onnx_lstm_gates(blocks: torch.Tensor) -> torch.Tensor:
+    """Rows in torch's i, f, g, o gate order -> ONNX's i, o, f, c."""
+    i, f, g, o = blocks.chunk(4)
+    return torch.cat([i, o, f, g])
+
+
+class _ExportedBiLstm(torch.nn.Module):
+    """A MaskedBiLSTM that exports each layer as one bidirectional LSTM node (same outputs)."""
+
+    def __init__(self, lstm: MaskedBiRNN) -> None:
+        super().__init__()
+        self.lstm = lstm
+
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        index = reversal_index(lengths, x.shape[1])
+        for fwd, bwd in zip(self.lstm.forward_layers, self.lstm.backward_layers, strict=True):
+            pair = (fwd, bwd)
+            weights = torch.stack([_onnx_lstm_gates(d.weight_ih_l0) for d in pair])
+            recurrent = torch.stack([_onnx_lstm_gates(d.weight_hh_l0) for d in pair])
+            bias = torch.stack([torch.cat([_onnx_lstm_gates(d.bias_ih_l0), _onnx_lstm_gates(d.bias_hh_l0)]) for d in pair])
+            x = _BidirectionalLstm.apply(x, lengths, weights, recurrent, bias, bidirectional_layer(fwd, bwd, x, index))
+        return x
+
+
+def export_view(model: NerTagger) -> NerTagger:
+    """`model` as exported: the same modules, its BiLSTM as bidirectional ONNX LSTM nodes."""
+    if not isinstance(model.lstm, MaskedBiLSTM):
+        return model
+    view = copy.copy(model)  # shares every parameter; only the view's lstm attribute differs
+    view._modules = dict(model._modules, lstm=_ExportedBiLstm(model.lstm))
+    return view
+
+
 def export_emissions(model: NerTagger, weights_sha256: str) -> bytes:
     """The model's emissions graph (float32, CPU, dynamic batch and window length) as ONNX bytes.
 
@@ -57,7 +116,7 @@ def export_emissions(model: NerTagger, weights_sha256: str) -> bytes:
     tracing is exact here because NerTagger.forward has no data-dependent Python branches."""
     import onnx
 
-    model = model.float().cpu().eval()
+    model = export_view(model.float().cpu().eval())
     inputs = export_inputs(model)
     names = list(AXES)[: len(inputs)]
     buffer = io.BytesIO()

@@ -23,11 +23,16 @@ class MaskedBiRNN(nn.Module):
     def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """(batch, time, input) -> (batch, time, 2 * hidden); rows at or past `lengths` are padding."""
         index = reversal_index(lengths, x.shape[1])
-        for fwd, bwd in zip(self.forward_layers, self.backward_layers):
-            ahead, _ = fwd(x)
-            behind, _ = bwd(gather_time(x, index))
-            x = torch.cat([ahead, gather_time(behind, index)], dim=-1)
+        for fwd, bwd in zip(self.forward_layers, self.backward_layers, strict=True):
+            x = bidirectional_layer(fwd, bwd, x, index)
         return x
+
+
+def bidirectional_layer(fwd: nn.LSTM | nn.GRU, bwd: nn.LSTM | nn.GRU, x: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    """One layer: `fwd` over the rows, `bwd` over each row reversed within its length (`index`, reversal_index)."""
+    ahead, _ = fwd(x)
+    behind, _ = bwd(gather_time(x, index))
+    return torch.cat([ahead, gather_time(behind, index)], dim=-1)
 
 
 class MaskedBiLSTM(MaskedBiRNN):

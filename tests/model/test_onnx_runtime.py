@@ -52,6 +52,20 @@ def test_training_writes_a_graph_of_its_best_weights(member) -> None:
     assert runner.input_names == ["input_ids", "attention_mask", "features"]
 
 
+def test_the_bilstm_is_one_bidirectional_node_fed_the_lengths(member) -> None:
+    """No row reversals around a second LSTM: one bidirectional LSTM node per layer, with sequence_lens."""
+    import onnx
+
+    model_dir, _ = member
+    nodes = onnx.load(str(model_dir / ONNX_FILE)).graph.node
+    lstms = [n for n in nodes if n.op_type == "LSTM"]
+    assert len(lstms) == 1
+    attributes = {a.name: onnx.helper.get_attribute_value(a) for a in lstms[0].attribute}
+    assert attributes["direction"] == b"bidirectional"
+    assert len(lstms[0].input) >= 5 and lstms[0].input[4]  # sequence_lens wired
+    assert not [n for n in nodes if n.op_type == "GatherElements" and n.name.startswith("/lstm")]
+
+
 def test_emissions_match_torch(member) -> None:
     model_dir, dev = member
     sentences = sentences_of(dev)
