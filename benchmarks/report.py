@@ -74,7 +74,7 @@ def tagging(result: dict) -> list[str]:
         + ", ".join(f"{ratio:.1f}x that in {p}" for p, ratio in tag["stack_vs_naive_members"].items()) + ".", "",
         "Runtimes and precisions (`tag.runtime`: onnx runs each member's encoder + BiLSTM + emissions graph, "
         "`emissions.onnx`, under ONNX Runtime on the CPU in float32, the CRF staying in torch; `tag.precision` "
-        "`auto` is bfloat16 on CPUs that run it natively, AVX-512 BF16 or AMX, and on CUDA, float32 elsewhere; int8 "
+        "`auto` is bfloat16 on CUDA and float32 on the CPU, where bfloat16 changes the tags; int8 "
         "is dynamic quantisation of the Linear and LSTM weights): stack entity F1 on the dev split: "
         + ", ".join(f"{k} {v:.4f}" for k, v in tag["dev_f1"].items())
         + " (a combiner fit on dev makes these in-sample: compare them with each other, not with Table 2)."
@@ -181,21 +181,24 @@ DROPPED = (
     "SkipLayerNormalization fused, attention not, our masks and BiLSTM in the way): no faster on a real-size member, "
     "slower with spinning threads; the plain exported graph ships.",
     "Spinning onnxruntime threads (its default): up to 1.7x slower when shard processes share the cores; off.",
-    "bfloat16 on a CPU without AVX-512 BF16/AMX: emulated, about 3x slower than float32 for a member's forward; "
-    "`tag.precision: auto` keeps float32 there (the torch bfloat16 row above measures it each run).",
+    "bfloat16 on the CPU (`tag.precision: bfloat16`; `auto` keeps float32 there, the torch bfloat16 row above "
+    "measures it each run): emulated without AVX-512 BF16/AMX, about 3x slower than float32 for a member's forward; "
+    "native on an AMD EPYC, about 1.2x faster than onnx float32 in one process but the shipped member's dev F1 moved "
+    "from 0.7280 to 0.7269 (test 0.6853 to 0.6850): not a pure speed path.",
     "LAC's states through its torch port (model/lac.py) instead of onnxruntime: no faster at one thread per process.",
     "LAC's graph with the sentence lengths wired into its GRU nodes, so that sentences of different lengths share a "
-    "padded batch: the same states, 8% faster LAC at one thread (3,061 sentences), about 2% of the tagger; not kept.",
+    "padded batch: the same states (bit for bit); 8% faster LAC at one thread on an Intel Xeon, 10-20% slower on an "
+    "AMD EPYC (20,010 characters, 100 sentences a call); not kept.",
     "Larger batches (`tag.batch_chars` 16,384 against 4,096): slower (27k against 34k chars/s in one process).",
     "What is left (the operator table under Where the time goes): a member's emissions graph spends most of its "
-    "time in the BiLSTM's LSTM nodes and the encoder's matrix products, LAC's graph in its GRU nodes. Per character "
+    "time in the BiLSTM's LSTM node and the encoder's matrix products, LAC's graph in its GRU nodes. Per character "
     "LAC's BiGRU does about 1.0 MFLOP and the member about 1.7, 1.1 of it in the BiLSTM (414 inputs per character: "
     "the encoder's 128, 30 lexicon flags, LAC's 256 states). 5x the naive pipeline allows about 37 µs per character "
-    "per core for everything, lexicon, CRF and decoding included. The rest of the member graph (each row reversed "
-    "for the backward LSTM, attention masks and softmax, layer norms) is about a third of it: one bidirectional ONNX "
-    "LSTM node with sequence lengths would drop the reversals, a few µs per character, not enough alone. A cheaper "
-    "member (a narrower BiLSTM, LAC's states projected down before it) changes its accuracy: a model decision, made "
-    "on dev, not a speed path.",
+    "per core for everything on an Intel Xeon, lexicon, CRF and decoding included. Each BiLSTM layer is exported as "
+    "one bidirectional ONNX LSTM node fed the rows' lengths, so the row reversals around a second node are gone "
+    "(kept: emissions within 1.4e-5 of torch, the same tags; 1-2 µs per character). A cheaper member (a narrower "
+    "BiLSTM, LAC's states projected down before it) changes its accuracy: a model decision, made on dev, not a "
+    "speed path.",
 )
 
 

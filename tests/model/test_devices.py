@@ -82,3 +82,11 @@ def test_bfloat16_is_native_only_with_its_cpu_flags(tmp_path) -> None:
     native.write_text("processor\t: 0\nflags\t\t: fpu avx512f avx512_bf16 amx_tile\n", encoding="utf-8")
     assert not cpu_runs_bfloat16(plain)  # AVX-512 alone: bfloat16 emulated, float32 is faster
     assert cpu_runs_bfloat16(native) and not cpu_runs_bfloat16(tmp_path / "missing")
+
+
+def test_auto_precision_is_float32_on_every_cpu() -> None:
+    """bfloat16 changes a member's tags on CPUs that run it natively: auto keeps the CPU exact."""
+    from healthner.model.predict import resolve_precision
+
+    assert resolve_precision("auto", "cpu") == "float32"
+    assert resolve_precision("bfloat16", "cpu") == "bfloat16"
