@@ -402,7 +402,7 @@ def run_benchmarks(params: Params) -> dict:
         bar.set_postfix_str("profile")
         profile = profile_stack(tagger, texts, bench.profile_rows)
         threads = worker_params(params.tag, tagging_processes(params.tag, "cpu")).torch_threads
-        profile["operators"] = operator_profile(tagger, texts, threads, bench.report.parent / "onnx_profiles")
+        profile["operators"] = operator_profile(tagger, texts, threads, bench.json_report.parent / "onnx_profiles")
         profile["operator_threads"] = threads
         tag_memory = []
         for _ in range(bench.repeats):
