@@ -21,14 +21,13 @@ import torch
 
 from healthner.model.devices import cpu_session
 from healthner.model.network import NerTagger
-from healthner.model.recurrent import MaskedBiLSTM, MaskedBiRNN, bidirectional_layer, reversal_index
+from healthner.model.recurrent import MaskedBiLSTM, bidirectional_layer, reversal_index
 
 ONNX_FILE = "emissions.onnx"
 WEIGHTS_FILE = "model.safetensors"  # predict.MODEL_FILE (predict imports this module, not the reverse)
 OPSET = 17  # the TorchScript exporter's tested opsets include it; onnxruntime runs it everywhere
 WEIGHTS_KEY = "weights_sha256"  # ONNX metadata: which model.safetensors the graph was exported from
 EXPORT_CHARS = (7, 4)  # characters per window of the traced batch: two lengths, so padding is traced
-TENSOR_INT32 = 6  # onnx.TensorProto.INT32: the LSTM node's sequence_lens type
 AXES = {"input_ids": {0: "batch", 1: "tokens"}, "attention_mask": {0: "batch", 1: "tokens"},
         "features": {0: "batch", 1: "chars"}, "emissions": {0: "batch", 1: "chars"}}
 # On the shared 2-core CPU (BENCHMARKS.md): one thread, torch float32 and ONNX Runtime run a member's forward
@@ -54,7 +53,7 @@ def export_inputs(model: NerTagger) -> tuple[torch.Tensor, ...]:
 
 
 class _BidirectionalLstm(torch.autograd.Function):
-    """One MaskedBiRNN layer of LSTMs as ONE bidirectional ONNX LSTM node fed the rows' lengths
+    """One MaskedBiLSTM layer as ONE bidirectional ONNX LSTM node fed the rows' lengths
     (`sequence_lens`): onnxruntime then runs each row's backward pass from its own last character,
     which the traced graph does by reversing every row before and after a second LSTM node
     (GatherElements, Where, Expand and two more Transposes per layer). Tracing passes torch's own
@@ -68,7 +67,7 @@ class _BidirectionalLstm(torch.autograd.Function):
     @staticmethod
     def symbolic(g, x, lengths, weights, recurrent, bias, traced):  # noqa: ARG004
         hidden = recurrent.type().sizes()[-1]
-        steps = g.op("Cast", lengths, to_i=TENSOR_INT32)
+        steps = g.op("Cast", lengths, to_i=torch.onnx.TensorProtoDataType.INT32)  # sequence_lens is int32
         time_major = g.op("Transpose", x, perm_i=[1, 0, 2])
         states, _, _ = g.op("LSTM", time_major, weights, recurrent, bias, steps, direction_s="bidirectional",
                             hidden_size_i=hidden, outputs=3)
@@ -85,7 +84,7 @@ def _onnx_lstm_gates(blocks: torch.Tensor) -> torch.Tensor:
 class _ExportedBiLstm(torch.nn.Module):
     """A MaskedBiLSTM that exports each layer as one bidirectional LSTM node (same outputs)."""
 
-    def __init__(self, lstm: MaskedBiRNN) -> None:
+    def __init__(self, lstm: MaskedBiLSTM) -> None:
         super().__init__()
         self.lstm = lstm
 
