@@ -244,8 +244,9 @@ class ReleaseParams(_Section):
 class TagParams(_Section):
     sentence_delimiters: str = "。！？；\n"
     device: Device = "auto"  # where tagging, stack and evaluate run the members
-    batch_chars: Count = 4096  # characters per forward batch on the CPU
-    batch_chars_cuda: Count = 65536  # on a GPU: large batches keep it busy
+    batch_chars: Count = 8192  # characters per ensemble call on the CPU (LAC states, CRF, stack)
+    forward_batch_chars: Count = 1024  # characters per member forward pass on the CPU (cache-sized; make bench)
+    batch_chars_cuda: Count = 65536  # on a GPU, both: large batches keep it busy
     torch_threads: Count | None = None  # per tagging process; None: cores // workers (CLI), cores // nightly.tag_slots (DAG)
     workers: Count | Literal["auto"] = "auto"  # `healthner tag` processes on the CPU (nightly/pool.py); auto: one per core
     pool_min_chars: Count = 200_000  # less input is tagged in one process (starting a pool costs seconds)
@@ -255,6 +256,11 @@ class TagParams(_Section):
     def batch_chars_for(self, device: str) -> int:
         """Characters per forward batch on `device` (a resolved device: cpu, cuda or cuda:N)."""
         return self.batch_chars_cuda if device.startswith("cuda") else self.batch_chars
+
+    def batches_for(self, device: str) -> dict[str, int]:
+        """SlotPredictor's batch sizes on `device`: characters per call and per member forward pass."""
+        forward = self.batch_chars_cuda if device.startswith("cuda") else self.forward_batch_chars
+        return {"batch_chars": self.batch_chars_for(device), "forward_batch_chars": forward}
 
 
 class NightlyParams(_Section):

@@ -164,8 +164,8 @@ class Lexicon:
 
         self.size = len(typed)
         self._automaton = ahocorasick.Automaton()
-        for term, kinds in typed.items():
-            columns = np.array([LEXICON_TYPES.index(k) for k in kinds], dtype=np.int64)
+        for term, kinds in typed.items():  # a term's value: its length and the B column of each of its types
+            columns = tuple(LEXICON_TYPES.index(k) * len(POSITIONS) for k in kinds)
             self._automaton.add_word(term, (len(term), columns))
         if self.size:
             self._automaton.make_automaton()
@@ -187,12 +187,16 @@ class Lexicon:
     def features(self, chars: Sequence[str]) -> np.ndarray:
         """(len(chars), FEATURES_PER_CHAR) uint8: column 3 * type + position (B, M, E) is 1 where a term
         of that type begins, continues or ends at the character. Only single-character tokens match."""
-        out = np.zeros((len(chars), len(LEXICON_TYPES), len(POSITIONS)), dtype=np.uint8)
-        if self.size and chars:
-            text = "".join(ch if len(ch) == 1 else "\x00" for ch in chars)
+        flags = bytearray(len(chars) * FEATURES_PER_CHAR)  # row-major (char, column): set in plain Python,
+        if self.size and chars:  # a few bytes per match, instead of numpy indexing per match (~3x faster)
+            text = "".join(chars)
+            if len(text) != len(chars):  # a multi-character token matches nothing and keeps its place
+                text = "".join(ch if len(ch) == 1 else "\x00" for ch in chars)
             for end, (length, columns) in self._automaton.iter(text):
                 start = end - length + 1
-                out[start, columns, 0] = 1
-                out[start + 1 : end, columns, 1] = 1
-                out[end, columns, 2] = 1
-        return out.reshape(len(chars), FEATURES_PER_CHAR)
+                for column in columns:
+                    flags[start * FEATURES_PER_CHAR + column] = 1
+                    for middle in range(start + 1, end):
+                        flags[middle * FEATURES_PER_CHAR + column + 1] = 1
+                    flags[end * FEATURES_PER_CHAR + column + 2] = 1
+        return np.frombuffer(flags, dtype=np.uint8).reshape(len(chars), FEATURES_PER_CHAR)

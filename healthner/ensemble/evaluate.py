@@ -303,7 +303,7 @@ def metrics_summary(metrics: dict) -> str:
 def evaluate(params: Params) -> dict:
     """Score everything, write every report; returns the metrics written to metrics.json."""
     device = inference_device(params)
-    ensemble = Ensemble.load(params.stack.output_dir, device, batch_chars=params.tag.batch_chars_for(device))
+    ensemble = Ensemble.load(params.stack.output_dir, device, **params.tag.batches_for(device))
     predictors = base_predictors(params, ensemble)
     prepared = params.prepare.output_dir
     started = time.perf_counter()
@@ -336,6 +336,6 @@ def score_model(params: Params, model_dir: Path, split: str) -> dict:
         raise UnknownName(f"split must be one of {SPLITS}, got {split!r}")
     sentences = read_sentences(params.prepare.output_dir / f"{split}.parquet")
     device = inference_device(params)
-    predictor = SlotPredictor.load(model_dir, device=device, batch_chars=params.tag.batch_chars_for(device))
+    predictor = SlotPredictor.load(model_dir, device=device, **params.tag.batches_for(device))
     predicted = predictor.decode([s.chars for s in sentences])
     return score([s.tags for s in sentences], predicted).as_dict()

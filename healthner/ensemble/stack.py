@@ -64,11 +64,8 @@ def load_predictors(params: Params, members: Sequence[str]) -> dict[str, SlotPre
     from healthner.model.predict import SlotPredictor
 
     device = inference_device(params)
-    batch_chars = params.tag.batch_chars_for(device)
-    return {
-        slot: SlotPredictor.load(params.train.output_dir / slot, device=device, batch_chars=batch_chars)
-        for slot in members
-    }
+    batches = params.tag.batches_for(device)
+    return {slot: SlotPredictor.load(params.train.output_dir / slot, device=device, **batches) for slot in members}
 
 
 def crossfit_outputs(params: Params, members: Sequence[str], averaged: bool) -> FitData:

@@ -77,9 +77,10 @@ class LacStates:
             for b in range(0, len(members), step):
                 batch = members[b : b + step]
                 ids = np.stack([self.ids(sentences[k]) for k in batch])
-                _, states = self.session.run(None, {"token_ids": ids, "length": np.full(len(batch), length)})
+                # only the states: LAC's own tag head is not computed
+                (states,) = self.session.run([LAC_STATE_OUTPUT], {"token_ids": ids, "length": np.full(len(batch), length)})
                 for row, k in enumerate(batch):
-                    out[k] = states[row].astype(np.float32)
+                    out[k] = states[row].astype(np.float32, copy=False)
         return out
 
 

@@ -168,7 +168,7 @@ class _Trainer:
         self.objective = Objective(params.loss, params.model.use_crf)
         self.predictor = SlotPredictor(
             self.model, self.vocab, params.prepare.window_chars, params.prepare.window_overlap,
-            self.device, params.tag.batch_chars_for(str(self.device)), self.featurizer,
+            self.device, featurizer=self.featurizer, **params.tag.batches_for(str(self.device)),
         )
         self.model_dir = self.cfg.output_dir / slot
         self.rng = np.random.default_rng(self.cfg.seed)

@@ -131,10 +131,9 @@ class Tagger:
         if params.torch_threads:
             torch.set_num_threads(params.torch_threads)
         device = device or tag_device(params)
-        batch_chars = params.batch_chars_for(device)
-        ensemble = Ensemble.load(Path(model_dir), device, batch_chars=batch_chars, precision=params.precision,
-                                 runtime=params.runtime)
-        return cls(ensemble, params, batch_chars)
+        batches = params.batches_for(device)
+        ensemble = Ensemble.load(Path(model_dir), device, precision=params.precision, runtime=params.runtime, **batches)
+        return cls(ensemble, params, batches["batch_chars"])
 
     @property
     def model_version(self) -> str:

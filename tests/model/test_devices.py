@@ -31,6 +31,12 @@ def test_batches_are_sized_per_device() -> None:
     assert tag.batch_chars_for("cuda") == tag.batch_chars_for("cuda:1") == 50_000
 
 
+def test_forward_passes_are_cache_sized_on_the_cpu_only() -> None:
+    tag = TagParams(batch_chars=8000, forward_batch_chars=1000, batch_chars_cuda=50_000)
+    assert tag.batches_for("cpu") == {"batch_chars": 8000, "forward_batch_chars": 1000}
+    assert tag.batches_for("cuda:0") == {"batch_chars": 50_000, "forward_batch_chars": 50_000}
+
+
 def test_cpu_copies_are_plain() -> None:
     tensor = torch.arange(6).reshape(2, 3)
     moved = to_device(tensor, torch.device("cpu"))

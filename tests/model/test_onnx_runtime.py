@@ -78,6 +78,22 @@ def test_emissions_match_torch(member) -> None:
     assert worst < EMISSIONS_ATOL, worst
 
 
+def test_small_forward_batches_give_the_same_emissions(member) -> None:
+    """A call's sentences split over many forward passes (forward_batch_chars) come out as from one pass."""
+    model_dir, dev = member
+    sentences = sentences_of(dev)
+    one = SlotPredictor.load(model_dir, runtime="onnx", batch_chars=100_000)
+    many = SlotPredictor.load(model_dir, runtime="onnx", batch_chars=100_000, forward_batch_chars=64)
+    calls = []
+    runner = many.runner
+    many.runner = lambda *arrays: calls.append(arrays[0].shape) or runner(*arrays)
+    expected, found = one.emissions(sentences), many.emissions(sentences)
+    assert len(calls) > 1 and all(rows * tokens <= 64 or rows == 1 for rows, tokens in calls)
+    worst = max(float(np.abs(a - b).max()) for a, b in zip(expected, found, strict=True))
+    assert worst < EMISSIONS_ATOL, worst
+    assert one.decode(sentences) == many.decode(sentences)
+
+
 def test_tags_and_dev_f1_are_identical(member) -> None:
     model_dir, dev = member
     sentences = sentences_of(dev)
