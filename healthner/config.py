@@ -244,7 +244,7 @@ class ReleaseParams(_Section):
 class TagParams(_Section):
     sentence_delimiters: str = "。！？；\n"
     device: Device = "auto"  # where tagging, stack and evaluate run the members
-    batch_chars: Count = 8192  # characters per ensemble call on the CPU (LAC states, CRF, stack)
+    batch_chars: Count = 4096  # characters per ensemble call on the CPU (LAC states, CRF, stack)
     forward_batch_chars: Count = 1024  # characters per member forward pass on the CPU (cache-sized; make bench)
     batch_chars_cuda: Count = 65536  # on a GPU, both: large batches keep it busy
     torch_threads: Count | None = None  # per tagging process; None: cores // workers (CLI), cores // nightly.tag_slots (DAG)
