@@ -196,10 +196,13 @@ DROPPED = (
     "What is left (the operator table under Where the time goes): a member's emissions graph spends most of its "
     "time in the BiLSTM's LSTM node and the encoder's matrix products, LAC's graph in its GRU nodes. Per character "
     "LAC's BiGRU does about 1.0 MFLOP and the member about 1.7, 1.1 of it in the BiLSTM (414 inputs per character: "
-    "the encoder's 128, 30 lexicon flags, LAC's 256 states). 5x the naive pipeline allows about 37 µs per character "
-    "per core for everything on an Intel Xeon, lexicon, CRF and decoding included. A cheaper member (a narrower "
-    "BiLSTM, LAC's states projected down before it) changes its accuracy: a model decision, made on dev, not a "
-    "speed path.",
+    "the encoder's 128, 30 lexicon flags, LAC's 256 states): 2.7 MFLOP, against about 94 GFLOP/s of float32 "
+    "matrix product one core of the AMD EPYC sustains (numpy, large operands). 5x a naive pipeline of 9,600 chars/s "
+    "is 48k chars/s on 2 cores, about 41.6 µs per character per core for everything. On that EPYC, at one thread, "
+    "LAC's graph takes about 15 µs and the member's about 23 (no longer 28 with cache-sized forward passes): 38 of "
+    "the 41.6, leaving under 4 µs for lexicon flags, the CRF, decoding and entities, which take about 7. A cheaper "
+    "member (a narrower BiLSTM, LAC's states projected down before it, LAC's embeddings without its BiGRU) changes "
+    "its accuracy: a model decision, made on dev, not a speed path."
 )
 KEPT = (
     "Each BiLSTM layer exported as one bidirectional ONNX LSTM node fed the rows' lengths (`sequence_lens`), instead "
