@@ -253,14 +253,16 @@ class TagParams(_Section):
     precision: Precision = "auto"  # weights when tagging: predict.resolve_precision
     runtime: Runtime = "auto"  # member forward passes: onnx_runtime.resolve_runtime
 
-    def batch_chars_for(self, device: str) -> int:
-        """Characters per forward batch on `device` (a resolved device: cpu, cuda or cuda:N)."""
-        return self.batch_chars_cuda if device.startswith("cuda") else self.batch_chars
-
     def batches_for(self, device: str) -> dict[str, int]:
-        """SlotPredictor's batch sizes on `device`: characters per call and per member forward pass."""
-        forward = self.batch_chars_cuda if device.startswith("cuda") else self.forward_batch_chars
-        return {"batch_chars": self.batch_chars_for(device), "forward_batch_chars": forward}
+        """SlotPredictor's batch sizes on `device` (a resolved device: cpu, cuda or cuda:N): characters per
+        call and per member forward pass; a GPU takes batch_chars_cuda for both."""
+        if device.startswith("cuda"):
+            return {"batch_chars": self.batch_chars_cuda, "forward_batch_chars": self.batch_chars_cuda}
+        return {"batch_chars": self.batch_chars, "forward_batch_chars": self.forward_batch_chars}
+
+    def batch_chars_for(self, device: str) -> int:
+        """Characters per ensemble call on `device`."""
+        return self.batches_for(device)["batch_chars"]
 
 
 class NightlyParams(_Section):
