@@ -151,6 +151,14 @@ def prepare(params: ParamsOpt = Path("params.yaml")) -> None:
 
 
 @app.command()
+def unlabeled(params: ParamsOpt = Path("params.yaml")) -> None:
+    """Raw health text (data.unlabeled_files) -> deduplicated Traditional sentences, dev and test removed."""
+    from healthner.corpus.unlabeled import build_unlabeled
+
+    typer.echo(build_unlabeled(load_params(params)))
+
+
+@app.command()
 def lexicon(params: ParamsOpt = Path("params.yaml")) -> None:
     """Build the typed medical term list (Traditional) from THUOCL, pycmekg and CC-CEDICT."""
     from healthner.corpus.lexicon import build_lexicon

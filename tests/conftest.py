@@ -46,7 +46,8 @@ def slice_corpus_file(source: Path, target: Path, sentences: int) -> None:
 def tiny_params(corpus_dir: Path) -> dict:
     params = yaml.safe_load((REPO / "params.yaml").read_text(encoding="utf-8"))
     params["data"]["corpus_dir"] = str(corpus_dir)
-    params["data"]["lexicon_dir"] = str((REPO / params["data"]["lexicon_dir"]).resolve())  # the real lexicon, read-only
+    for folder in ("lexicon_dir", "unlabeled_dir"):  # the real lexicon and unlabeled text, read-only
+        params["data"][folder] = str((REPO / params["data"][folder]).resolve())
     for slot in params["encoders"].values():
         slot["config"] = {**slot["config"], **TINY_ENCODER}
         if "embedding_size" in slot["config"]:

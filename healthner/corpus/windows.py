@@ -1,10 +1,30 @@
-"""Cut long sentences into overlapping windows and map per-window outputs back exactly."""
+"""Cut text into sentences, long sentences into overlapping windows, and map per-window outputs back exactly."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
 import numpy as np
+
+
+def split_sentences(text: str, delimiters: str) -> list[tuple[int, int]]:
+    """(start, end) of each sentence, the delimiter kept with the sentence before it; leading and
+    trailing whitespace trimmed and whitespace-only pieces dropped (offsets stay true)."""
+    bounds, start = [], 0
+    for i, char in enumerate(text):
+        if char in delimiters:
+            bounds.append((start, i + 1))
+            start = i + 1
+    bounds.append((start, len(text)))
+    trimmed = []
+    for begin, end in bounds:
+        while begin < end and text[begin].isspace():
+            begin += 1
+        while end > begin and text[end - 1].isspace():
+            end -= 1
+        if begin < end:
+            trimmed.append((begin, end))
+    return trimmed
 
 
 def make_windows(length: int, size: int, overlap: int) -> list[tuple[int, int]]:

@@ -1,0 +1,174 @@
+"""unlabeled: raw health text -> deduplicated Traditional-script sentences a teacher can label.
+
+The source files (`data.unlabeled_files` in `data.unlabeled_dir`) are Simplified Chinese in
+GB18030. Each is decoded with every undecodable byte counted and dropped (never a crash),
+converted with OpenCC (`unlabeled.opencc_config`, Taiwan usage by default, as in the corpus),
+cut into sentences exactly as the tagger cuts articles, and filtered:
+
+- `too_short` / `too_long`: outside [`unlabeled.min_chars`, `unlabeled.max_chars`];
+- `duplicate`: the same text seen before, in any file (the two sources overlap);
+- `in_dev` / `in_test`: the text is a dev or test sentence, or one of their sentence pieces, so
+  that a model trained on it never sees what it is scored on.
+
+Counts reconcile: sentences cut = kept + every drop reason, per file and in all.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from healthner.config import Params
+from healthner.corpus.readers import read_sentences
+from healthner.corpus.windows import split_sentences
+from healthner.errors import HealthnerError
+
+ENCODING = "gb18030"
+SCHEMA = pa.schema([("sentence_id", pa.string()), ("text", pa.string()), ("source", pa.string()), ("record", pa.int32())])
+CSV_TEXT_COLUMNS = ("title", "ask", "answer")
+
+
+@dataclass
+class FileCounts:
+    records: int = 0
+    undecodable_bytes: int = 0
+    sentences: int = 0
+    kept: int = 0
+    dropped: dict[str, int] = field(default_factory=dict)  # a plain dict: asdict() breaks a Counter
+
+    def reconciles(self) -> bool:
+        return self.sentences == self.kept + sum(self.dropped.values())
+
+
+@dataclass
+class UnlabeledReport:
+    files: dict[str, FileCounts]
+    kept: int
+    dropped: dict[str, int]
+    sha256: str  # of the written sentences.parquet: what a teacher labelled
+
+    def __str__(self) -> str:
+        drops = ", ".join(f"{reason} {n:,}" for reason, n in sorted(self.dropped.items()))
+        return f"unlabeled: {self.kept:,} sentences kept; dropped {drops or 'none'}"
+
+
+def decode(raw: bytes) -> tuple[str, int]:
+    """GB18030 text and the count of undecodable bytes, which are dropped: each becomes one lone
+    surrogate under `surrogateescape`, so the count is exact."""
+    text = raw.decode(ENCODING, errors="surrogateescape")
+    bad = sum(1 for char in text if "\udc80" <= char <= "\udcff")
+    return (text.encode("utf-8", errors="ignore").decode("utf-8") if bad else text), bad
+
+
+def qa_blocks(text: str) -> Iterator[tuple[int, list[str]]]:
+    """`title,question` on one line, the answer on the next, blocks apart by an empty line: (first
+    line, texts). The title may hold a comma, so the first line is cut at ASCII commas into pieces."""
+    block: list[str] = []
+    start = 0
+    for number, line in enumerate([*text.split("\n"), ""], start=1):
+        if line.strip():
+            start = start or number
+            block.append(line)
+        elif block:
+            yield start, [*block[0].split(","), *block[1:]]
+            block, start = [], 0
+
+
+def qa_rows(text: str, path: Path) -> Iterator[tuple[int, list[str]]]:
+    """A CSV with a `department,title,ask,answer` header (answers may span lines inside quotes)."""
+    reader = csv.DictReader(io.StringIO(text, newline=""))
+    missing = set(CSV_TEXT_COLUMNS) - set(reader.fieldnames or ())
+    if missing:
+        raise HealthnerError(f"{path}:1: the header lacks {sorted(missing)} (expected department,title,ask,answer)")
+    for row in reader:
+        yield reader.line_num, [row[column] or "" for column in CSV_TEXT_COLUMNS]
+
+
+def records(path: Path) -> tuple[Iterator[tuple[int, list[str]]], int]:
+    """(line, texts) per record of one source file, by its suffix, and its undecodable bytes."""
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: unlabeled file not found (listed in params.yaml data.unlabeled_files)")
+    text, bad = decode(path.read_bytes())
+    if path.suffix == ".csv":
+        return qa_rows(text, path), bad
+    if path.suffix == ".txt":
+        return qa_blocks(text), bad
+    raise HealthnerError(f"{path}: unknown unlabeled format {path.suffix!r} (.txt question-answer blocks or .csv rows)")
+
+
+def held_out_texts(params: Params, convert: Callable[[str], str]) -> dict[str, set[str]]:
+    """Every dev and test sentence, whole and cut into the pieces the tagger would cut it into,
+    through the same script conversion as the unlabeled text: OpenCC also rewrites some Traditional
+    characters (排泄 -> 排洩), and a held-out sentence must match its own converted copy."""
+    delimiters = params.tag.sentence_delimiters
+    held = {}
+    for split in ("dev", "test"):
+        texts = {convert(s.text) for s in read_sentences(params.prepare.output_dir / f"{split}.parquet")}
+        held[split] = texts | {t[a:b] for t in texts for a, b in split_sentences(t, delimiters)}
+    return held
+
+
+class Filter:
+    """Decides, sentence by sentence, keep or the drop reason (first match wins, in the module's order)."""
+
+    def __init__(self, params: Params, convert: Callable[[str], str]) -> None:
+        self.min_chars, self.max_chars = params.unlabeled.min_chars, params.unlabeled.max_chars
+        self.held = held_out_texts(params, convert)
+        self.seen: set[str] = set()
+
+    def reason(self, sentence: str) -> str | None:
+        if len(sentence) < self.min_chars:
+            return "too_short"
+        if len(sentence) > self.max_chars:
+            return "too_long"
+        if sentence in self.seen:
+            return "duplicate"
+        self.seen.add(sentence)
+        return next((f"in_{split}" for split, texts in self.held.items() if sentence in texts), None)
+
+
+def build_unlabeled(params: Params) -> UnlabeledReport:
+    """The DVC `unlabeled` stage: every configured source file in, data/unlabeled/sentences.parquet out."""
+    import opencc  # noqa: PLC0415 (only this stage converts script)
+
+    convert = opencc.OpenCC(params.unlabeled.opencc_config).convert
+    keep, rows, counts = Filter(params, convert), [], {}
+    for entry in [f for f in params.data.unlabeled_files if f.enabled]:
+        path = params.data.unlabeled_dir / entry.name
+        found, tally = records(path)
+        counts[entry.name] = tally = FileCounts(undecodable_bytes=tally)
+        for line, texts in found:
+            tally.records += 1
+            for text in texts:
+                converted = convert(text)
+                for start, end in split_sentences(converted, params.tag.sentence_delimiters):
+                    tally.sentences += 1
+                    reason = keep.reason(converted[start:end])
+                    if reason:
+                        tally.dropped[reason] = tally.dropped.get(reason, 0) + 1
+                    else:
+                        tally.kept += 1
+                        rows.append((f"{entry.name}:{line}:{tally.kept}", converted[start:end], entry.name, line))
+        if not tally.reconciles():
+            raise AssertionError(f"{path}: sentences cut != kept + dropped: {tally}")
+    return _write(params, rows, counts)
+
+
+def _write(params: Params, rows: list[tuple], counts: dict[str, FileCounts]) -> UnlabeledReport:
+    out = params.unlabeled.output
+    out.parent.mkdir(parents=True, exist_ok=True)
+    pq.write_table(pa.Table.from_pylist([dict(zip(SCHEMA.names, row)) for row in rows], schema=SCHEMA), out)
+    dropped = sum((Counter(c.dropped) for c in counts.values()), Counter())
+    report = UnlabeledReport(counts, len(rows), dict(dropped), hashlib.sha256(out.read_bytes()).hexdigest())
+    params.unlabeled.report.parent.mkdir(parents=True, exist_ok=True)
+    params.unlabeled.report.write_text(json.dumps(asdict(report), ensure_ascii=False, indent=2), encoding="utf-8")
+    return report
