@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from healthner.corpus.labels import ENTITY_TYPES, Span, span_tags
-from healthner.corpus.readers import Defect, ReadResult, Sentence, first_surrogate, json_error, read_raw
+from healthner.corpus.readers import Defect, ReadResult, Sentence, Severity, first_surrogate, json_error, read_raw
 
 TEXT_KEY = "text"  # data.text: the value of the labeling config's <Text> tag
 REGION_TYPE = "labels"  # the result type of a <Labels> span over a <Text>
@@ -51,7 +51,7 @@ class _Reader:
         self.path, self.genre, self.result = path, genre, ReadResult()
         self.line, self.where = 0, ""
 
-    def add(self, check: str, message: str, severity: str = "error") -> None:
+    def add(self, check: str, message: str, severity: Severity = "error") -> None:
         self.result.defects.append(Defect(str(self.path), self.line, check, f"{self.where}: {message}", severity))
 
     def read(self, text: str) -> None:
