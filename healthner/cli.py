@@ -93,7 +93,7 @@ def validate(
         Optional[str],
         typer.Option(
             "--format",
-            help="conll | healthner_jsonl | labelstudio_json (default: .jsonl, .txt/.conll, .json respectively)",
+            help="conll | healthner_jsonl | labelstudio_json (default, by extension: .txt/.conll | .jsonl | .json)",
         ),
     ] = None,
     genre: Annotated[
