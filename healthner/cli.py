@@ -90,9 +90,15 @@ def main(
 def validate(
     files: Annotated[Optional[list[Path]], typer.Argument(help="check these files instead of the configured corpus")] = None,
     format: Annotated[
-        Optional[str], typer.Option("--format", help="conll | healthner_jsonl (default: .jsonl -> healthner_jsonl, .txt -> conll)")
+        Optional[str],
+        typer.Option(
+            "--format",
+            help="conll | healthner_jsonl | labelstudio_json (default, by extension: .txt/.conll | .jsonl | .json)",
+        ),
     ] = None,
-    genre: Annotated[Optional[str], typer.Option(help="genre of given CoNLL files (default: from the file name)")] = None,
+    genre: Annotated[
+        Optional[str], typer.Option(help="genre of given CoNLL and Label Studio files (one of validate.genres)")
+    ] = None,
     params: ParamsOpt = Path("params.yaml"),
     corpus_dir: Annotated[Optional[Path], typer.Option(help="validate this folder instead of data.corpus_dir")] = None,
     report: Annotated[Optional[Path], typer.Option(help="write the JSON report here")] = None,
@@ -103,7 +109,8 @@ def validate(
 
     With no FILE and no --corpus-dir: the pipeline's stage, writing its report, Data Docs and corpus.
     Checking given files or another folder writes nothing unless asked (--report, --output, --data-docs)."""
-    from healthner.corpus.validate import Outputs, ValidationFailed, given_files, pipeline_outputs
+    from healthner.corpus.formats import given_files
+    from healthner.corpus.validate import Outputs, ValidationFailed, pipeline_outputs
     from healthner.corpus.validate import validate as run
 
     cfg = load_params(params)

@@ -26,6 +26,10 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+CorpusFormat = Literal["conll", "healthner_jsonl", "labelstudio_json"]  # corpus/formats.py reads each
+GENRE_IN_RECORDS = ("healthner_jsonl",)  # formats whose records carry their own genre; the others take the file's
+
+
 class PinnedFile(_Section):
     """A file `healthner corpus fetch` downloads: its name on disk and its commit-pinned public source."""
 
@@ -38,8 +42,20 @@ class PinnedFile(_Section):
 
 
 class CorpusFile(PinnedFile):
-    format: Literal["conll", "healthner_jsonl"]
-    genre: str | None = None  # conll files carry no genre of their own
+    """One labeled file: its format and, for a format whose records carry no genre, the genre of all of it.
+
+    The genre is stated here, never guessed from the file name, so any file name works."""
+
+    format: CorpusFormat
+    genre: str | None = None  # required for conll and labelstudio_json; healthner_jsonl records carry their own
+
+    @model_validator(mode="after")
+    def _one_owner_of_the_genre(self) -> CorpusFile:
+        if self.format in GENRE_IN_RECORDS and self.genre is not None:
+            raise ValueError(f"{self.name}: {self.format} records carry their own genre; remove `genre` from this entry")
+        if self.format not in GENRE_IN_RECORDS and not self.genre:
+            raise ValueError(f"{self.name}: a {self.format} file needs `genre` (one of validate.genres) in its data.files entry")
+        return self
 
 
 class DataParams(_Section):

@@ -54,6 +54,14 @@ def spans(tags: Sequence[str]) -> list[Span]:
     return found
 
 
+def span_tags(found: Sequence[Span], length: int) -> list[str]:
+    """The BIO tags of a sentence of `length` characters holding the (non-overlapping) entities `found`."""
+    tags = [OUTSIDE] * length
+    for span in found:
+        tags[span.start : span.end] = [f"B-{span.type}"] + [f"I-{span.type}"] * (span.end - span.start - 1)
+    return tags
+
+
 def is_valid_transition(prev: str, tag: str) -> bool:
     """Strict BIO: I-X only after B-X or I-X (a sentence starts after an implicit O)."""
     prefix, etype = split_tag(tag)

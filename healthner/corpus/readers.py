@@ -86,25 +86,33 @@ class ReadResult:
     sentences_seen: int = 0  # sentences found in the file, including rejected ones
 
 
+def read_raw(path: Path, result: ReadResult) -> bytes | None:
+    """The file's bytes without a UTF-8 BOM, or None; a missing, unreadable or empty file and a BOM become defects."""
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        result.defects.append(Defect(str(path), 0, "file_missing", "file not found", "error"))
+        return None
+    except OSError as exc:
+        result.defects.append(Defect(str(path), 0, "file_unreadable", f"cannot read file: {exc}", "error"))
+        return None
+    if not raw.strip():
+        result.defects.append(Defect(str(path), 0, "file_empty", "file is empty", "error"))
+        return None
+    if raw.startswith(UTF8_BOM):
+        result.defects.append(Defect(str(path), 1, "bom", "UTF-8 byte-order mark removed", "repaired"))
+        raw = raw[len(UTF8_BOM) :]
+    return raw
+
+
 def _decoded_lines(path: Path, result: ReadResult) -> Iterator[tuple[int, str]]:
     """Yield (line number, text) for each line, splitting on LF only and dropping one CR before it.
 
     Bad bytes, a BOM, lone CRs and an empty or unreadable file become defects naming the line.
     """
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        result.defects.append(Defect(str(path), 0, "file_missing", "file not found", "error"))
+    raw = read_raw(path, result)
+    if raw is None:
         return
-    except OSError as exc:
-        result.defects.append(Defect(str(path), 0, "file_unreadable", f"cannot read file: {exc}", "error"))
-        return
-    if not raw.strip():
-        result.defects.append(Defect(str(path), 0, "file_empty", "file is empty", "error"))
-        return
-    if raw.startswith(UTF8_BOM):
-        result.defects.append(Defect(str(path), 1, "bom", "UTF-8 byte-order mark removed", "repaired"))
-        raw = raw[len(UTF8_BOM) :]
     pieces = raw.split(b"\n")
     if pieces and pieces[-1] == b"":
         pieces.pop()  # the terminator of the last line
@@ -157,7 +165,8 @@ def _parse_conll_line(path: Path, number: int, text: str, result: ReadResult) ->
 
 
 def read_conll(path: Path, genre: str) -> ReadResult:
-    """CoNLL-style 'CHAR TAG' lines; a blank line (spaces allowed) ends a sentence."""
+    """CoNLL-style 'CHAR TAG' lines; a blank line (spaces allowed) ends a sentence. The file carries no
+    genre: every sentence gets `genre`, the one its data.files entry states."""
     result = ReadResult()
     stem, chars, tags, start, broken = path.stem, [], [], 0, False
     previous_blank_line = 0
@@ -267,14 +276,6 @@ def read_healthner_jsonl(path: Path) -> ReadResult:
             continue
         result.sentences.append(sentence)
     return result
-
-
-def read_corpus_file(path: Path, fmt: str, genre: str | None = None) -> ReadResult:
-    if fmt == "conll":
-        return read_conll(path, genre or path.stem.rsplit("_", 1)[-1].upper())
-    if fmt == "healthner_jsonl":
-        return read_healthner_jsonl(path)
-    raise ValueError(f"{path}: unknown corpus format {fmt!r}")
 
 
 # --- the canonical table -------------------------------------------------------------------------

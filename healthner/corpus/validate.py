@@ -25,9 +25,9 @@ from typing import Any, Literal
 
 from healthner.config import CorpusFile, Params
 from healthner.corpus.expectations import GxOutcome, run_suites
+from healthner.corpus.formats import read_corpus_file
 from healthner.corpus.labels import OUTSIDE, repair_bio, spans
-from healthner.corpus.readers import Defect, Sentence, read_corpus_file, write_sentences
-from healthner.errors import HealthnerError
+from healthner.corpus.readers import Defect, Sentence, write_sentences
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +47,6 @@ SEVERITY_ORDER = ("error", "rejected", "repaired", "warning")
 MISSING_FOLDER = "corpus folder not found (data.corpus_dir or --corpus-dir)"
 MAX_OTHER_PLACES = 3  # other occurrences named in one leakage / duplicate message
 TEXT_PREVIEW = 40  # characters of a sentence quoted in a message
-FORMAT_BY_SUFFIX = {".jsonl": "healthner_jsonl", ".txt": "conll", ".conll": "conll"}  # given files, no --format
 
 
 @dataclass(frozen=True)
@@ -142,29 +141,13 @@ def configured_files(params: Params, corpus_dir: Path) -> list[tuple[CorpusFile,
     return [(entry, corpus_dir / entry.name) for entry in params.data.enabled_files]
 
 
-def given_files(paths: Sequence[Path], fmt: str | None = None, genre: str | None = None) -> list[tuple[CorpusFile, Path]]:
-    """Files named on the command line; the format from `fmt` or else from each file's extension."""
-    pairs = []
-    for path in paths:
-        chosen = fmt or FORMAT_BY_SUFFIX.get(Path(path).suffix.lower())
-        if chosen is None:
-            known = ", ".join(FORMAT_BY_SUFFIX)
-            raise HealthnerError(f"{path}: cannot tell the format from the extension ({known}); pass --format")
-        try:
-            entry = CorpusFile(name=Path(path).name, format=chosen, genre=genre)
-        except ValueError as exc:
-            raise HealthnerError(f"--format {chosen!r}: expected conll or healthner_jsonl") from exc
-        pairs.append((entry, Path(path)))
-    return pairs
-
-
 def read_files(files: Sequence[tuple[CorpusFile, Path]], corpus_dir: Path | None) -> tuple[list[_FileRun], list[Defect]]:
     """Read every file; a missing corpus folder (when reading one) is one defect naming it."""
     if corpus_dir is not None and not corpus_dir.is_dir():
         return [], [Defect(str(corpus_dir), 0, "file_missing", MISSING_FOLDER, "error")]
     runs = []
     for entry, path in files:
-        read = read_corpus_file(path, entry.format, entry.genre)
+        read = read_corpus_file(path, entry)
         rejected = sum(d.severity == "rejected" for d in read.defects)  # readers: one defect per rejected sentence
         failed = read.sentences_seen - len(read.sentences) - rejected  # dropped by the reader for a hard defect
         stats = FileStats(entry.name, str(path), entry.format, read.sentences_seen, 0, rejected, failed)

@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from pydantic import ValidationError
 
+from healthner.config import CorpusFile
+from healthner.corpus.formats import read_corpus_file
 from healthner.corpus.labels import TAGS
 from healthner.corpus.readers import (
     Sentence,
     read_conll,
-    read_corpus_file,
     read_healthner_jsonl,
     read_sentences,
     write_sentences,
@@ -117,19 +120,33 @@ def test_empty_file_is_one_defect(tmp_path: Path, content: bytes) -> None:
 
 
 def test_missing_file_is_one_defect(tmp_path: Path) -> None:
-    result = read_corpus_file(tmp_path / "nope_FT.txt", "conll")
+    result = read_corpus_file(tmp_path / "nope_FT.txt", CorpusFile(name="nope_FT.txt", format="conll", genre="FT"))
     assert [str(d) for d in result.defects] == [f"{tmp_path / 'nope_FT.txt'}:0: file not found"]
 
 
-def test_conll_genre_defaults_to_the_file_name(tmp_path: Path) -> None:
-    path = conll(tmp_path / "rocling_sm.txt", ["吃 O"])
-    assert read_corpus_file(path, "conll").sentences[0].genre == "SM"
-    assert read_corpus_file(path, "conll", "WA").sentences[0].genre == "WA"
+def test_conll_genre_is_the_entrys_never_the_file_name(tmp_path: Path) -> None:
+    mine = conll(tmp_path / "mydata.txt", ["吃 O"])
+    assert read_corpus_file(mine, CorpusFile(name="mydata.txt", format="conll", genre="SM")).sentences[0].genre == "SM"
+    named = conll(tmp_path / "rocling_sm.txt", ["吃 O"])
+    assert read_corpus_file(named, CorpusFile(name="rocling_sm.txt", format="conll", genre="WA")).sentences[0].genre == "WA"
 
 
-def test_unknown_format_is_refused(tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match="unknown corpus format 'csv'"):
-        read_corpus_file(tmp_path / "x.csv", "csv")
+@pytest.mark.parametrize(
+    ("entry", "says"),
+    [
+        ({"name": "rocling_sm.txt", "format": "conll"}, "rocling_sm.txt: a conll file needs `genre`"),
+        ({"name": "fixes.json", "format": "labelstudio_json"}, "fixes.json: a labelstudio_json file needs `genre`"),
+        ({"name": "a.jsonl", "format": "healthner_jsonl", "genre": "FT"}, "a.jsonl: healthner_jsonl records carry their own genre"),
+    ],
+)
+def test_a_genre_has_one_owner(entry: dict, says: str) -> None:
+    with pytest.raises(ValidationError, match=re.escape(says)):
+        CorpusFile(**entry)
+
+
+def test_unknown_format_is_refused() -> None:
+    with pytest.raises(ValidationError, match="labelstudio_json"):
+        CorpusFile(name="x.csv", format="csv", genre="FT")
 
 
 # --- JSON lines ----------------------------------------------------------------------------------------

@@ -537,8 +537,23 @@ def test_validate_given_files_with_the_same_rules(base_params: Params, tmp_path:
     assert result.stdout.startswith("validation passed: 1 files, 5 sentences in") and "report not written" in result.stdout
     result = runner.invoke(app, ["validate", str(conll_file), "--params", str(params_file)])
     assert result.exit_code == 1 and result.stderr.strip().splitlines() == [
-        f"error: {conll_file}: cannot tell the format from the extension (.jsonl, .txt, .conll); pass --format"
+        f"error: {conll_file}: cannot tell the format from the extension (.jsonl, .txt, .conll, .json); pass --format"
     ]
     result = runner.invoke(app, ["validate", str(tmp_path / "absent.txt"), "--genre", "FT", "--params", str(params_file)])
     assert result.exit_code == 1 and f"{tmp_path / 'absent.txt'}:0: file not found" in result.stderr
     assert not (tmp_path / "reports").exists() and not (tmp_path / "data").exists()
+
+
+def test_a_given_conll_file_takes_its_genre_from_genre_never_its_name(base_params: Params, tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    params_file = _params_file(base_params, tmp_path / "p.yaml")
+    mine = tmp_path / "mydata.txt"
+    mine.write_bytes(conll_slice(base_params, FT, 3))
+    runner = CliRunner()
+    result = runner.invoke(app, ["validate", str(mine), "--params", str(params_file)])
+    assert result.exit_code == 1 and result.stderr.strip().splitlines() == [
+        f"error: {mine}: a conll file carries no genre; pass --genre (one of validate.genres)"
+    ]
+    result = runner.invoke(app, ["validate", str(mine), "--genre", "SM", "--params", str(params_file), "--output", "c.parquet"])
+    assert result.exit_code == 0, result.output
+    assert set(pq.read_table(tmp_path / "c.parquet").column("genre").to_pylist()) == {"SM"}
