@@ -26,10 +26,10 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class CorpusFile(_Section):
+class PinnedFile(_Section):
+    """A file `healthner corpus fetch` downloads: its name on disk and its commit-pinned public source."""
+
     name: str
-    format: Literal["conll", "healthner_jsonl"]
-    genre: str | None = None  # conll files carry no genre of their own
     # `healthner corpus fetch`: the file's path under fetch.base_url, commit-pinned (owner/repo/commit/path)
     source: str | None = None
     # pinned sha256 of the published file; None: recorded on first fetch in the folder's fetch.lock_name
@@ -37,10 +37,24 @@ class CorpusFile(_Section):
     enabled: bool = True  # false: an optional extra source, neither fetched nor read
 
 
+class CorpusFile(PinnedFile):
+    format: Literal["conll", "healthner_jsonl"]
+    genre: str | None = None  # conll files carry no genre of their own
+
+
 class DataParams(_Section):
     corpus_dir: Path = Path("../shared/data")
     files: list[CorpusFile]
     lexicon_dir: Path = Path("../shared/lexicons")
+    lexicon_files: list[PinnedFile] = []  # what the lexicon stage reads from lexicon_dir (THUOCL)
+    unlabeled_dir: Path = Path("../shared/unlabeled")
+    unlabeled_files: list[PinnedFile] = []  # raw health text without tags
+
+    def fetched_folders(self) -> list[tuple[str, Path, list[PinnedFile]]]:
+        """(what, folder, enabled files) for each folder `healthner corpus fetch` fills."""
+        groups = [("corpus", self.corpus_dir, self.files), ("lexicon", self.lexicon_dir, self.lexicon_files),
+                  ("unlabeled", self.unlabeled_dir, self.unlabeled_files)]
+        return [(what, folder, [f for f in files if f.enabled]) for what, folder, files in groups]
 
     @property
     def enabled_files(self) -> list[CorpusFile]:
@@ -68,6 +82,9 @@ class FetchParams(_Section):
     timeout_s: float = Field(30.0, gt=0)  # connect and per-read timeout
     chunk_bytes: Count = 1 << 16  # bytes read, hashed and written per step
     lock_name: str = "sources.lock.json"  # beside the corpus: sha256 recorded on first fetch of unpinned files
+    deadline_s: float = Field(1800.0, gt=0)  # whole download of one file, however slowly the bytes arrive
+    max_bytes: Count = 256 << 20  # a body larger than this is refused (an endless body never fills the disk)
+    min_bytes: NonNegative = 1024  # an unpinned file smaller than this is an error page, never recorded
 
 
 class ValidateParams(_Section):
