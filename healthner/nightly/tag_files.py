@@ -128,21 +128,21 @@ def install_together(staged: dict[Path, Path]) -> None:
     new one, never a mix. Temporaries and backups are removed in every case."""
     backups: dict[Path, Path] = {}
     installed: list[Path] = []
+    current = next(iter(staged))
     try:
-        for target, temporary in staged.items():
-            if target.is_file():
-                backups[target] = _backup(target, temporary)
-        for target, temporary in staged.items():
-            os.replace(temporary, target)
-            installed.append(target)
+        for current, temporary in staged.items():
+            if current.is_file():
+                backups[current] = _backup(current, temporary)
+        for current, temporary in staged.items():
+            os.replace(temporary, current)
+            installed.append(current)
     except OSError as exc:
         for target in installed:
             if target in backups:
                 os.replace(backups.pop(target), target)
             else:
                 target.unlink(missing_ok=True)
-        failed = exc.filename or next(iter(staged))
-        raise OutputError(f"{failed}: cannot write ({exc.strerror or exc}); the previous output files are left as "
+        raise OutputError(f"{current}: cannot write ({exc.strerror or exc}); the previous output files are left as "
                           "they were") from None
     finally:
         for path in [*staged.values(), *backups.values()]:
