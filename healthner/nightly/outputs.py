@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import json
+from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from pathlib import Path
 from typing import IO
@@ -51,17 +52,19 @@ def entity_rows(article_id: str, entities: Sequence[Entity], model_version: str)
     ]
 
 
-class EntityWriter:
+class EntityWriter(ABC):
     """One output file, written chunk by chunk; `close` finishes it (footer, Parquet metadata)."""
 
     def __init__(self, path: Path, model_version: str, run: bytes) -> None:
         self.path, self.model_version, self.run = path, model_version, run
 
+    @abstractmethod
     def write(self, tagged: Sequence[Tagged]) -> None:
-        raise NotImplementedError
+        """Append each (article, its entities) of one chunk."""
 
+    @abstractmethod
     def close(self) -> None:
-        raise NotImplementedError
+        """Finish the file."""
 
 
 class ParquetEntities(EntityWriter):

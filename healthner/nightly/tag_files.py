@@ -185,7 +185,8 @@ def tag_files(
     size = input_bytes(files)
     try:
         with closing_pool(tagger or load_tagging(model_dir, params.tag, size), own=tagger is None) as used:
-            counts = _write(used, stream, staged, chosen, keep, run.encode(), nightly.chunk_articles)
+            counts = _write(used, stream, staged[output], staged[targets[1]], chosen, keep, run.encode(),
+                            nightly.chunk_articles)
             model_version = used.model_version
         install_together(staged)
     finally:
@@ -198,11 +199,11 @@ def tag_files(
 
 
 def _write(
-    tagger: Tagger | TaggerPool, stream: RecordStream, staged: dict[Path, Path], fmt: str, keep: EntityFilter,
+    tagger: Tagger | TaggerPool, stream: RecordStream, output: Path, rejects_file: Path, fmt: str, keep: EntityFilter,
     run: bytes, chunk_articles: int,
 ) -> tuple[int, int, int, int]:
-    """(articles tagged, rejects, entities written, entities left out), streaming into the temporaries."""
-    output, rejects_file = list(staged.values())
+    """(articles tagged, rejects, entities written, entities left out), streamed into `output` (in
+    `fmt`) and `rejects_file` as the chunks are tagged."""
     rejects = RejectsWriter(rejects_file, run, chunk_articles)
     writer = WRITERS[fmt](output, tagger.model_version, run)
     tagged = written = left_out = 0
