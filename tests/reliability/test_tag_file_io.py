@@ -111,14 +111,13 @@ def test_a_failed_second_rename_removes_a_first_file_that_was_new(tmp_path: Path
     assert sorted(p.name for p in tmp_path.iterdir()) == ["entities.rejects.parquet"]  # neither new file stands
 
 
-def _bulky_input(path: Path, megabytes: int) -> Path:
-    """Two articles, then `megabytes` MiB of 64 KiB lines that are not JSON (each a reject): reading,
-    not tagging, dominates, so a reader or writer that holds the input shows at once."""
-    junk = b"x" * (64 * 1024 - 1) + b"\n"
-    with path.open("wb") as fh:
-        fh.write(b'{"article_id": "a", "text": "\\u982d\\u75db"}\n{"article_id": "b", "text": "\\u54b3\\u55fd"}\n')
-        for _ in range(megabytes * 16):
-            fh.write(junk)
+def _bulky_input(path: Path, articles: int) -> Path:
+    """`articles` two-character articles, each with a 32 KiB title: little to tag, much to hold, so a
+    reader or writer that keeps the input (articles carry their metadata) shows at once."""
+    title = "標" * (32 * 1024 // 3)
+    with path.open("w", encoding="utf-8") as fh:
+        for number in range(articles):
+            fh.write(json.dumps({"article_id": f"a{number}", "text": "頭痛", "title": title}, ensure_ascii=False) + "\n")
     return path
 
 
@@ -128,13 +127,14 @@ def test_memory_stays_flat_from_1x_to_10x_input(random_ensemble: Path, params_fi
     from benchmarks.stream_memory import child_peak_rss_mb, flatness
 
     runs = {}
-    for size in (16, 160):
-        source = _bulky_input(tmp_path / f"in-{size}.jsonl", size)
-        command = [sys.executable, "-m", "healthner.cli", "tag", "--input", str(source), "--output",
-                   str(tmp_path / f"out-{size}.parquet"), "--model", str(random_ensemble), "--params", str(params_file)]
+    for count in (1_000, 10_000):
+        source = _bulky_input(tmp_path / f"in-{count}.jsonl", count)
+        output = tmp_path / f"out-{count}.parquet"
+        command = [sys.executable, "-m", "healthner.cli", "tag", "--input", str(source), "--output", str(output),
+                   "--model", str(random_ensemble), "--params", str(params_file)]
         code, peak = child_peak_rss_mb(command, tmp_path / "tag.log")
         assert code == 0, (tmp_path / "tag.log").read_text(errors="replace")[-2000:]
-        runs[f"{size} MiB"] = {"chars": source.stat().st_size, "peak_rss_mb": peak}
-        assert pq.read_table(tmp_path / f"out-{size}.rejects.parquet").num_rows == size * 16
+        runs[f"{count} articles"] = {"chars": source.stat().st_size, "peak_rss_mb": peak}
+        assert set(pq.read_table(output).column("article_id").to_pylist()) <= {f"a{n}" for n in range(count)}
         source.unlink()
     assert flatness(runs, 0.2)["flat"], runs
