@@ -69,7 +69,7 @@ app = typer.Typer(
     pretty_exceptions_show_locals=False,  # locals may hold article text
 )
 ParamsOpt = Annotated[Path, typer.Option("--params", help="params file")]
-corpus_app = typer.Typer(no_args_is_help=True, help="The corpus files: fetch them from their pinned public sources.")
+corpus_app = typer.Typer(no_args_is_help=True, help="The data files: fetch them from their pinned public sources.")
 app.add_typer(corpus_app, name="corpus")
 
 
@@ -124,14 +124,15 @@ def validate(
 @corpus_app.command("fetch")
 def corpus_fetch(
     directory: Annotated[
-        Optional[Path], typer.Argument(metavar="[DIR]", help="target folder (default: data.corpus_dir)")
+        Optional[Path], typer.Argument(metavar="[DIR]", help="the corpus's folder (default: data.corpus_dir)")
     ] = None,
     params: ParamsOpt = Path("params.yaml"),
     base_url: Annotated[
         Optional[str], typer.Option(envvar="HEALTHNER_FETCH_BASE_URL", help="override fetch.base_url (a mirror)")
     ] = None,
 ) -> None:
-    """Download every enabled data.files entry, verified by sha256; files already valid are skipped."""
+    """Download the corpus, the lexicon and the unlabeled text (data.files, lexicon_files, unlabeled_files) into
+    their folders, verified by sha256; files already valid are skipped."""
     from healthner.corpus.fetch import FetchError, fetch_corpus
 
     try:
