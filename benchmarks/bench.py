@@ -25,6 +25,7 @@ import transformers
 from tqdm import tqdm
 
 from benchmarks.isolated import isolated, load_tagger, night_benchmark, tagging_run, training_run
+from benchmarks.stream_memory import stream_memory
 from healthner.config import BenchParams, Params
 from healthner.corpus.readers import read_sentences
 from healthner.model.metrics import score
@@ -393,7 +394,7 @@ def run_benchmarks(params: Params) -> dict:
     tagger = next(iter(taggers.values()))
     members = len(tagger.ensemble.predictors)
     nights = (bench.night_repeats or bench.repeats) * len(bench.night_shards) * 2
-    total = bench.repeats * (len(taggers) + 2 + 3 * members + 1 + len(params.encoders)) + nights
+    total = bench.repeats * (len(taggers) + 2 + 3 * members + 1 + len(params.encoders)) + nights + 1
     shipped = load_tagging(params.bench.model_dir, params.tag)  # as `healthner tag` on a large input (tag.workers)
     with tqdm(total=total, desc="bench", unit="run") as bar, closing_pool(shipped, own=True):
         tagging = tagging_benchmark(params, (shipped_name(shipped), shipped), taggers, texts, bar)
@@ -409,6 +410,9 @@ def run_benchmarks(params: Params) -> dict:
             bar.set_postfix_str("tagging memory")
             tag_memory.append(isolated(tagging_run, params, texts)["peak_rss_mb"])
             bar.update()
+        bar.set_postfix_str("healthner tag memory, 1x and more")
+        tag_stream = stream_memory(params, [s.text for s in sentences])
+        bar.update()
         training = training_benchmark(params, bar)
         raw_nights = night_benchmark(params, [s.text for s in sentences], bar)
     result = {
@@ -417,7 +421,8 @@ def run_benchmarks(params: Params) -> dict:
         "tagging": tagging, "profile": profile, "training": training,
         "memory": {"tagging_mb": spread(tag_memory),
                    "training_mb": {slot: t["peak_rss_mb"] for slot, t in training.items()},
-                   "night_mb": {str(n): spread(r["peak_rss_mb"]) for n, r in raw_nights.items()}},
+                   "night_mb": {str(n): spread(r["peak_rss_mb"]) for n, r in raw_nights.items()},
+                   "tag_stream": tag_stream},
         "night": night_figures(raw_nights, bench),
     }
     result["goals"] = goals(result, bench)

@@ -149,7 +149,17 @@ def memory(result: dict) -> list[str]:
     rows += [(f"a night, {shards} shard(s) (dag.test, all tasks in one process)", cell(fig))
              for shards, fig in mem["night_mb"].items()]
     return ["## Peak memory (RSS, MiB)", "", "Each a fresh process's own peak (getrusage ru_maxrss).", "",
-            *table(("process", "MiB: median (min – max)"), rows)]
+            *table(("process", "MiB: median (min – max)"), rows), "", *tag_stream(mem["tag_stream"])]
+
+
+def tag_stream(stream: dict) -> list[str]:
+    """`healthner tag`'s peak against its input size (benchmarks/stream_memory.py)."""
+    rows = [(size, f"{run['articles']:,}", f"{run['chars']:,}", f"{run['input_mb']:,.1f}", f"{run['peak_rss_mb']:,.0f}")
+            for size, run in stream["runs"].items()]
+    verdict = "flat" if stream["flat"] else "NOT flat"
+    return [f"`healthner tag` (one process) against its input size: the larger input's peak is {stream['ratio']:.2f}x "
+            f"the smaller's, {verdict} (within {stream['tolerance']:.0%}: input and output are streamed in chunks).", "",
+            *table(("input", "articles", "characters", "input MiB", "peak RSS MiB"), rows)]
 
 
 def night(result: dict) -> list[str]:

@@ -69,7 +69,7 @@ app = typer.Typer(
     pretty_exceptions_show_locals=False,  # locals may hold article text
 )
 ParamsOpt = Annotated[Path, typer.Option("--params", help="params file")]
-corpus_app = typer.Typer(no_args_is_help=True, help="The corpus files: fetch them from their pinned public sources.")
+corpus_app = typer.Typer(no_args_is_help=True, help="The data files: fetch them from their pinned public sources.")
 app.add_typer(corpus_app, name="corpus")
 
 
@@ -131,14 +131,15 @@ def validate(
 @corpus_app.command("fetch")
 def corpus_fetch(
     directory: Annotated[
-        Optional[Path], typer.Argument(metavar="[DIR]", help="target folder (default: data.corpus_dir)")
+        Optional[Path], typer.Argument(metavar="[DIR]", help="the corpus's folder (default: data.corpus_dir)")
     ] = None,
     params: ParamsOpt = Path("params.yaml"),
     base_url: Annotated[
         Optional[str], typer.Option(envvar="HEALTHNER_FETCH_BASE_URL", help="override fetch.base_url (a mirror)")
     ] = None,
 ) -> None:
-    """Download every enabled data.files entry, verified by sha256; files already valid are skipped."""
+    """Download the corpus, the lexicon and the unlabeled text (data.files, lexicon_files, unlabeled_files) into
+    their folders, verified by sha256; files already valid are skipped."""
     from healthner.corpus.fetch import FetchError, fetch_corpus
 
     try:
@@ -259,8 +260,17 @@ def ablate(
 
 @app.command()
 def tag(
-    input: Annotated[Path, typer.Option("--input", help="JSON lines or Parquet with article_id, text")],
-    output: Annotated[Path, typer.Option("--output", help="Parquet file, one row per entity")],
+    input: Annotated[
+        str, typer.Option("--input", help="a file, a folder, a glob or - (stdin): JSON lines, Parquet, or .txt articles")
+    ],
+    output: Annotated[Path, typer.Option("--output", help="the output file; rejects go to <stem>.rejects.parquet")],
+    format: Annotated[
+        Optional[str], typer.Option("--format", help="parquet | jsonl | conll | html | labelstudio (default: by suffix)")
+    ] = None,
+    min_score: Annotated[Optional[float], typer.Option("--min-score", help="only entities scored at least this")] = None,
+    types: Annotated[
+        Optional[list[str]], typer.Option("--types", help="only these types, e.g. DRUG,DISE (repeatable)")
+    ] = None,
     model: Annotated[
         Optional[Path], typer.Option("--model", help="shipped model folder (default: models/release, else models/ensemble)")
     ] = None,
@@ -268,13 +278,14 @@ def tag(
     device: Annotated[Optional[str], typer.Option(help="auto, cpu or cuda (default: tag.device)")] = None,
     runtime: Annotated[Optional[str], typer.Option(help="auto, torch or onnx (default: tag.runtime)")] = None,
 ) -> None:
-    """Tag articles; rejects go to a sibling `rejects` Parquet file with their reasons."""
-    from healthner.nightly.batch import tag_file
+    """Tag articles into one file; rejects go to a sibling `rejects` Parquet file with their reasons."""
+    from healthner.nightly.tag_files import EntityFilter, tag_files
 
     cfg = load_params(params)
     chosen = {key: value for key, value in (("device", device), ("runtime", runtime)) if value is not None}
     cfg = cfg.with_updates(tag=chosen) if chosen else cfg
-    typer.echo(tag_file(cfg, model or cfg.nightly.tagging_model(), input, output))
+    keep = EntityFilter.of(min_score, types)
+    typer.echo(tag_files(cfg, model or cfg.nightly.tagging_model(), input, output, format, keep))
 
 
 @app.command()
@@ -310,12 +321,16 @@ def sample_night(params: ParamsOpt = Path("params.yaml")) -> None:
 @app.command()
 def query(
     sql: Annotated[str, typer.Argument(help="SQL over the views entities, articles, rejects")],
+    format: Annotated[str, typer.Option("--format", help="table | csv | json | parquet")] = "table",
+    output: Annotated[Optional[Path], typer.Option("--output", help="write the result here (parquet needs it)")] = None,
     params: ParamsOpt = Path("params.yaml"),
 ) -> None:
     """Run SQL (DuckDB) over the warehouse's published Parquet tables."""
     from healthner.nightly.query import run_query
 
-    typer.echo(run_query(load_params(params).nightly.warehouse_dir, sql))
+    text = run_query(load_params(params).nightly.warehouse_dir, sql, format, output)
+    if text is not None:
+        typer.echo(text, nl=not text.endswith("\n"))
 
 
 if __name__ == "__main__":

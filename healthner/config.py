@@ -349,6 +349,9 @@ class BenchParams(_Section):
     goal_night_articles: Count = 10_000  # a night is projected to this many articles
     goal_night_seconds: float = Field(600.0, gt=0.0)
     profile_rows: Count = 10  # cProfile rows (by own time) shown for stack tagging
+    stream_chars: Count = 300_000  # `healthner tag`'s peak memory: articles of this many characters...
+    stream_factor: Annotated[int, Field(strict=True, ge=2)] = 10  # ...and this many times as many
+    stream_tolerance: float = Field(0.2, ge=0.0)  # flat: the larger run's peak within this share of the smaller's
     report: Path = Path("BENCHMARKS.md")
     json_report: Path = Path("reports/bench.json")
 

@@ -14,8 +14,9 @@ export HEALTHNER_PARAMS="$PWD/params.yaml"
 git rev-parse --git-dir >/dev/null 2>&1 || { echo "dvc repro needs a git repository: run from a clone" >&2; exit 1; }
 
 echo "== 1/3 dvc repro evaluate (then make release retrains what ships on every labeled sentence)"
-# the corpus (params.yaml data.files): fetched from its pinned sources, verified, when missing or damaged;
-# a folder already holding every file, valid, is only checked (no network, nothing written)
+# the corpus, the lexicon and the unlabeled text (params.yaml data.files, lexicon_files, unlabeled_files): fetched
+# from their pinned sources, verified, when missing or damaged; folders already holding every file, valid, are only
+# checked (no network, nothing written)
 healthner corpus fetch
 dvc repro evaluate
 dvc metrics show reports/metrics.json > reports/metrics_show.txt   # every model x split x type: wide

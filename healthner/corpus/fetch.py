@@ -1,14 +1,21 @@
-"""`healthner corpus fetch`: download the corpus files from their commit-pinned public sources.
+"""`healthner corpus fetch`: download every file the pipeline reads from disk, from commit-pinned sources.
 
-Every enabled `data.files` entry names its `source` (a path under `fetch.base_url`) and the sha256
-of the published file. A file is streamed into a hidden temporary file beside its target, hashed
+Three folders are filled: the corpus (`data.files` into `data.corpus_dir`), the lexicon
+(`data.lexicon_files` into `data.lexicon_dir`) and the unlabeled text (`data.unlabeled_files` into
+`data.unlabeled_dir`), so a clean machine needs nothing but this command. Every enabled entry names
+its `source` (a path under `fetch.base_url`) and the sha256 of the published file. A file is streamed into a hidden temporary file beside its target, hashed
 on the way, and renamed into place only when it is complete and its checksum matches, so a failed
 or cut-off download never leaves a file that the pipeline would read. Files already present with
 the right checksum are skipped, so a re-run only fetches what is missing or wrong.
 
 Files without a pinned sha256 (optional extra sources that could not be downloaded when the pins
 were made) rely on their commit-pinned URL; their sha256 is recorded on first fetch in
-`fetch.lock_name` beside the corpus and checked from then on.
+`fetch.lock_name` beside them and checked from then on. What is recorded must look like data: a body
+under `fetch.min_bytes` or an HTML page (a portal's login or error page served with 200) is refused.
+
+A hostile or broken server cannot hold the fetch or fill the disk: each file has an overall
+deadline (`fetch.deadline_s`, however slowly the bytes arrive) and a size cap (`fetch.max_bytes`,
+announced or received), and a disk error names the path it hit.
 """
 
 from __future__ import annotations
@@ -17,6 +24,7 @@ import hashlib
 import json
 import os
 import tempfile
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -25,13 +33,15 @@ from typing import IO
 from urllib.parse import urlsplit
 
 import requests
+import urllib3
 from tqdm import tqdm
 
-from healthner.config import CorpusFile, FetchParams, Params
+from healthner.config import FetchParams, Params, PinnedFile
 from healthner.errors import HealthnerError
 
 BASE_URL_ENV = "HEALTHNER_FETCH_BASE_URL"  # overrides fetch.base_url (tests, mirrors)
 FILE_MODE = 0o644  # temporary files are created 0600; the corpus is meant to be readable by all
+HTML_STARTS = (b"<!doctype html", b"<html", b"<head", b"<body", b"<?xml")  # what a data file never starts with
 
 
 class FetchError(HealthnerError):
@@ -46,27 +56,53 @@ class Source:
 
 
 @dataclass
-class FetchReport:
+class FolderReport:
+    what: str  # corpus, lexicon, unlabeled
     directory: Path
     fetched: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
     recorded: dict[str, str] = field(default_factory=dict)  # name -> sha256 recorded on first fetch
 
+    def line(self) -> str:
+        return f"{self.what} in {self.directory}: {len(self.fetched)} fetched, {len(self.skipped)} already present and valid"
+
+
+@dataclass
+class FetchReport:
+    folders: list[FolderReport] = field(default_factory=list)
+
+    def folder(self, what: str) -> FolderReport:
+        return next(f for f in self.folders if f.what == what)
+
+    @property
+    def directory(self) -> Path:
+        return self.folder("corpus").directory
+
+    @property
+    def fetched(self) -> list[str]:
+        return [name for f in self.folders for name in f.fetched]
+
+    @property
+    def skipped(self) -> list[str]:
+        return [name for f in self.folders for name in f.skipped]
+
+    @property
+    def recorded(self) -> dict[str, str]:
+        return {name: digest for f in self.folders for name, digest in f.recorded.items()}
+
     def summary(self) -> str:
-        lines = [
-            f"corpus in {self.directory}: {len(self.fetched)} fetched, {len(self.skipped)} already present and valid"
-        ]
+        lines = [f.line() for f in self.folders if f.fetched or f.skipped or f.what == "corpus"]
         lines += [f"{name}: sha256 {digest} recorded on first fetch" for name, digest in self.recorded.items()]
         return "\n".join(lines)
 
 
-def sources(params: Params, base_url: str | None = None) -> list[Source]:
-    """The enabled corpus files with their full URLs; `base_url` overrides fetch.base_url."""
+def sources(params: Params, base_url: str | None = None, entries: list[PinnedFile] | None = None) -> list[Source]:
+    """The enabled files (default: the corpus's) with their full URLs; `base_url` overrides fetch.base_url."""
     base = (base_url or params.fetch.base_url).rstrip("/")
-    return [_source(entry, base) for entry in params.data.enabled_files]
+    return [_source(entry, base) for entry in (params.data.enabled_files if entries is None else entries)]
 
 
-def _source(entry: CorpusFile, base: str) -> Source:
+def _source(entry: PinnedFile, base: str) -> Source:
     if entry.source is None:
         raise FetchError(f"{entry.name}: no `source` in params.yaml data.files, so it cannot be fetched")
     return Source(entry.name, f"{base}/{entry.source.lstrip('/')}", entry.sha256)
@@ -100,31 +136,43 @@ def write_lock(path: Path, recorded: dict[str, str]) -> None:
 def fetch_corpus(
     params: Params, directory: Path | None = None, base_url: str | None = None, progress: bool | None = None
 ) -> FetchReport:
-    """Fetch every enabled corpus file into `directory` (default data.corpus_dir), verified.
+    """Fetch every enabled file of the corpus, lexicon and unlabeled folders, verified.
 
-    `base_url` defaults to $HEALTHNER_FETCH_BASE_URL, then fetch.base_url. `progress`: a tqdm bar
-    per download (None: only on a terminal). Stops at the first file that cannot be fetched; the
-    files fetched before it stay (they are complete and verified), so a re-run resumes.
+    `directory` replaces data.corpus_dir (the other folders stay as configured). `base_url` defaults
+    to $HEALTHNER_FETCH_BASE_URL, then fetch.base_url. `progress`: a tqdm bar per download (None:
+    only on a terminal). Stops at the first file that cannot be fetched; the files fetched before it
+    stay (they are complete and verified), so a re-run resumes.
     """
-    cfg = params.fetch
-    directory = Path(directory) if directory is not None else params.data.corpus_dir
-    report = FetchReport(directory)
-    lock_path = directory / cfg.lock_name
-    lock = read_lock(lock_path)
-    todo = sources(params, base_url or os.environ.get(BASE_URL_ENV))
+    base = base_url or os.environ.get(BASE_URL_ENV)
+    report = FetchReport()
     with requests.Session() as session:
-        for source in todo:
-            expected = source.sha256 or lock.get(source.name)
-            target = directory / source.name
-            if expected is not None and target.is_file() and sha256_of(target, cfg.chunk_bytes) == expected:
-                report.skipped.append(source.name)
-                continue
-            _make_folder(directory, source.name)
-            digest = download(session, source, target, expected, cfg, progress)
-            report.fetched.append(source.name)
-            if source.sha256 is None and lock.get(source.name) != digest:
-                lock[source.name] = report.recorded[source.name] = digest
-                write_lock(lock_path, lock)
+        for what, folder, entries in params.data.fetched_folders():
+            folder = Path(directory) if what == "corpus" and directory is not None else folder
+            todo = sources(params, base, entries)
+            report.folders.append(fetch_folder(session, params.fetch, what, folder, todo, progress))
+    return report
+
+
+def fetch_folder(
+    session: requests.Session, cfg: FetchParams, what: str, directory: Path, todo: list[Source], progress: bool | None
+) -> FolderReport:
+    """Fetch `todo` into `directory`: files already there with the right sha256 are skipped; the
+    sha256 of unpinned files is recorded in the folder's lock file on their first fetch."""
+    report = FolderReport(what, directory)
+    lock_path = directory / cfg.lock_name
+    lock = read_lock(lock_path) if todo else {}
+    for source in todo:
+        expected = source.sha256 or lock.get(source.name)
+        target = directory / source.name
+        if expected is not None and target.is_file() and sha256_of(target, cfg.chunk_bytes) == expected:
+            report.skipped.append(source.name)
+            continue
+        _make_folder(directory, source.name)
+        digest = download(session, source, target, expected, cfg, progress)
+        report.fetched.append(source.name)
+        if source.sha256 is None and lock.get(source.name) != digest:
+            lock[source.name] = report.recorded[source.name] = digest
+            write_lock(lock_path, lock)
     return report
 
 
@@ -145,19 +193,29 @@ def download(
 ) -> str:
     """Stream `source` into `target` atomically and return its sha256.
 
-    Nothing is written at `target` unless every byte the server announced arrived and, when
-    `expected` is given, the sha256 matches it; the temporary file is removed on any failure.
+    Nothing is written at `target` unless every byte the server announced arrived within
+    fetch.deadline_s and fetch.max_bytes and, when `expected` is given, the sha256 matches it (when
+    it is not, the body must look like data: see `_check_looks_like_data`); the temporary file is
+    removed on any failure.
     """
+    deadline = time.monotonic() + cfg.deadline_s
     with _temporary_beside(target) as (fh, tmp), _get(session, source, cfg) as response:
         announced = _content_length(response)
+        if announced is not None and announced > cfg.max_bytes:
+            raise FetchError(f"{source.name}: the server announces {announced} bytes, over fetch.max_bytes "
+                             f"({cfg.max_bytes}); nothing written")
         digest = hashlib.sha256()
         received = 0
+        head = b""
         bar = tqdm(total=announced, unit="B", unit_scale=True, desc=source.name, disable=_quiet(progress))
         with bar:
-            for chunk in _chunks(response, source, cfg):
-                fh.write(chunk)
-                digest.update(chunk)
+            for chunk in _chunks(response, source, cfg, deadline):
                 received += len(chunk)
+                if received > cfg.max_bytes:
+                    raise FetchError(f"{source.name}: more than fetch.max_bytes ({cfg.max_bytes}) bytes; nothing written")
+                _write(fh, chunk, tmp)
+                digest.update(chunk)
+                head = head if len(head) >= cfg.chunk_bytes else head + chunk[: cfg.chunk_bytes]
                 bar.update(len(chunk))
         if announced is not None and received != announced:
             raise FetchError(f"{source.name}: transfer cut off after {received} of {announced} bytes; nothing written")
@@ -166,8 +224,32 @@ def download(
             raise FetchError(
                 f"{source.name}: sha256 {got} is not the expected {expected} ({source.url}); nothing written"
             )
+        if expected is None:
+            _check_looks_like_data(source, response, head, received, cfg)
         _commit(fh, tmp, target)
     return got
+
+
+def _check_looks_like_data(
+    source: Source, response: requests.Response, head: bytes, size: int, cfg: FetchParams
+) -> None:
+    """An unpinned file is recorded as it arrives, so it must at least look like a data file: not
+    under fetch.min_bytes, and not an HTML page (by Content-Type or by its first bytes)."""
+    if size < cfg.min_bytes:
+        raise FetchError(f"{source.name}: only {size} bytes (under fetch.min_bytes {cfg.min_bytes}): not the data "
+                         f"file ({source.url}); nothing written or recorded")
+    kind = response.headers.get("Content-Type", "").split(";")[0].strip().lower()
+    if kind in {"text/html", "application/xhtml+xml"} or head.lstrip().lower().startswith(HTML_STARTS):
+        raise FetchError(f"{source.name}: the server sent an HTML page, not the data file ({source.url}); "
+                         "nothing written or recorded")
+
+
+def _write(fh: IO[bytes], chunk: bytes, tmp: Path) -> None:
+    """Append `chunk`; a full or failing disk is a FetchError naming the file."""
+    try:
+        fh.write(chunk)
+    except OSError as error:
+        raise FetchError(f"cannot write {tmp}: {error.strerror or error}; nothing written") from None
 
 
 def _quiet(progress: bool | None) -> bool | None:
@@ -203,12 +285,22 @@ def _content_length(response: requests.Response) -> int | None:
     return int(length)
 
 
-def _chunks(response: requests.Response, source: Source, cfg: FetchParams) -> Iterator[bytes]:
-    """The body in chunks; a connection dropped mid-body becomes a one-line FetchError."""
-    try:
-        yield from response.iter_content(chunk_size=cfg.chunk_bytes)
-    except requests.RequestException as error:
-        raise FetchError(f"{source.name}: transfer cut off ({type(error).__name__}); nothing written") from None
+def _chunks(response: requests.Response, source: Source, cfg: FetchParams, deadline: float) -> Iterator[bytes]:
+    """The body as it arrives (each read returns what one socket read gave, up to chunk_bytes, so a
+    trickling server is seen between reads); past `deadline`, or a connection dropped mid-body, is a
+    one-line FetchError."""
+    raw = response.raw
+    while True:
+        try:
+            chunk = raw.read1(cfg.chunk_bytes, decode_content=True)
+        except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as error:
+            raise FetchError(f"{source.name}: transfer cut off ({type(error).__name__}); nothing written") from None
+        if not chunk:
+            return
+        yield chunk
+        if time.monotonic() > deadline:
+            raise FetchError(f"{source.name}: not complete within fetch.deadline_s ({cfg.deadline_s:g} s); "
+                             "nothing written")
 
 
 @contextmanager
@@ -231,7 +323,10 @@ def _temporary_beside(target: Path) -> Iterator[tuple[IO[bytes], Path]]:
 
 def _commit(fh: IO[bytes], tmp: Path, target: Path) -> None:
     """Flush `tmp` to disk and rename it over `target` in one step (readers see old or new, never half)."""
-    fh.flush()
-    os.fsync(fh.fileno())
-    os.chmod(tmp, FILE_MODE)
-    os.replace(tmp, target)
+    try:
+        fh.flush()
+        os.fsync(fh.fileno())
+        os.chmod(tmp, FILE_MODE)
+        os.replace(tmp, target)
+    except OSError as error:
+        raise FetchError(f"cannot write {target}: {error.strerror or error}; nothing written") from None

@@ -1,9 +1,9 @@
-"""Batch tagging: a day's inbox staged into shards, shards tagged into Parquet parts, a file tagged.
+"""Batch tagging: a day's inbox staged into shards, shards tagged into Parquet parts.
 
 The nightly DAG calls, in order: `day_files` -> `stage_day` (read + rejects + shards) ->
 `tag_shard` per shard (mapped) -> `checks.check_version` -> `publish.publish_day` (nightly/night.py
 holds the DAG's task bodies).
-`tag_file` is the same tagging for one file from the CLI.
+The CLI's `healthner tag` of files is nightly/tag_files.py.
 """
 
 from __future__ import annotations
@@ -11,9 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import math
-import os
 import time
-import uuid
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -21,22 +19,19 @@ from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
-from tqdm import tqdm
 
 from healthner.config import NightlyParams, Params, TagParams
 from healthner.corpus.labels import ENTITY_TYPES
-from healthner.errors import InputFormatError
 from healthner.nightly.inbox import (
     Article,
     InboxRead,
     Reject,
-    check_record,
     day_files,
     read_inbox,
     read_inbox_file,
-    read_inbox_lines,
 )
-from healthner.nightly.pool import TaggerPool, closing_pool, load_tagging, worker_params
+from healthner.nightly.outputs import entity_rows
+from healthner.nightly.pool import worker_params
 from healthner.nightly.tagger import Entity, Tagger
 from healthner.nightly.warehouse import (
     ARTICLE_META,
@@ -56,7 +51,7 @@ from healthner.nightly.warehouse import (
     write_part,
 )
 
-__all__ = ["build_sample_inbox", "day_files", "read_inbox_file", "stage_day", "tag_file", "tag_shard"]
+__all__ = ["build_sample_inbox", "day_files", "read_inbox_file", "stage_day", "tag_shard"]
 
 SHARD_SCHEMA = pa.schema(
     [("article_id", pa.string()), ("text", pa.string()), ("location", pa.string())]
@@ -64,7 +59,6 @@ SHARD_SCHEMA = pa.schema(
 )
 SAMPLE_FILE = "articles-000.jsonl"
 SAMPLE_JOIN = "\n"  # sentences of a sample article, one a line: the tagger cuts at newlines
-RUN_KEY = b"healthner.run"  # Parquet metadata: the same value in a tag run's entities and rejects files
 
 log = logging.getLogger(__name__)
 
@@ -147,14 +141,6 @@ def stage_day(params: Params, dt: str, files: Sequence[str]) -> list[str]:
 # --- tagging --------------------------------------------------------------------------------------
 
 
-def entity_rows(article_id: str, entities: Sequence[Entity], model_version: str) -> list[dict]:
-    return [
-        {"article_id": article_id, "type": e.type, "text": e.text, "start": e.start, "end": e.end,
-         "score": e.score, "model_version": model_version}
-        for e in entities
-    ]
-
-
 def article_row(article: Article, entities: Sequence[Entity], model_version: str) -> dict:
     counts = {column: 0 for column in TYPE_COUNT_COLUMNS}
     for entity in entities:
@@ -235,97 +221,6 @@ def tag_shard(params: Params, shard_path: str, tagger: Tagger | None = None) -> 
     result = write_tagged(shard_path, tagged(), tagger.model_version)
     log.info("tag %s: %d entities in %.1f s", shard_path, result.entities, time.perf_counter() - started)
     return result
-
-
-# --- one file from the CLI ------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class TagFileSummary:
-    read: int
-    tagged: int
-    rejected: int
-    entities: int
-    model_version: str
-    output: str
-    rejects: str
-
-    def __str__(self) -> str:
-        return (f"read {self.read}: tagged {self.tagged}, rejected {self.rejected}; {self.entities} entities "
-                f"(model {self.model_version}) -> {self.output}; rejects -> {self.rejects}")
-
-
-def read_input(path: Path, max_chars: int, max_id_chars: int = NightlyParams().max_article_id_chars) -> InboxRead:
-    """A JSON-lines file (any name), or a Parquet table with article_id and text (row n = location name:n)."""
-    path = Path(path)
-    if not path.is_file():
-        raise InputFormatError(f"{path}: input file not found")
-    if path.suffix.lower() != ".parquet":
-        return read_inbox_lines(path.read_bytes(), path.name, max_chars, None, max_id_chars)
-    try:
-        rows = pq.read_table(path).to_pylist()
-    except (OSError, pa.ArrowException) as exc:
-        raise InputFormatError(f"{path}: not a readable Parquet table: {exc}") from exc
-    result, accepted = InboxRead([], [], len(rows)), set()
-    for number, row in enumerate(rows, start=1):
-        outcome = check_record(row, f"{path.name}:{number}", max_chars, accepted, max_id_chars)
-        (result.rejects if isinstance(outcome, Reject) else result.articles).append(outcome)
-    return result
-
-
-def rejects_path(output: Path) -> Path:
-    return output.with_name(f"{output.stem}.rejects.parquet")
-
-
-def tag_articles(tagger: Tagger | TaggerPool, articles: Sequence[Article], chunk_articles: int) -> list[dict]:
-    """Entity rows of every article, `chunk_articles` at a time, with a progress bar on a terminal."""
-    rows: list[dict] = []
-    with tqdm(total=len(articles), desc="tag", unit="article", disable=None) as bar:
-        for chunk in chunks(articles, chunk_articles):
-            for article, found in zip(chunk, tagger.tag([a.text for a in chunk]), strict=True):
-                rows += entity_rows(article.article_id, found, tagger.model_version)
-            bar.update(len(chunk))
-    return rows
-
-
-def write_together(tables: dict[Path, pa.Table]) -> None:
-    """Write every table to a temporary name beside its target, then rename them all into place;
-    on any failure before the renames, remove the temporaries and leave the old files as they were.
-    Each file carries the same run id (RUN_KEY) in its metadata, so a reader can tell a matched pair."""
-    run = uuid.uuid4().hex.encode()
-    temporary = {target: target.with_name(f".{target.name}.{run.decode()[:12]}.tmp") for target in tables}
-    try:
-        for target, table in tables.items():
-            target.parent.mkdir(parents=True, exist_ok=True)
-            metadata = {**(table.schema.metadata or {}), RUN_KEY: run}
-            pq.write_table(table.replace_schema_metadata(metadata), temporary[target])
-    except BaseException:
-        for path in temporary.values():
-            path.unlink(missing_ok=True)
-        raise
-    for target, path in temporary.items():
-        os.replace(path, target)
-
-
-def tag_file(
-    params: Params, model_dir: Path, input: Path, output: Path, tagger: Tagger | TaggerPool | None = None
-) -> TagFileSummary:
-    """Tag one file: one row per entity to `output`, rejects (with reasons) to `<stem>.rejects.parquet`.
-    Both files are replaced together at the end (write_together), or neither is. Without a `tagger`,
-    a large input is tagged by a pool of processes (tag.workers)."""
-    nightly = params.nightly
-    read = read_input(Path(input), nightly.max_article_chars, nightly.max_article_id_chars)
-    log.info("tag %s: %d line(s) read, %d article(s), %d reject(s)", input, read.lines_read, len(read.articles),
-             len(read.rejects))
-    chars = sum(len(a.text) for a in read.articles)
-    with closing_pool(tagger or load_tagging(model_dir, params.tag, chars), own=tagger is None) as used:
-        rows = tag_articles(used, read.articles, nightly.chunk_articles)
-        model_version = used.model_version
-    output = Path(output)
-    write_together({output: pa.Table.from_pylist(rows, schema=ENTITIES_SCHEMA),
-                    rejects_path(output): rejects_table(read.rejects)})
-    return TagFileSummary(read.lines_read, len(read.articles), len(read.rejects), len(rows),
-                          model_version, str(output), str(rejects_path(output)))
 
 
 # --- a sample night -------------------------------------------------------------------------------

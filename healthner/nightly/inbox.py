@@ -186,11 +186,17 @@ def read_inbox_lines(
         if not line.strip():
             continue
         result.lines_read += 1
-        location = f"{name}:{number}"
-        parsed = _parse_line(line, location, max_id_chars)
-        outcome = parsed if isinstance(parsed, Reject) else check_record(parsed, location, max_chars, accepted, max_id_chars)
+        outcome = line_outcome(line, f"{name}:{number}", max_chars, accepted, max_id_chars)
         (result.rejects if isinstance(outcome, Reject) else result.articles).append(outcome)
     return result
+
+
+def line_outcome(
+    line: bytes, location: str, max_chars: int, accepted: set[str], max_id_chars: int = MAX_ID_CHARS
+) -> Article | Reject:
+    """One non-blank JSON line (without its line ending) -> an Article, or a Reject with its reason."""
+    parsed = _parse_line(line, location, max_id_chars)
+    return parsed if isinstance(parsed, Reject) else check_record(parsed, location, max_chars, accepted, max_id_chars)
 
 
 def whole_file_reject(name: str, reason: str, detail: str) -> InboxRead:

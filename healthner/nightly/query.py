@@ -3,16 +3,30 @@
 The views list the files each day's pointer names when the connection is made, so one connection
 sees one version of every day, whatever is being published meanwhile. File paths are handed to
 DuckDB as values, never pasted into SQL.
+
+A result is printed as DuckDB's table (`table`, truncated for a terminal), or written whole as
+`csv`, `json` (an array of row objects) or `parquet`, to stdout or to a file (replaced in one
+rename, so a reader never sees half of it).
 """
 
 from __future__ import annotations
 
+import io
+import json
+import os
+import uuid
+from pathlib import Path
+
 import duckdb
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
 
 from healthner.errors import HealthnerError
 from healthner.nightly.warehouse import DATASETS, POINTERS_DIR, current_files
 
 TABLES = DATASETS
+QUERY_FORMATS = ("table", "csv", "json", "parquet")
 
 
 class EmptyWarehouse(HealthnerError):
@@ -35,10 +49,50 @@ def connect(warehouse: str) -> duckdb.DuckDBPyConnection:
     return con
 
 
-def run_query(warehouse: str, sql: str) -> str:
-    """The result of `sql` as a printable table."""
+def run_query(warehouse: str, sql: str, format: str = "table", output: Path | None = None) -> str:
+    """The result of `sql` in `format`: the text itself, or with `output` a line saying where it went."""
+    if format not in QUERY_FORMATS:
+        raise QueryFailed(f"--format {format}: one of {', '.join(QUERY_FORMATS)}")
+    if format == "parquet" and output is None:
+        raise QueryFailed("--format parquet writes a file: give --output FILE")
     con = connect(warehouse)
     try:
-        return str(con.sql(sql))
+        relation = con.sql(sql)
+        if format == "table":
+            data: str | bytes = "" if relation is None else str(relation)
+            rows = None
+        else:
+            table = relation.arrow() if relation is not None else pa.table({})
+            table = table.read_all() if isinstance(table, pa.RecordBatchReader) else table
+            data, rows = encoded(table, format), table.num_rows
     except duckdb.Error as exc:
         raise QueryFailed(f"query failed: {exc}") from exc
+    if output is None:
+        return data
+    write_replacing(Path(output), data if isinstance(data, bytes) else data.encode("utf-8"))
+    return f"table -> {output}" if rows is None else f"{rows} row(s) -> {output}"
+
+
+def encoded(table: pa.Table, format: str) -> str | bytes:
+    """`table` as CSV (header first) or JSON text, or Parquet bytes."""
+    if format == "json":
+        return json.dumps(table.to_pylist(), ensure_ascii=False, default=str, indent=1) + "\n"
+    sink = io.BytesIO()
+    if format == "csv":
+        pacsv.write_csv(table, sink)
+        return sink.getvalue().decode("utf-8")
+    pq.write_table(table, sink)
+    return sink.getvalue()
+
+
+def write_replacing(path: Path, data: bytes) -> None:
+    """`data` into `path` through a temporary beside it and one rename; a failure names the path."""
+    temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}.tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        temporary.write_bytes(data)
+        os.replace(temporary, path)
+    except OSError as exc:
+        raise QueryFailed(f"{path}: cannot write ({exc.strerror or exc})") from None
+    finally:
+        temporary.unlink(missing_ok=True)

@@ -16,7 +16,7 @@ from healthner.corpus.readers import read_sentences
 
 pytestmark = pytest.mark.slow
 TINY_BENCH = {"repeats": 1, "throughput_chars": 300, "train_steps": 1, "train_warmup_steps": 0,
-              "night_articles": 6, "article_chars": 100, "night_shards": [1, 2]}
+              "night_articles": 6, "article_chars": 100, "night_shards": [1, 2], "stream_chars": 300, "stream_factor": 2}
 MACHINE_FACTS = ("cpu", "cores", "torch_threads", "torch", "gpu", "onnxruntime", "cpu_runs_bfloat16")
 
 
@@ -67,6 +67,9 @@ def test_every_figure_is_min_median_max_over_the_repeats(bench: dict) -> None:
     assert round(dev_f1["onnx float32"], 3) == round(dev_f1["torch float32"], 3)  # the speed path keeps F1
     assert set(result["training"]) == {"bert", "roberta", "electra", "albert"}
     assert set(result["night"]) == {"1", "2"} and result["memory"]["tagging_mb"]["median"] > 0
+    stream = result["memory"]["tag_stream"]  # healthner tag's peak at 1x and 2x the input
+    assert stream["runs"]["2x"]["chars"] == 2 * stream["runs"]["1x"]["chars"] and stream["ratio"] > 0
+    assert "against its input size" in bench["params"].bench.report.read_text(encoding="utf-8")
     assert all(r > 0 for r in result["tagging"]["stack_vs_naive"][configured].values()) and "met" in result["goals"]["speedup"]
     assert result["tagging"]["stack_vs_naive_members"][configured] > 0
     assert result["tagging"]["floor_vs_naive"] > 0 and "stack forward passes" in rows

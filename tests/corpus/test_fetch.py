@@ -73,7 +73,8 @@ def server(site: Path) -> Iterator[str]:
 
 @pytest.fixture
 def params(server: str) -> Params:
-    return PARAMS.with_updates(fetch={"base_url": server})
+    """The corpus alone: the lexicon and unlabeled folders are the clean-machine test's."""
+    return PARAMS.with_updates(fetch={"base_url": server}, data={"lexicon_files": [], "unlabeled_files": []})
 
 
 def _with_files(params: Params, *entries: dict) -> Params:
@@ -200,7 +201,9 @@ def test_cli_server_down_exits_1_with_one_line(tmp_path: Path) -> None:
 
 def test_cli_fetches_then_skips(params: Params, server: str, tmp_path: Path) -> None:
     target = tmp_path / "corpus"
-    command = ["corpus", "fetch", str(target), "--params", str(REPO / "params.yaml"), "--base-url", server]
+    params_file = tmp_path / "params.yaml"
+    params_file.write_text(yaml.safe_dump(params.model_dump(mode="json", by_alias=True), allow_unicode=True))
+    command = ["corpus", "fetch", str(target), "--params", str(params_file), "--base-url", server]
     first = CliRunner().invoke(app, command)
     assert first.exit_code == 0, first.output
     assert first.stdout == f"corpus in {target}: 4 fetched, 0 already present and valid\n"

@@ -8,7 +8,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 
 from healthner.corpus.readers import read_conll
-from healthner.nightly.batch import assign_shards, read_day, read_input, sample_articles
+from healthner.nightly.batch import assign_shards, read_day, sample_articles
 from healthner.nightly.inbox import (
     DUPLICATE_ID,
     EMPTY_TEXT,
@@ -20,6 +20,7 @@ from healthner.nightly.inbox import (
     day_files,
     read_inbox_file,
 )
+from healthner.nightly.inputs import read_input
 
 REPO = Path(__file__).resolve().parents[2]
 WA = REPO.parent / "shared" / "data" / "rocling2023_multiner_WA.txt"

@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 
 from healthner.config import load_params
-from healthner.nightly.batch import stage_day, tag_articles, tag_shard
+from healthner.nightly.batch import stage_day, tag_shard
 from healthner.nightly.inbox import day_files, read_inbox_file
+from healthner.nightly.tag_files import tag_chunks
 from healthner.nightly.tagger import Tagger
 
 REPO = Path(__file__).resolve().parents[2]
@@ -42,5 +43,5 @@ def test_no_progress_bar_when_not_on_a_terminal(random_ensemble: Path, tmp_path:
     path = tmp_path / "a.jsonl"
     path.write_text(json.dumps({"article_id": "a", "text": "頭痛"}) + "\n", encoding="utf-8")
     articles, _ = read_inbox_file(str(path))
-    tag_articles(Tagger.load(random_ensemble), articles, 1)
+    list(tag_chunks(Tagger.load(random_ensemble), [articles]))
     assert "article/s" not in capsys.readouterr().err and "it/s" not in capsys.readouterr().err

@@ -9,7 +9,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from healthner.config import TagParams, load_params
-from healthner.nightly.batch import tag_file
+from healthner.nightly.tag_files import tag_files
 from healthner.nightly.pool import TaggerPool, balanced_groups, load_tagging, tagging_processes, usable_cores
 from healthner.nightly.tagger import Tagger
 
@@ -62,7 +62,7 @@ def test_tag_file_on_a_pool_writes_the_rows_one_process_writes(random_ensemble: 
     tables = {}
     for workers in (1, 2):
         params = base.with_updates(tag={"workers": workers, "pool_min_chars": 1, "device": "cpu"})
-        summary = tag_file(params, random_ensemble, source, tmp_path / f"out{workers}.parquet")
+        summary = tag_files(params, random_ensemble, source, tmp_path / f"out{workers}.parquet")
         tables[workers] = pq.read_table(summary.output).to_pylist()
     assert tables[1] and [{k: r[k] for k in ("article_id", "type", "start", "end")} for r in tables[2]] == \
         [{k: r[k] for k in ("article_id", "type", "start", "end")} for r in tables[1]]

@@ -1,4 +1,4 @@
-"""Property test of the whole tag path (issue 17): random Unicode through `tag_file` with a real
+"""Property test of the whole tag path (issue 17): random Unicode through `tag_files` with a real
 (tiny, random-weight) ensemble. No crash; every line tagged or rejected with a known reason; counts
 reconcile; every entity's text is article[start:end] and has clean edges."""
 
@@ -15,8 +15,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from healthner.config import load_params
-from healthner.nightly.batch import read_input, rejects_path, tag_file
 from healthner.nightly.inbox import REASONS, UTF8_BOM
+from healthner.nightly.inputs import read_input
+from healthner.nightly.tag_files import rejects_path, tag_files
 from healthner.nightly.tagger import EDGE_CATEGORIES, Tagger
 
 REPO = Path(__file__).resolve().parents[2]
@@ -58,7 +59,7 @@ def test_tag_path_on_random_unicode(raw: bytes, tagger: Tagger, random_ensemble:
     with tempfile.TemporaryDirectory() as folder:
         source, output = Path(folder) / "in.jsonl", Path(folder) / "entities.parquet"
         source.write_bytes(raw)
-        summary = tag_file(params, random_ensemble, source, output, tagger=tagger)
+        summary = tag_files(params, random_ensemble, source, output, tagger=tagger)
         entities = pq.read_table(output).to_pylist()
         rejects = pq.read_table(rejects_path(output)).to_pylist()
         read = read_input(source, MAX_CHARS)
