@@ -113,7 +113,7 @@ class Windows:
 
     def collate_targets(self, index: list[int], length: int) -> torch.Tensor:
         """The windows' soft targets, padded with zero rows (padding adds nothing to the KL) to `length`."""
-        return pad_features([self.targets[i] for i in index], length).float()
+        return pad_features([self.targets[i] for i in index], length)
 
 
 def bucketed_batches(lengths: list[int], batch_size: int, rng: np.random.Generator) -> list[list[int]]:
@@ -180,11 +180,10 @@ class _Trainer:
         self.features = feature_spec(params.model)
         self.featurizer = training_featurizer(params)
         self.train_windows = Windows.read(prepared / slot / "train.parquet", self.featurizer, held_out)
-        self.student = params.student
-        self.silver = None
+        self.student, self.silver = params.student, None
         if silver is not None and len(silver):
-            windows = silver.windows(self.vocab, params.prepare.window_chars, params.prepare.window_overlap)
-            self.silver = Windows.from_silver(windows, self.featurizer)
+            cut = silver.windows(self.vocab, params.prepare.window_chars, params.prepare.window_overlap)
+            self.silver = Windows.from_silver(cut, self.featurizer)
         self.dev = read_sentences(prepared / "dev.parquet")
         self.dev_chars = [s.chars for s in self.dev]  # one list, so its features are computed once, not per epoch
         self.model = build_model(params, slot, self.vocab).to(self.device)
