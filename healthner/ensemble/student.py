@@ -42,7 +42,8 @@ class StudentReport:
     model_version: str
 
     def __str__(self) -> str:
-        return (f"student: dev F1 {self.mean_dev_f1:.4f} (mean of {len(self.seeds)} seeds, {self.silver['sentences']:,} "
+        seeds = f"mean of {len(self.seeds)} seeds" if len(self.seeds) > 1 else "1 seed"
+        return (f"student: dev F1 {self.mean_dev_f1:.4f} ({seeds}, {self.silver['sentences']:,} "
                 f"silver sentences); ships {self.chosen['kind']} of {', '.join(self.chosen['members'])} "
                 f"({self.chosen['reason']}) -> {self.shipped_dir} (model_version {self.model_version})")
 
