@@ -11,7 +11,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: venv run test e2e bench ablate repro release lint clean
+.PHONY: venv run test e2e bench ablate repro release student lint clean
 
 $(VENV)/.installed: requirements.lock pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -48,6 +48,10 @@ repro: venv
 ## the production model: what ships, retrained on every labeled sentence (after make run)
 release: venv
 	$(BIN)/dvc repro release
+
+## teacher and student (after make run): unlabeled -> teach -> student; the rule's choice in models/shipped (docs/student.md)
+student: venv
+	$(BIN)/dvc repro student
 
 clean:
 	rm -rf data models reports dvclive .airflow
