@@ -11,7 +11,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: venv run test e2e bench ablate repro release lint clean
+.PHONY: venv run test e2e bench ablate repro release student lint clean
 
 # torch: the CPU build from PyTorch's CPU wheel index on a machine without an NVIDIA GPU (no nvidia-smi),
 # the default index's CUDA build with one. The CPU index is an extra index, so a local wheel or mirror
@@ -56,6 +56,10 @@ repro: venv
 ## the production model: what ships, retrained on every labeled sentence (after make run)
 release: venv
 	$(BIN)/dvc repro release
+
+## teacher and student (after make run): unlabeled -> teach -> student; the rule's choice in models/shipped (docs/student.md)
+student: venv
+	$(BIN)/dvc repro student
 
 clean:
 	rm -rf data models reports dvclive .airflow

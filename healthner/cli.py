@@ -167,6 +167,22 @@ def unlabeled(params: ParamsOpt = Path("params.yaml")) -> None:
 
 
 @app.command()
+def teach(params: ParamsOpt = Path("params.yaml")) -> None:
+    """A shipped model (teach.teacher) labels the unlabeled sentences: tags, probabilities, confidence (data/silver)."""
+    from healthner.ensemble.teach import teach as run
+
+    typer.echo(run(load_params(params)))
+
+
+@app.command()
+def student(params: ParamsOpt = Path("params.yaml")) -> None:
+    """Train the student (gold + silver, one per student.seeds), then the shipping rule with it (student.shipped_dir)."""
+    from healthner.ensemble.student import train_student
+
+    typer.echo(train_student(load_params(params)))
+
+
+@app.command()
 def lexicon(params: ParamsOpt = Path("params.yaml")) -> None:
     """Build the typed medical term list (Traditional) from THUOCL, pycmekg and CC-CEDICT."""
     from healthner.corpus.lexicon import build_lexicon

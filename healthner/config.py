@@ -149,6 +149,38 @@ class UnlabeledParams(_Section):
         return self
 
 
+class TeachParams(_Section):
+    """The `teach` stage: a shipped model folder (the teacher) labels the unlabeled sentences; its tags,
+    per-character probabilities and a confidence per sentence are the student's silver data."""
+
+    teacher: Path = Path("models/ensemble")  # any folder `healthner stack` writes (a member or a combiner)
+    max_sentences: Count | None = None  # the first this many unlabeled sentences (a cheap profile); None: all
+    # silver sentences the student leaves out: confidence (mean teacher probability of its own tags) below this
+    min_confidence: Probability = 0.0
+    thresholds: list[Probability] = [0.5, 0.7, 0.8, 0.9, 0.95]  # min_confidence candidates scored on dev
+    batch_sentences: Count = 512  # sentences per teacher call (bounds the memory of marginals in flight)
+    output: Path = Path("data/silver/silver.parquet")
+    report: Path = Path("reports/teach.json")
+
+
+class StudentParams(_Section):
+    """The `student` stage: one member trained on gold + the teacher's silver data, then the shipping rule."""
+
+    slot: Literal["bert", "roberta", "electra", "albert"] = "bert"  # its encoder, vocabulary and slot overrides
+    # the student's own values of model / train / loss, over the slot's (a cheaper architecture: model.lac off)
+    overrides: dict[Literal["model", "train", "loss"], dict[str, Any]] = Field(default_factory=dict)
+    silver_fraction: Probability = 1.0  # share of the confident silver sentences used (a fixed, nested sample)
+    targets: Literal["hard", "soft"] = "hard"  # hard: the teacher's tags; soft: KL to its probabilities
+    silver_weight: float = Field(1.0, ge=0.0)  # weight of a silver batch's loss against a gold batch's
+    curriculum: Literal["mixed", "silver_then_gold"] = "mixed"
+    silver_epochs: Count = 1  # silver_then_gold: epochs on silver alone before train.epochs on gold
+    seeds: list[Seed] = Field([13, 14], min_length=1)  # one student per seed; the rule reads their mean
+    output_dir: Path = Path("models/student")  # one folder per seed
+    shipped_dir: Path = Path("models/shipped")  # what the rule ships once it has seen the student
+    reports_dir: Path = Path("reports/student")  # the seeds' DVCLive logs
+    report: Path = Path("reports/student.json")
+
+
 class LexiconParams(_Section):
     sources: list[Literal["thuocl", "cmekg", "cccedict"]] = ["thuocl", "cmekg", "cccedict"]
     min_len: Count = 2  # characters per term
@@ -373,6 +405,8 @@ class Params(_Section):
     split: SplitParams
     prepare: PrepareParams = PrepareParams()
     unlabeled: UnlabeledParams = UnlabeledParams()
+    teach: TeachParams = TeachParams()
+    student: StudentParams = StudentParams()
     lexicon: LexiconParams = LexiconParams()
     encoders: dict[str, EncoderParams]
     model: ModelParams = ModelParams()

@@ -29,6 +29,9 @@ TINY_OVERRIDES = {
     "stack": {"n_estimators": 10, "cv_folds": 2, "n_jobs": 1},
     "evaluate": {"combinations": [["bert"], ["bert", "roberta"], ["bert", "roberta", "electra", "albert"]]},
     "nightly": {"sample_articles": 8, "shards": 2},
+    # the teacher labels a few unlabeled sentences; one student seed, soft targets, silver epochs first
+    "teach": {"max_sentences": 60},
+    "student": {"seeds": [13], "targets": "soft", "curriculum": "silver_then_gold"},
 }
 
 

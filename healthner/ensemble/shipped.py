@@ -38,6 +38,7 @@ if TYPE_CHECKING:
 VERSION_CHARS = 12  # hex characters of sha256 kept as model_version
 MANIFEST_FILE = "ensemble.json"
 MODEL_FIELDS = ("kind", "members", "tags")  # the manifest's fields every kind reads; kinds add their own
+PROVENANCE_FIELD = "provenance"  # where a student came from (teacher, silver data, settings): hashed when present
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +60,7 @@ class Manifest(BaseModel):
     def model_fields_json(self) -> bytes:
         """The fields that decide the output, canonical JSON: the common ones and the kind's own."""
         fields = self.model_dump()
-        keys = (*MODEL_FIELDS, *self.kind_class.manifest_fields)
+        keys = (*MODEL_FIELDS, *self.kind_class.manifest_fields, *([PROVENANCE_FIELD] if fields.get(PROVENANCE_FIELD) else []))
         return json.dumps({key: fields.get(key) for key in keys}, sort_keys=True).encode()
 
 
@@ -87,8 +88,12 @@ def model_digest(folder: Path, manifest: Manifest) -> str:
     return digest.hexdigest()[:VERSION_CHARS]
 
 
-def save_ensemble(output_dir: Path, kind: ShippedKind, member_dirs: Mapping[str, Path], selection: dict | None = None) -> str:
-    """Write the self-contained folder for `kind` (replacing any old one); returns its model_version."""
+def save_ensemble(
+    output_dir: Path, kind: ShippedKind, member_dirs: Mapping[str, Path], selection: dict | None = None,
+    provenance: dict | None = None,
+) -> str:
+    """Write the self-contained folder for `kind` (replacing any old one); returns its model_version.
+    `provenance`: how a member was made (a student's teacher, silver data and settings), part of model_version."""
     if output_dir.exists():
         shutil.rmtree(output_dir)
     output_dir.mkdir(parents=True)
@@ -103,6 +108,7 @@ def save_ensemble(output_dir: Path, kind: ShippedKind, member_dirs: Mapping[str,
         "tags": list(TAGS),
         "model_version": "",
         "sklearn_version": sklearn.__version__,
+        **({PROVENANCE_FIELD: provenance} if provenance else {}),
     }
     version = model_digest(output_dir, Manifest.model_validate(manifest))
     manifest["model_version"] = version

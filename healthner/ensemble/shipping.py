@@ -6,12 +6,16 @@ mean over `stack.selection_seeds` of fold splits and model seeds); the best memb
 scored by its own decode (it never saw dev). A combiner ships only if its mean dev F1 beats the best
 member's by at least `stack.min_gain`; otherwise the best member ships alone, since a combiner
 that does not earn its cost (every member's tagging time) is not worth it.
+
+A student (one member trained on gold and a teacher's silver labels, ensemble/student.py) is a
+candidate like a member: the best single model is the one with the best dev F1, the mean over its
+seeds (a member has one), and a combiner must beat that by `stack.min_gain` to ship instead.
 """
 
 from __future__ import annotations
 
 import statistics
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 
 from healthner.config import StackParams
@@ -74,10 +78,15 @@ def candidate_scores(
     }
 
 
-def choose(members_f1: dict[str, float], candidates: dict[str, KindScore], params: StackParams) -> Choice:
-    """The shipping rule (or the kind params force), with the reason in words."""
-    best_member = max(members_f1, key=members_f1.__getitem__)
-    alone = members_f1[best_member]
+def choose(
+    members_f1: dict[str, float], candidates: dict[str, KindScore], params: StackParams,
+    students: Mapping[str, KindScore] | None = None,
+) -> Choice:
+    """The shipping rule (or the kind params force), with the reason in words. `students`: single models
+    beside the members (name -> dev F1 per seed), compared with them by their mean."""
+    singles = {**members_f1, **{name: s.mean for name, s in (students or {}).items()}}
+    best_member = max(singles, key=singles.__getitem__)
+    alone = singles[best_member]
     if params.kind != "auto":
         members = [best_member] if params.kind == "member" else list(params.members)
         f1 = alone if params.kind == "member" else candidates[params.kind].mean
@@ -93,6 +102,12 @@ def choose(members_f1: dict[str, float], candidates: dict[str, KindScore], param
     else:
         why = "no candidate combiners configured"
     return Choice("member", [best_member], alone, best_member, alone, params.min_gain, why)
+
+
+def scores_from_record(selection: Mapping) -> tuple[dict[str, float], dict[str, KindScore]]:
+    """The members' and candidates' dev F1 back from a `selection_record` (a shipped ensemble.json's `selection`)."""
+    candidates = {name: KindScore(list(entry["runs"])) for name, entry in selection.get("candidates_dev_f1", {}).items()}
+    return dict(selection["members_dev_f1"]), candidates
 
 
 def selection_record(members_f1: dict[str, float], candidates: dict[str, KindScore], choice: Choice, fit_on: str = "dev") -> dict:

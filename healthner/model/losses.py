@@ -1,4 +1,5 @@
-"""The training objective: CRF NLL + focal loss (or plain cross-entropy) + R-Drop's symmetric KL.
+"""The training objective: CRF NLL + focal loss (or plain cross-entropy) + R-Drop's symmetric KL;
+for a student's silver batches with soft targets, the KL to the teacher's per-character probabilities.
 
 Every term is a mean over real characters, so `focal.weight` and `rdrop.alpha` weigh like against
 like. Each row of the paper's Table 3 is a params change only:
@@ -53,6 +54,16 @@ def symmetric_kl(emissions_a: torch.Tensor, emissions_b: torch.Tensor, mask: tor
     return _masked_mean(per_char, mask)
 
 
+def soft_target_loss(emissions: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """KL(teacher || student) per character, averaged over real characters: `targets` are the teacher's
+    per-character tag probabilities (rows sum to 1), the student's are the softmax of its emissions.
+    A teacher probability of 0 adds nothing (0 log 0 = 0), so one-hot targets give cross-entropy."""
+    log_q = emissions.float().log_softmax(-1)
+    targets = targets.to(log_q.dtype)
+    per_char = (torch.xlogy(targets, targets) - targets * log_q).sum(-1)
+    return _masked_mean(per_char, mask)
+
+
 def _masked_mean(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     mask = mask.to(values.dtype)
     return (values * mask).sum() / mask.sum().clamp_min(1.0)
@@ -94,6 +105,20 @@ class Objective:
             parts.total = parts.total + self.params.rdrop.alpha * kl
             parts.kl = kl.item()
         return parts
+
+    def soft(
+        self,
+        model: NerTagger,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        targets: torch.Tensor,
+        features: torch.Tensor | None = None,
+    ) -> LossParts:
+        """A silver batch with soft targets: the KL to the teacher's probabilities alone (one pass, no
+        R-Drop: the teacher's distribution already says how sure a character is)."""
+        emissions = model(input_ids, attention_mask, features)
+        kl = soft_target_loss(emissions, targets, char_mask(attention_mask))
+        return LossParts(kl, kl=kl.item())
 
     def _token_terms(
         self, model: NerTagger, emissions: torch.Tensor, labels: torch.Tensor, mask: torch.Tensor

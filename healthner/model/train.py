@@ -2,6 +2,10 @@
 
 Dev F1 is the entity F1 (conlleval-exact) on whole dev sentences, predicted through SlotPredictor,
 the same code path that stacking and tagging use. The best epoch is saved as safetensors + JSON.
+A student also trains on silver windows (a teacher's labels, model/silver.py): batches are gold or
+silver, never both, so a silver batch's loss (the teacher's tags under the usual objective, or the
+KL to its probabilities) is weighed by `student.silver_weight`; `student.curriculum` mixes the two
+kinds of batch in every epoch or runs silver epochs first.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from healthner.model.metrics import score
 from healthner.model.network import NerTagger
 from healthner.model.onnx_runtime import export_member
 from healthner.model.predict import MODEL_FILE, Architecture, SlotPredictor, feature_spec, pad_features, save_model
+from healthner.model.silver import SilverSet, SilverWindows
 
 BUCKET_BATCHES = 50  # batches per length-sorting bucket: little padding, yet batches still shuffle
 SUMMARY_FILE = "train_summary.json"
@@ -61,6 +66,7 @@ class Windows:
     input_ids: list[np.ndarray]
     labels: list[np.ndarray]
     features: list[np.ndarray] | None = None  # per window its characters' features (float16)
+    targets: list[np.ndarray] | None = None  # per window a teacher's tag probabilities (silver, soft targets)
 
     @classmethod
     def read(cls, path: Path, featurizer: CharFeaturizer | None = None, held_out: frozenset[str] = frozenset()) -> Windows:
@@ -77,8 +83,16 @@ class Windows:
         features = [f.astype(np.float16) for f in featurizer.compute(cols["chars"])] if featurizer else None
         return cls(ids, labels, features)
 
+    @classmethod
+    def from_silver(cls, silver: SilverWindows, featurizer: CharFeaturizer | None = None) -> Windows:
+        features = [f.astype(np.float16) for f in featurizer.compute(silver.chars)] if featurizer else None
+        return cls(silver.input_ids, silver.labels, features, silver.targets)
+
     def __len__(self) -> int:
         return len(self.input_ids)
+
+    def batches_per_epoch(self, batch_size: int) -> int:
+        return -(-len(self) // batch_size)
 
     @property
     def n_chars(self) -> int:
@@ -96,6 +110,10 @@ class Windows:
             labels[row, : n - SPECIAL_TOKENS_PER_WINDOW] = self.labels[i]
         features = None if self.features is None else pad_features([self.features[i] for i in index], labels.shape[1])
         return torch.from_numpy(ids), torch.from_numpy(mask), torch.from_numpy(labels), features
+
+    def collate_targets(self, index: list[int], length: int) -> torch.Tensor:
+        """The windows' soft targets, padded with zero rows (padding adds nothing to the KL) to `length`."""
+        return pad_features([self.targets[i] for i in index], length)
 
 
 def bucketed_batches(lengths: list[int], batch_size: int, rng: np.random.Generator) -> list[list[int]]:
@@ -151,7 +169,7 @@ def parameter_groups(model: NerTagger, params: Params, slot: str) -> list[dict]:
 class _Trainer:
     """One slot's training run; the loop pieces are methods so each stays small."""
 
-    def __init__(self, params: Params, slot: str, held_out: frozenset[str] = frozenset()):
+    def __init__(self, params: Params, slot: str, held_out: frozenset[str] = frozenset(), silver: SilverSet | None = None):
         if slot not in params.encoders:
             raise UnknownName(f"unknown slot {slot!r}; params.yaml encoders has {sorted(params.encoders)}")
         self.params, self.slot, self.cfg = params, slot, params.train
@@ -162,6 +180,10 @@ class _Trainer:
         self.features = feature_spec(params.model)
         self.featurizer = training_featurizer(params)
         self.train_windows = Windows.read(prepared / slot / "train.parquet", self.featurizer, held_out)
+        self.student, self.silver = params.student, None
+        if silver is not None and len(silver):
+            cut = silver.windows(self.vocab, params.prepare.window_chars, params.prepare.window_overlap)
+            self.silver = Windows.from_silver(cut, self.featurizer)
         self.dev = read_sentences(prepared / "dev.parquet")
         self.dev_chars = [s.chars for s in self.dev]  # one list, so its features are computed once, not per epoch
         self.model = build_model(params, slot, self.vocab).to(self.device)
@@ -175,8 +197,7 @@ class _Trainer:
         self.steps, self.train_seconds, self.train_chars, self.total_steps = 0, 0.0, 0, 0
 
     def optimiser(self) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LambdaLR]:
-        per_epoch = -(-len(self.train_windows) // self.cfg.batch_size)
-        total = per_epoch * self.cfg.epochs
+        total = sum(sum(w.batches_per_epoch(self.cfg.batch_size) for w in self.sets(phase)) for phase in self.phases())
         if self.cfg.max_steps is not None:
             total = min(total, self.cfg.max_steps)
         groups = parameter_groups(self.model, self.params, self.slot)
@@ -188,36 +209,61 @@ class _Trainer:
     def out_of_steps(self) -> bool:
         return self.cfg.max_steps is not None and self.steps >= self.cfg.max_steps
 
-    def train_epoch(self, opt: torch.optim.Optimizer, sched, bar: tqdm) -> float:
-        """One pass over the shuffled, length-bucketed windows; returns the mean loss."""
+    def phases(self) -> list[str]:
+        """What each epoch trains on: gold; with silver, gold and silver mixed, or silver epochs, then gold."""
+        if self.silver is None:
+            return ["gold"] * self.cfg.epochs
+        if self.student.curriculum == "silver_then_gold":
+            return ["silver"] * self.student.silver_epochs + ["gold"] * self.cfg.epochs
+        return ["mixed"] * self.cfg.epochs
+
+    def sets(self, phase: str) -> list[Windows]:
+        return {"gold": [self.train_windows], "silver": [self.silver], "mixed": [self.train_windows, self.silver]}[phase]
+
+    def epoch_batches(self, phase: str) -> list[tuple[Windows, list[int]]]:
+        """Length-bucketed batches of each set of the phase, shuffled together (a batch holds one set)."""
+        per_set = [
+            [(windows, index) for index in bucketed_batches([len(x) for x in windows.input_ids], self.cfg.batch_size, self.rng)]
+            for windows in self.sets(phase)
+        ]
+        if len(per_set) == 1:
+            return per_set[0]
+        joined = [batch for batches in per_set for batch in batches]
+        return [joined[i] for i in self.rng.permutation(len(joined))]
+
+    def train_epoch(self, opt: torch.optim.Optimizer, sched, bar: tqdm, phase: str = "gold") -> float:
+        """One pass over the phase's shuffled, length-bucketed windows; returns the mean loss."""
         self.model.train()
-        lengths = [len(x) for x in self.train_windows.input_ids]
         losses: list[float] = []
         start = time.perf_counter()
-        for index in bucketed_batches(lengths, self.cfg.batch_size, self.rng):
+        for windows, index in self.epoch_batches(phase):
             if self.out_of_steps():
                 break
-            losses.append(self.step(index, opt, sched))
+            losses.append(self.step(windows, index, opt, sched))
             bar.update(1)
             bar.set_postfix(loss=f"{np.mean(losses[-50:]):.4f}", refresh=False)
         self.train_seconds += time.perf_counter() - start
         return float(np.mean(losses)) if losses else float("nan")
 
-    def step(self, index: list[int], opt: torch.optim.Optimizer, sched) -> float:
-        ids, mask, labels, features = (
-            None if t is None else t.to(self.device) for t in self.train_windows.collate(index, self.vocab.pad_id)
-        )
+    def step(self, windows: Windows, index: list[int], opt: torch.optim.Optimizer, sched) -> float:
+        ids, mask, labels, features = (None if t is None else t.to(self.device) for t in windows.collate(index, self.vocab.pad_id))
         with self.autocast():
-            parts = self.objective(self.model, ids, mask, labels, features)
+            if windows is not self.silver:
+                loss = self.objective(self.model, ids, mask, labels, features).total
+            elif self.student.targets == "soft":
+                targets = windows.collate_targets(index, labels.shape[1]).to(self.device)
+                loss = self.student.silver_weight * self.objective.soft(self.model, ids, mask, targets, features).total
+            else:
+                loss = self.student.silver_weight * self.objective(self.model, ids, mask, labels, features).total
         opt.zero_grad(set_to_none=True)
-        parts.total.backward()
+        loss.backward()
         torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.max_grad_norm)
         opt.step()
         sched.step()
         self.model.enforce_constraints()
         self.steps += 1
         self.train_chars += int(mask.sum()) - SPECIAL_TOKENS_PER_WINDOW * len(index)
-        return parts.total.item()
+        return loss.item()
 
     def autocast(self):
         enabled = self.device.type == "cuda"
@@ -244,24 +290,25 @@ def _open_live(path: Path):
     return Live(dir=str(path), save_dvc_exp=False, dvcyaml=False)
 
 
-def train(params: Params, slot: str, held_out: frozenset[str] = frozenset()) -> TrainResult:
+def train(params: Params, slot: str, held_out: frozenset[str] = frozenset(), silver: SilverSet | None = None) -> TrainResult:
     """Train `slot`, early-stopping on dev entity F1; the best epoch is saved to train.output_dir/slot.
-    `held_out`: train sentences (sent_id) whose windows it never sees (a cross-fitting fold)."""
+    `held_out`: train sentences (sent_id) whose windows it never sees (a cross-fitting fold);
+    `silver`: a teacher's labelled sentences to learn from as well, as params.student says (a student)."""
     params = params.for_slot(slot)
     cfg = params.train
     seed_everything(cfg.seed)
     torch.set_num_threads(cfg.torch_threads)
-    trainer = _Trainer(params, slot, held_out)
+    trainer = _Trainer(params, slot, held_out, silver)
     opt, sched = trainer.optimiser()
     started = time.perf_counter()
     best_f1, best_epoch, epochs_run, stale = -1.0, 0, 0, 0
     live = _open_live(cfg.reports_dir / slot)
     bar = tqdm(total=trainer.total_steps, desc=f"train {slot}", unit="step")
     try:
-        for epoch in range(1, cfg.epochs + 1):
+        for epoch, phase in enumerate(trainer.phases(), start=1):
             if trainer.out_of_steps():
                 break
-            loss = trainer.train_epoch(opt, sched, bar)
+            loss = trainer.train_epoch(opt, sched, bar, phase)
             f1 = trainer.dev_f1()
             epochs_run = epoch
             bar.set_postfix(loss=f"{loss:.4f}", dev_f1=f"{f1:.4f}", epoch=epoch)
@@ -297,6 +344,7 @@ def _log_epoch(live, loss: float, f1: float, lr: float) -> None:
 def _write_summary(result: TrainResult, trainer: _Trainer) -> None:
     summary = {**asdict(result), "model_dir": str(result.model_dir), "device": str(trainer.device),
                "train_windows": len(trainer.train_windows), "train_chars_per_epoch": trainer.train_windows.n_chars,
+               "silver_windows": len(trainer.silver) if trainer.silver is not None else 0,
                "dev_sentences": len(trainer.dev)}
     path = result.model_dir / SUMMARY_FILE
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -10,7 +10,7 @@ from healthner.config import EncoderParams, LossParams
 from healthner.corpus.labels import TAG_TO_ID, TAGS
 from healthner.corpus.vocab import CharVocab
 from healthner.model.encoders import build_encoder
-from healthner.model.losses import Objective, alpha_vector, focal_loss, symmetric_kl, window_labels
+from healthner.model.losses import Objective, alpha_vector, focal_loss, soft_target_loss, symmetric_kl, window_labels
 from healthner.model.network import NerTagger
 
 
@@ -105,3 +105,29 @@ def test_rdrop_kl_is_zero_without_dropout(encoder_params: dict) -> None:
         if isinstance(module, torch.nn.Dropout):
             module.p = 0.0
     assert abs(Objective(LossParams(), use_crf=True)(model, ids, mask, labels).kl) < 1e-6
+
+
+def test_soft_targets_equal_to_the_students_distribution_cost_nothing() -> None:
+    emissions, _, mask = _emissions()
+    teacher = emissions.softmax(-1)
+    assert soft_target_loss(emissions, teacher, mask).item() == pytest.approx(0.0, abs=1e-6)
+
+
+def test_soft_target_loss_on_a_hand_computed_two_class_case() -> None:
+    # student p = (0.8, 0.2) from emissions (log 4, 0); teacher (0.5, 0.5):
+    # KL = 0.5 ln(0.5/0.8) + 0.5 ln(0.5/0.2) = 0.5 ln(0.625) + 0.5 ln(2.5) = 0.5 ln(1.5625) = 0.2231...
+    emissions = torch.tensor([[[float(torch.log(torch.tensor(4.0))), 0.0]]])
+    teacher = torch.tensor([[[0.5, 0.5]]])
+    loss = soft_target_loss(emissions, teacher, torch.ones(1, 1, dtype=torch.bool))
+    assert loss.item() == pytest.approx(0.5 * float(torch.log(torch.tensor(1.5625))), rel=1e-5)
+    assert loss.item() == pytest.approx(0.22314, abs=1e-4)
+
+
+def test_one_hot_soft_targets_are_cross_entropy_and_padding_is_ignored() -> None:
+    emissions, labels, mask = _emissions()
+    one_hot = F.one_hot(labels, len(TAGS)).float()
+    expected = F.cross_entropy(emissions[mask], labels[mask])
+    assert soft_target_loss(emissions, one_hot, mask).item() == pytest.approx(expected.item(), rel=1e-5)
+    noise = torch.rand_like(one_hot).softmax(-1)
+    padded = torch.where(mask.unsqueeze(-1), one_hot, noise)
+    assert soft_target_loss(emissions, padded, mask).item() == pytest.approx(expected.item(), rel=1e-5)

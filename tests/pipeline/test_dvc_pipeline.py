@@ -6,7 +6,8 @@ import yaml
 
 from tests.conftest import dvc
 
-STAGES = ["validate", "prepare", "train@bert", "train@roberta", "train@electra", "train@albert", "crossfit", "stack", "evaluate"]
+STAGES = ["validate", "prepare", "train@bert", "train@roberta", "train@electra", "train@albert", "crossfit", "stack", "evaluate",
+          "unlabeled", "teach", "student"]
 
 
 def test_repro_ran_every_stage(tiny_repo):
@@ -70,7 +71,8 @@ def test_changing_a_param_reruns_only_its_dependents(tiny_repo):
     result = dvc(tiny_repo, "repro")
     assert result.returncode == 0, result.stderr
     ran = {s for s in STAGES if f"Running stage '{s}'" in result.stdout}
-    assert ran == {"stack", "evaluate"}, result.stdout
+    # the teacher is the shipped model and the student's rule reads the stack's scores: both follow it
+    assert {"stack", "evaluate"} <= ran <= {"stack", "evaluate", "teach", "student"}, result.stdout
 
 
 def test_release_retrains_what_ships_on_every_labeled_sentence(tiny_repo):
@@ -88,3 +90,55 @@ def test_release_retrains_what_ships_on_every_labeled_sentence(tiny_repo):
     record = shipped["selection"]["release"]
     assert record == {"trained_on": sum(rows.values()) - held_out, "held_out_dev": held_out,
                       "evaluated_model_version": evaluated["model_version"]}
+
+
+def test_teacher_labels_the_unlabeled_sentences_and_the_rule_sees_the_student(tiny_repo):
+    import hashlib
+
+    import numpy as np
+    import pyarrow.parquet as pq
+    import pytest
+
+    from healthner.corpus.labels import TAGS
+    from healthner.ensemble.shipped import Ensemble, read_manifest
+    from healthner.errors import ModelIntegrityError
+
+    params = yaml.safe_load((tiny_repo / "params.yaml").read_text())
+    silver = pq.read_table(tiny_repo / "data" / "silver" / "silver.parquet").to_pylist()
+    unlabeled = pq.read_table(tiny_repo / "data" / "unlabeled" / "sentences.parquet", columns=["text"]).column("text")
+    assert [row["text"] for row in silver] == unlabeled.to_pylist()[: params["teach"]["max_sentences"]]
+    for row in silver:
+        probs = np.asarray(row["marginals"], dtype=np.float64)
+        assert probs.shape == (len(row["text"]), len(TAGS)) and len(row["tags"]) == len(row["text"])
+        assert np.allclose(probs.sum(1), 1.0, atol=1e-3)
+        own = probs[np.arange(len(row["tags"])), [TAGS.index(t) for t in row["tags"]]].mean()
+        assert row["confidence"] == pytest.approx(own, abs=1e-4)
+    teach = json.loads((tiny_repo / "reports" / "teach.json").read_text())
+    ensemble = read_manifest(tiny_repo / "models" / "ensemble")
+    assert teach["teacher"]["model_version"] == ensemble["model_version"] and teach["labelled"] == len(silver)
+    shares = [row["share"] for row in teach["dev_thresholds"]]
+    assert shares == sorted(shares, reverse=True) and shares[0] == 1.0  # threshold 0 keeps every dev sentence
+
+    report = json.loads((tiny_repo / "reports" / "student.json").read_text())
+    assert report["silver"]["sentences"] + report["silver"]["below_confidence"] + report["silver"]["outside_fraction"] == len(silver)
+    assert list(report["seeds"]) == [str(s) for s in params["student"]["seeds"]]
+    shipped_dir = tiny_repo / "models" / "shipped"
+    shipped = read_manifest(shipped_dir)
+    assert shipped["selection"]["students_dev_f1"]["student"]["runs"] == [r["dev_f1"] for r in report["seeds"].values()]
+    assert Ensemble.load(shipped_dir).predict([list("頭痛發燒三天")])[0].tags
+    if shipped["members"] != ["student"]:  # the stack's model, unchanged
+        assert shipped["model_version"] == ensemble["model_version"]
+        return
+    origin = shipped["provenance"]
+    assert origin["teacher"]["model_version"] == ensemble["model_version"]
+    assert origin["silver"]["sha256"] == hashlib.sha256((tiny_repo / "data" / "silver" / "silver.parquet").read_bytes()).hexdigest()
+    manifest_path = shipped_dir / "ensemble.json"
+    saved = manifest_path.read_text()
+    try:
+        edited = json.loads(saved)
+        edited["provenance"]["silver"]["sentences"] += 1
+        manifest_path.write_text(json.dumps(edited))
+        with pytest.raises(ModelIntegrityError):
+            read_manifest(shipped_dir)
+    finally:
+        manifest_path.write_text(saved)

@@ -1,0 +1,117 @@
+"""student: one member trained on gold + a teacher's silver labels, then the shipping rule sees it.
+
+The student is the slot `student.slot` (its encoder, prepared vocabulary and slot overrides) with
+`student.overrides` over them (a cheaper architecture), trained once per seed in `student.seeds` on
+the training split plus the confident share of data/silver (model/silver.py, model/train.py).
+Each seed's dev F1 is its own CRF decode of dev, as a member's is.
+
+The shipping rule (shipping.choose) then runs again with the student beside the members: the
+members' and the combiners' dev scores are those the stack recorded in `stack.output_dir`'s
+ensemble.json, the student's the mean of its seeds. If the student is the best single model and no
+combiner beats it by `stack.min_gain`, its best seed ships alone in `student.shipped_dir`, with
+its provenance (the teacher, the silver data's sources, size and sha256, and every student setting)
+in ensemble.json and in model_version. Otherwise what the stack shipped is copied there unchanged
+(same model_version), its selection record extended with the student's scores.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from healthner.config import Params, deep_merge
+from healthner.ensemble.kinds import MemberKind
+from healthner.ensemble.shipped import MANIFEST_FILE, read_manifest, save_ensemble
+from healthner.ensemble.shipping import Choice, KindScore, choose, scores_from_record, selection_record
+from healthner.model.silver import SilverSet
+from healthner.model.train import TrainResult, train
+
+STUDENT = "student"  # the student's name among the candidates and its folder in the shipped model
+
+
+@dataclass
+class StudentReport:
+    silver: dict  # what the student read: counts, sources, sha256
+    seeds: dict[str, dict]  # seed -> dev F1, best epoch, seconds
+    mean_dev_f1: float
+    chosen: dict  # the shipping rule's choice with the student among the candidates
+    shipped_dir: str
+    model_version: str
+
+    def __str__(self) -> str:
+        seeds = f"mean of {len(self.seeds)} seeds" if len(self.seeds) > 1 else "1 seed"
+        return (f"student: dev F1 {self.mean_dev_f1:.4f} ({seeds}, {self.silver['sentences']:,} "
+                f"silver sentences); ships {self.chosen['kind']} of {', '.join(self.chosen['members'])} "
+                f"({self.chosen['reason']}) -> {self.shipped_dir} (model_version {self.model_version})")
+
+
+def student_params(params: Params, seed: int) -> Params:
+    """The params one student seed trains with: the slot's overrides, the student's over them, its seed and
+    folders (set as slot overrides, so train's own merge of the slot's overrides keeps them)."""
+    cfg = params.student
+    own = {"train": {"seed": seed, "output_dir": str(cfg.output_dir / f"seed-{seed}"),
+                     "reports_dir": str(cfg.reports_dir / f"seed-{seed}")}}
+    overrides = deep_merge(deep_merge(params.encoders[cfg.slot].overrides, cfg.overrides), own)
+    return params.with_updates(encoders={cfg.slot: {"overrides": overrides}})
+
+
+def provenance(params: Params, silver: SilverSet) -> dict:
+    """Where the student comes from: the teacher (as the teach stage recorded it), the silver data, the settings."""
+    teach_report = params.teach.report
+    if not teach_report.is_file():
+        raise FileNotFoundError(f"{teach_report}: not found; run the teach stage first (dvc repro teach)")
+    teacher = json.loads(teach_report.read_text(encoding="utf-8"))["teacher"]
+    data = {"path": str(params.teach.output), "sha256": hashlib.sha256(params.teach.output.read_bytes()).hexdigest(),
+            "sources": silver.sources, "sentences": len(silver), "min_confidence": params.teach.min_confidence}
+    settings = params.student.model_dump(mode="json", exclude={"output_dir", "shipped_dir", "reports_dir", "report"})
+    return {"teacher": teacher, "silver": data, "student": settings}
+
+
+def ship(params: Params, runs: dict[int, TrainResult], origin: dict) -> tuple[Choice, str]:
+    """The shipping rule with the student among the candidates; writes student.shipped_dir."""
+    stacked, shipped = params.stack.output_dir, params.student.shipped_dir
+    manifest = read_manifest(stacked)
+    members_f1, candidates = scores_from_record(manifest["selection"])
+    student = KindScore([run.best_dev_f1 for run in runs.values()])
+    choice = choose(members_f1, candidates, params.stack, {STUDENT: student})
+    record = selection_record(members_f1, candidates, choice, manifest["selection"].get("fit_on", "dev"))
+    record["students_dev_f1"] = {STUDENT: student.as_dict()}
+    if choice.members == [STUDENT]:
+        seed = max(runs, key=lambda s: runs[s].best_dev_f1)
+        version = save_ensemble(shipped, MemberKind([STUDENT]), {STUDENT: runs[seed].model_dir}, record,
+                                {**origin, "seed": seed})
+        return choice, version
+    if (choice.kind, choice.members) != (manifest["kind"], manifest["members"]):
+        raise AssertionError(f"the rule chose {choice.kind} of {choice.members}, not the stack's {manifest['kind']}")
+    if shipped.exists():
+        shutil.rmtree(shipped)
+    shutil.copytree(stacked, shipped)
+    written = json.loads((shipped / MANIFEST_FILE).read_text(encoding="utf-8"))
+    written["selection"] = record  # not part of model_version: the model is the stack's, unchanged
+    (shipped / MANIFEST_FILE).write_text(json.dumps(written, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    return choice, manifest["model_version"]
+
+
+def train_student(params: Params) -> StudentReport:
+    """The DVC `student` stage: a student per seed on gold + silver, then the shipping rule over all candidates."""
+    cfg = params.student
+    silver = SilverSet.load(params.teach.output, params.teach.min_confidence, cfg.silver_fraction, cfg.targets == "soft")
+    runs = {seed: train(student_params(params, seed), cfg.slot, silver=silver) for seed in cfg.seeds}
+    origin = provenance(params, silver)
+    choice, version = ship(params, runs, origin)
+    counts = {"read": silver.read, "below_confidence": silver.below_confidence,
+              "outside_fraction": silver.outside_fraction, "sentences": len(silver)}
+    seeds = {str(seed): {"dev_f1": r.best_dev_f1, "best_epoch": r.best_epoch, "seconds": r.seconds,
+                         "model_dir": str(r.model_dir)} for seed, r in runs.items()}
+    report = StudentReport({**origin["silver"], **counts}, seeds, KindScore([r.best_dev_f1 for r in runs.values()]).mean,
+                           choice.as_dict(), str(cfg.shipped_dir), version)
+    _write(report, cfg.report)
+    return report
+
+
+def _write(report: StudentReport, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(asdict(report), ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
