@@ -28,7 +28,7 @@ from benchmarks.isolated import isolated, load_tagger, night_benchmark, tagging_
 from healthner.config import BenchParams, Params
 from healthner.corpus.readers import read_sentences
 from healthner.model.metrics import score
-from healthner.model.predict import cpu_runs_bfloat16
+from healthner.model.precision import cpu_runs_bfloat16
 from healthner.nightly.pool import TaggerPool, closing_pool, load_tagging, tagging_processes, worker_params
 from healthner.nightly.tagger import Tagger
 
@@ -87,7 +87,7 @@ def naive_pipeline(slot_dir: Path, device: str):
     from healthner.corpus.labels import TAG_TO_ID, TAGS
     from healthner.corpus.vocab import CharVocab
     from healthner.model.encoders import SPECIAL_TOKENS_PER_WINDOW
-    from healthner.model.predict import CONFIG_FILE, MODEL_FILE
+    from healthner.model.folder import CONFIG_FILE, MODEL_FILE
 
     saved = json.loads((slot_dir / CONFIG_FILE).read_text(encoding="utf-8"))
     fields = dict(saved["encoder_config"])
@@ -233,7 +233,7 @@ def operator_profile(tagger: Tagger, texts: list[str], threads: int, folder: Pat
     lacs = {key: f.lac for key, f in featurizers.items()}
     try:
         for slot, runner in runners.items():
-            tagger.ensemble.predictors[slot].runner = profiled = OnnxEmissions(runner.path, threads, str(folder / slot))
+            tagger.ensemble.predictors[slot].runner = profiled = OnnxEmissions(runner.graph, threads, str(folder / slot))
             sessions[f"{slot} emissions"] = [profiled.session]
         for featurizer in featurizers.values():
             featurizer.lac = LacStates(threads, str(folder / "lac"))

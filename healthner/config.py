@@ -12,7 +12,7 @@ from healthner.errors import ConfigError, UnknownName
 
 DEFAULT_PARAMS = Path("params.yaml")
 SLOTS = ("bert", "roberta", "electra", "albert")
-Precision = Literal["auto", "float32", "bfloat16", "int8"]  # tagging weights (predict.resolve_precision)
+Precision = Literal["auto", "float32", "bfloat16", "int8"]  # tagging weights (precision.resolve_precision)
 # Whole numbers are strict: YAML's `true` is not 1, and "2" is not 2.
 Count = Annotated[int, Field(strict=True, gt=0)]  # 1, 2, ...
 NonNegative = Annotated[int, Field(strict=True, ge=0)]  # 0, 1, ...
@@ -250,7 +250,7 @@ class TagParams(_Section):
     torch_threads: Count | None = None  # per tagging process; None: cores // workers (CLI), cores // nightly.tag_slots (DAG)
     workers: Count | Literal["auto"] = "auto"  # `healthner tag` processes on the CPU (nightly/pool.py); auto: one per core
     pool_min_chars: Count = 200_000  # less input is tagged in one process (starting a pool costs seconds)
-    precision: Precision = "auto"  # weights when tagging: predict.resolve_precision
+    precision: Precision = "auto"  # weights when tagging: precision.resolve_precision
     runtime: Runtime = "auto"  # member forward passes: onnx_runtime.resolve_runtime
 
     def batches_for(self, device: str) -> dict[str, int]:
