@@ -25,7 +25,7 @@ from tqdm import tqdm
 
 from healthner.config import NightlyParams, Params, TagParams
 from healthner.corpus.labels import ENTITY_TYPES
-from healthner.errors import InputFormatError
+from healthner.errors import InputFormatError, ModelIntegrityError
 from healthner.nightly.inbox import (
     Article,
     InboxRead,
@@ -52,6 +52,7 @@ from healthner.nightly.warehouse import (
     open_root,
     url_of,
     version_dir_of,
+    read_json,
     write_json,
     write_part,
 )
@@ -117,12 +118,42 @@ def read_day(files: Sequence[str], max_article_chars: int, max_id_chars: int = N
     return day
 
 
+class ModelNotPinned(ModelIntegrityError):
+    """A shard of a night staged without a model (no model existed at stage): it is never tagged."""
+
+
+def pin_model(nightly: NightlyParams) -> dict | None:
+    """The model every shard of a night loads: the folder nightly.tagging_model() names at stage and
+    its model_version, checked against its files now. Pinned once, so a model that appears or changes
+    while the night runs can never mix two models in one night (a shard then fails instead). None
+    when there is no model yet: the night stages, and its shards refuse to tag."""
+    from healthner.ensemble.shipped import MANIFEST_FILE as MODEL_MANIFEST
+    from healthner.ensemble.shipped import read_manifest
+
+    folder = Path(nightly.tagging_model()).absolute()
+    if not (folder / MODEL_MANIFEST).is_file():
+        return None
+    return {"path": str(folder), "model_version": read_manifest(folder)["model_version"]}
+
+
+def pinned_model(shard_path: str) -> tuple[str, str]:
+    """(model folder, model_version) pinned in the stage manifest of the shard's version folder."""
+    fs, local = open_root(shard_path)
+    folder = version_dir_of(local)
+    pin = (read_json(fs, f"{folder}/{MANIFEST_FILE}") or {}).get("model")
+    if not pin:
+        raise ModelNotPinned(f"{folder}: staged without a model (none in nightly.model_dir or fallback_model_dir "
+                             "at stage); stage the day again once one exists")
+    return pin["path"], pin["model_version"]
+
+
 def stage_day(params: Params, dt: str, files: Sequence[str]) -> list[str]:
     """Read the day's files into a new version folder: the rejects part, exactly `nightly.shards`
     shard files (some may be empty, so every mapped task has work to report), and last the manifest
-    (a folder without one was never fully staged). A retry stages a new version; the next
-    successful publish of the day removes the abandoned one."""
+    (a folder without one was never fully staged), which pins the night's model (pin_model). A retry
+    stages a new version; the next successful publish of the day removes the abandoned one."""
     nightly = params.nightly
+    model = pin_model(nightly)
     fs, root = open_root(nightly.warehouse_dir)
     version = new_version()
     folder = f"{day_versions_dir(root, dt)}/{version}"
@@ -138,9 +169,9 @@ def stage_day(params: Params, dt: str, files: Sequence[str]) -> list[str]:
         write_part(fs, path, pa.Table.from_pylist([a.row() for a in group], schema=SHARD_SCHEMA))
         shard_paths.append(url_of(fs, path))
     manifest = {"dt": dt, "version": version, "files": list(files), "lines_read": day.lines_read,
-                "shards": nightly.shards}
+                "shards": nightly.shards, "model": model}
     write_json(fs, f"{folder}/{MANIFEST_FILE}", manifest)
-    log.info("staged dt=%s as version %s in %d shards", dt, version, nightly.shards)
+    log.info("staged dt=%s as version %s in %d shards, model %s", dt, version, nightly.shards, model)
     return shard_paths
 
 
@@ -218,8 +249,12 @@ def shard_tag_params(params: Params) -> TagParams:
 
 def tag_shard(params: Params, shard_path: str, tagger: Tagger | None = None) -> ShardResult:
     """Tag one shard, `chunk_articles` at a time (memory stays bounded), into its staging parts; the
-    model on tag.device with shard_tag_params' threads."""
-    tagger = tagger or Tagger.load(params.nightly.tagging_model(), shard_tag_params(params))
+    model pinned at stage (pinned_model: that folder at that model_version, or ModelIntegrityError) on
+    tag.device with shard_tag_params' threads."""
+    model_dir, pinned = pinned_model(shard_path)
+    tagger = tagger or Tagger.load(model_dir, shard_tag_params(params), expected_version=pinned)
+    if tagger.model_version != pinned:
+        raise ModelIntegrityError(f"{shard_path}: model_version {tagger.model_version}, the night pinned {pinned}")
     articles = read_shard(shard_path)
     size = params.nightly.chunk_articles
     started = time.perf_counter()

@@ -119,9 +119,11 @@ class Tagger:
         self.batch_chars = batch_chars or self.params.batch_chars  # characters per ensemble call, for its device
 
     @classmethod
-    def load(cls, model_dir: Path | str, params: TagParams | None = None, device: str | None = None) -> Tagger:
+    def load(cls, model_dir: Path | str, params: TagParams | None = None, device: str | None = None,
+             expected_version: str | None = None) -> Tagger:
         """The ensemble on `device` (None: params.device resolved), each member's forward passes under
-        params.runtime in params.precision; torch (and ONNX Runtime) take params.torch_threads threads."""
+        params.runtime in params.precision; torch (and ONNX Runtime) take params.torch_threads threads.
+        `expected_version`: refuse a model of any other model_version (Ensemble.load)."""
         import torch
 
         from healthner.ensemble.shipped import Ensemble  # heavy (torch): only when a model is really needed
@@ -132,7 +134,8 @@ class Tagger:
             torch.set_num_threads(params.torch_threads)
         device = device or tag_device(params)
         batches = params.batches_for(device)
-        ensemble = Ensemble.load(Path(model_dir), device, precision=params.precision, runtime=params.runtime, **batches)
+        ensemble = Ensemble.load(Path(model_dir), device, expected_version, precision=params.precision,
+                                 runtime=params.runtime, **batches)
         return cls(ensemble, params, batches["batch_chars"])
 
     @property

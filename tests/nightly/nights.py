@@ -54,7 +54,9 @@ def publish_day_checked(params, folder: str) -> Published:
 
 
 def night_params(root: Path, **nightly) -> Params:
-    """The repo's params with the inbox and the warehouse under `root`."""
+    """The repo's params with the inbox and the warehouse under `root`, and no model (none is pinned)."""
+    no_model = str(root / "no-model")
     return load_params(REPO / "params.yaml").with_updates(
-        nightly={"inbox_dir": str(root / "inbox"), "warehouse_dir": str(root / "warehouse"), "shards": 2, **nightly}
+        nightly={"inbox_dir": str(root / "inbox"), "warehouse_dir": str(root / "warehouse"), "shards": 2,
+                 "model_dir": no_model, "fallback_model_dir": no_model, **nightly}
     )
