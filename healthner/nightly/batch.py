@@ -50,9 +50,9 @@ from healthner.nightly.warehouse import (
     day_versions_dir,
     new_version,
     open_root,
+    read_json,
     url_of,
     version_dir_of,
-    read_json,
     write_json,
     write_part,
 )
@@ -241,9 +241,9 @@ def write_tagged(
 
 
 def shard_tag_params(params: Params) -> TagParams:
-    """One shard task's tag settings: unless tag.torch_threads is set, its threads are this machine's
-    usable cores over the tag tasks running on it at once (nightly.tag_slots),
-    since k tasks each taking every core tag slower together than one alone (make bench)."""
+    """One shard task's tag settings: its threads are its share of this machine's usable cores among the
+    tag tasks running on it at once (nightly.tag_slots; TagParams.threads_for), since k tasks each taking
+    every core tag slower together than one alone (make bench)."""
     return worker_params(params.tag, params.nightly.tag_slots)  # a shard task is one of those processes
 
 

@@ -1,7 +1,8 @@
 """Tag raw text of any length with the stacked ensemble; entities carry offsets into the input.
 
-Texts are cut into sentences (the unit the models were trained on), whitespace-only pieces are
-skipped, and pieces are sorted by length and batched so each forward pass holds about
+Texts are cut into sentences (the unit the models were trained on), a sentence longer than
+`tag.max_sentence_chars` into pieces of at most that many (at its last space or punctuation mark
+past half the piece, if any), whitespace-only pieces are skipped, and pieces are sorted by length and batched so each forward pass holds about
 `batch_chars` characters. Offsets are kept from the cut onwards, so `text[e.start:e.end] == e.text`
 for every entity, whatever the text holds (newlines, ASCII, full-width characters). An entity never
 begins or ends on whitespace, a control, format or unassigned character (Unicode C*), a separator
@@ -47,15 +48,16 @@ class Piece(NamedTuple):
     end: int
 
 
-def split_sentences(text: str, delimiters: str) -> list[tuple[int, int]]:
-    """(start, end) of each sentence, the delimiter kept with the sentence before it; leading and
-    trailing whitespace trimmed and whitespace-only pieces dropped (offsets stay true)."""
+def split_sentences(text: str, delimiters: str, max_chars: int | None = None) -> list[tuple[int, int]]:
+    """(start, end) of each sentence, the delimiter kept with the sentence before it, and none longer
+    than `max_chars` (bounded_pieces); leading and trailing whitespace trimmed and whitespace-only
+    pieces dropped (offsets stay true)."""
     bounds, start = [], 0
     for i, char in enumerate(text):
         if char in delimiters:
-            bounds.append((start, i + 1))
+            bounds.extend(bounded_pieces(text, start, i + 1, max_chars))
             start = i + 1
-    bounds.append((start, len(text)))
+    bounds.extend(bounded_pieces(text, start, len(text), max_chars))
     trimmed = []
     for begin, end in bounds:
         while begin < end and text[begin].isspace():
@@ -65,6 +67,23 @@ def split_sentences(text: str, delimiters: str) -> list[tuple[int, int]]:
         if begin < end:
             trimmed.append((begin, end))
     return trimmed
+
+
+def bounded_pieces(text: str, start: int, end: int, max_chars: int | None) -> Iterator[tuple[int, int]]:
+    """[start, end) cut into consecutive pieces of at most `max_chars`: each cut after the last space or
+    punctuation mark in the second half of the piece, else at `max_chars`. A text without delimiters
+    costs time and memory in proportion to its longest piece (the CRF runs over a whole piece), so
+    this bound keeps any text's cost linear; an entity across a cut is cut with it."""
+    while max_chars is not None and end - start > max_chars:
+        limit = start + max_chars
+        cut = next((i + 1 for i in range(limit - 1, start + max_chars // 2 - 1, -1) if _is_break(text[i])), limit)
+        yield start, cut
+        start = cut
+    yield start, end
+
+
+def _is_break(char: str) -> bool:
+    return char.isspace() or unicodedata.category(char).startswith(("P", "Z"))
 
 
 def length_batches(pieces: Sequence[Piece], batch_chars: int) -> Iterator[list[Piece]]:
@@ -147,7 +166,7 @@ class Tagger:
         pieces = [
             Piece(index, start, end)
             for index, text in enumerate(texts)
-            for start, end in split_sentences(text, self.params.sentence_delimiters)
+            for start, end in split_sentences(text, self.params.sentence_delimiters, self.params.max_sentence_chars)
         ]
         found: list[list[Entity]] = [[] for _ in texts]
         for batch in length_batches(pieces, self.batch_chars):

@@ -124,7 +124,7 @@ def test_shard_tasks_split_the_cores_between_the_shards_running_at_once() -> Non
     alone = params.with_updates(nightly={"tag_slots": 1})  # one tag task per machine
     assert shard_tag_params(alone).torch_threads == cores
     fixed = params.with_updates(tag={"torch_threads": 3})
-    assert shard_tag_params(fixed).torch_threads == 3
+    assert shard_tag_params(fixed).torch_threads == min(3, max(1, cores // 2))  # set by hand, within the share
 
 
 @pytest.mark.slow
