@@ -217,13 +217,13 @@ def profile_stack(tagger: Tagger, texts: list[str], rows: int) -> dict:
     }
 
 
-def operator_profile(tagger: Tagger, texts: list[str], threads: int, folder: Path) -> dict:
+def operator_profile(tagger: Tagger, model_dir: Path, texts: list[str], threads: int, folder: Path) -> dict:
     """Where the onnxruntime graphs spend their time, per operator type: one run of `tagger.tag(texts)`
     with every graph it runs (each member's emissions graph, LAC's) in a profiling session of `threads`
     threads, onnxruntime's own per-node timings summed. LAC's graph counts once per featurizer that runs it
     (members with different feature specs each run their own). Empty when nothing runs under onnxruntime."""
     from healthner.model.features import LacStates
-    from healthner.model.onnx_runtime import OnnxEmissions
+    from healthner.model.onnx_runtime import ONNX_FILE, OnnxEmissions
 
     folder.mkdir(parents=True, exist_ok=True)
     runners = {slot: p.runner for slot, p in tagger.ensemble.predictors.items() if p.runner is not None}
@@ -233,7 +233,8 @@ def operator_profile(tagger: Tagger, texts: list[str], threads: int, folder: Pat
     lacs = {key: f.lac for key, f in featurizers.items()}
     try:
         for slot, runner in runners.items():
-            tagger.ensemble.predictors[slot].runner = profiled = OnnxEmissions(runner.graph, threads, str(folder / slot))
+            profiled = OnnxEmissions(model_dir / slot / ONNX_FILE, threads, str(folder / slot))
+            tagger.ensemble.predictors[slot].runner = profiled
             sessions[f"{slot} emissions"] = [profiled.session]
         for featurizer in featurizers.values():
             featurizer.lac = LacStates(threads, str(folder / "lac"))
@@ -402,7 +403,8 @@ def run_benchmarks(params: Params) -> dict:
         bar.set_postfix_str("profile")
         profile = profile_stack(tagger, texts, bench.profile_rows)
         threads = worker_params(params.tag, tagging_processes(params.tag, "cpu")).torch_threads
-        profile["operators"] = operator_profile(tagger, texts, threads, bench.json_report.parent / "onnx_profiles")
+        profile["operators"] = operator_profile(tagger, bench.model_dir, texts, threads,
+                                               bench.json_report.parent / "onnx_profiles")
         profile["operator_threads"] = threads
         tag_memory = []
         for _ in range(bench.repeats):

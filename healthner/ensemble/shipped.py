@@ -170,12 +170,13 @@ def read_manifest(folder: Path, expected_version: str | None = None) -> dict:
     return read_checked(folder, expected_version)[0]
 
 
-def member_of(folder: Path, slot: str, files: Mapping[str, bytes]) -> MemberFiles:
-    """One member's files (folder.MemberFiles) out of the checked bytes of the whole folder."""
+def take_member(folder: Path, slot: str, files: dict[str, bytes]) -> MemberFiles:
+    """One member's files (folder.MemberFiles), taken out of the checked bytes of the whole folder
+    (removed from `files`, so each member's bytes are freed once it is built)."""
     from healthner.model.folder import MemberFiles
 
     prefix = f"{slot}/"
-    return MemberFiles(folder / slot, {rel[len(prefix):]: data for rel, data in files.items() if rel.startswith(prefix)})
+    return MemberFiles(folder / slot, {rel.removeprefix(prefix): files.pop(rel) for rel in list(files) if rel.startswith(prefix)})
 
 
 def member_outputs(predictors: Mapping[str, SlotPredictor], sentences: list[list[str]], averaged: bool = False) -> MemberOutputs:
@@ -210,7 +211,7 @@ class Ensemble:
         manifest, files = read_checked(folder, expected_version)
         members = manifest["members"]
         kind = KINDS[manifest["kind"]].load(folder, members, manifest, files)
-        predictors = {slot: SlotPredictor.load(member_of(folder, slot, files), device=device, **predictor_options)
+        predictors = {slot: SlotPredictor.load(take_member(folder, slot, files), device=device, **predictor_options)
                       for slot in members}
         log.info("model %s: %s of %s, model_version %s", folder, manifest["kind"], members, manifest["model_version"])
         return cls(predictors, kind, manifest["model_version"])

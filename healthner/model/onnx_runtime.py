@@ -141,10 +141,10 @@ def export_member(model_dir: Path | str, model: NerTagger) -> Path:
 
 class OnnxEmissions:
     """One member's emissions graph (its bytes, or a path) in an onnxruntime CPU session; called like
-    NerTagger.forward on numpy arrays. `threads`: intra-op threads (one tagging process's share of the cores)."""
+    NerTagger.forward on numpy arrays. `threads`: intra-op threads (one tagging process's share of the
+    cores). The bytes are not kept: the session holds its own copy of the graph."""
 
     def __init__(self, graph: Path | bytes, threads: int, profile_prefix: str | None = None):
-        self.graph = graph
         self.session = cpu_session(graph, threads, profile_prefix)
         self.metadata = dict(self.session.get_modelmeta().custom_metadata_map)
         self.input_names = [i.name for i in self.session.get_inputs()]

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import shutil
+import sys
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +14,7 @@ import pytest
 from safetensors.torch import load_file, save_file
 
 from healthner.ensemble.kinds import KINDS, ForestKind
-from healthner.ensemble.shipped import MANIFEST_FILE, Ensemble, save_ensemble
+from healthner.ensemble.shipped import MANIFEST_FILE, Ensemble, Manifest, model_files, save_ensemble
 from healthner.errors import HealthnerError, ModelIntegrityError
 from healthner.model.onnx_runtime import ONNX_FILE, export_member
 from healthner.model.predict import SlotPredictor
@@ -27,6 +29,15 @@ from tests.tiny_models import untrained_ensemble
 
 pytestmark = pytest.mark.reliability
 SENTENCES = [list("病人頭痛發燒三天，醫生開了維生素。"), list("咳嗽")]
+_OPENED: list[str] | None = None  # while set, every file this process opens (an audit hook cannot be removed)
+
+
+def _record_opens(event: str, args: tuple) -> None:
+    if _OPENED is not None and event == "open" and isinstance(args[0], str | Path):
+        _OPENED.append(str(args[0]))
+
+
+sys.addaudithook(_record_opens)
 
 
 @pytest.fixture(scope="module")
@@ -63,6 +74,21 @@ def test_an_edited_emissions_graph_is_refused(onnx_ensemble: Path, tmp_path: Pat
     negate_emissions(copy / "bert" / ONNX_FILE)
     with pytest.raises(ModelIntegrityError, match="changed since saving"):
         Ensemble.load(copy)
+
+
+def test_a_load_opens_each_model_file_once_and_every_file_it_opens_is_hashed(onnx_ensemble: Path) -> None:
+    global _OPENED
+    _OPENED = []
+    try:
+        Tagger.load(onnx_ensemble)
+        opened = Counter(Path(p).resolve() for p in _OPENED if Path(p).resolve().is_relative_to(onnx_ensemble.resolve()))
+    finally:
+        _OPENED = None
+    manifest = Manifest.model_validate(json.loads((onnx_ensemble / MANIFEST_FILE).read_text(encoding="utf-8")))
+    hashed = {(onnx_ensemble / rel).resolve() for rel in model_files(onnx_ensemble, manifest)}
+    assert {path for path in hashed if path.name == ONNX_FILE}  # the graphs are among them
+    assert set(opened) - {(onnx_ensemble / MANIFEST_FILE).resolve()} <= hashed
+    assert all(count == 1 for path, count in opened.items() if path in hashed), opened
 
 
 def test_a_folder_swapped_after_the_check_is_not_what_runs(onnx_ensemble: Path, tmp_path: Path, monkeypatch) -> None:
