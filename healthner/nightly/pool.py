@@ -65,8 +65,9 @@ def die_with_parent(parent: int) -> None:
 
     Two mechanisms, because neither covers every case alone:
     - Linux's prctl(PR_SET_PDEATHSIG, SIGKILL): the kernel kills this process the moment its parent
-      dies, with no polling. Linux only, and it follows the parent *thread* that spawned the process,
-      so it is set here, in the pool initializer, after the spawn's exec (which would clear it).
+      dies, with no polling. Linux only; a process sets it for itself (a fork clears it), so the pool
+      initializer sets it; it follows the parent *thread* that spawned the process, which is the one
+      that calls TaggerPool (ProcessPoolExecutor starts spawned processes from submit).
     - a daemon thread that polls os.getppid() every PARENT_POLL_S and exits the process once it is
       reparented: portable, but only as fast as its poll, and it needs the interpreter to get the GIL.
     The parent may already be gone before prctl took effect: the getppid check covers that window."""
