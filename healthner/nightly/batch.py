@@ -1,7 +1,7 @@
-"""Batch tagging: a day's inbox staged into shards, shards tagged into Parquet parts, a file tagged.
+"""Batch tagging: shards of a staged day tagged into Parquet parts, a file tagged.
 
-The nightly DAG calls, in order: `day_files` -> `stage_day` (read + rejects + shards) ->
-`tag_shard` per shard (mapped) -> `checks.check_version` -> `publish.publish_day` (nightly/night.py
+The nightly DAG calls, in order: `day_files` -> `stage.stage_day` (read + rejects + shards + the
+pinned model) -> `tag_shard` per shard (mapped) -> `checks.check_version` -> `publish.publish_day` (nightly/night.py
 holds the DAG's task bodies).
 `tag_file` is the same tagging for one file from the CLI.
 """
@@ -14,7 +14,6 @@ import math
 import os
 import time
 import uuid
-from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,37 +31,24 @@ from healthner.nightly.inbox import (
     Reject,
     check_record,
     day_files,
-    read_inbox,
     read_inbox_file,
     read_inbox_lines,
 )
 from healthner.nightly.pool import TaggerPool, closing_pool, load_tagging, worker_params
+from healthner.nightly.stage import pinned_model, read_shard, rejects_table
 from healthner.nightly.tagger import Entity, Tagger
 from healthner.nightly.warehouse import (
     ARTICLE_META,
     ARTICLES_SCHEMA,
     ENTITIES_SCHEMA,
-    MANIFEST_FILE,
-    REJECTS_SCHEMA,
-    SHARDS_DIR,
     STATUS_TAGGED,
     TYPE_COUNT_COLUMNS,
-    day_versions_dir,
-    new_version,
     open_root,
-    read_json,
-    url_of,
     version_dir_of,
-    write_json,
-    write_part,
 )
 
-__all__ = ["build_sample_inbox", "day_files", "read_inbox_file", "stage_day", "tag_file", "tag_shard"]
+__all__ = ["build_sample_inbox", "day_files", "read_inbox_file", "tag_file", "tag_shard"]
 
-SHARD_SCHEMA = pa.schema(
-    [("article_id", pa.string()), ("text", pa.string()), ("location", pa.string())]
-    + [(name, pa.string()) for name in ARTICLE_META]
-)
 SAMPLE_FILE = "articles-000.jsonl"
 SAMPLE_JOIN = "\n"  # sentences of a sample article, one a line: the tagger cuts at newlines
 RUN_KEY = b"healthner.run"  # Parquet metadata: the same value in a tag run's entities and rejects files
@@ -88,93 +74,6 @@ def resolve_paths(params: Params, root: Path) -> Params:
     )
 
 
-# --- staging a day --------------------------------------------------------------------------------
-
-
-def rejects_table(rejects: Sequence[Reject]) -> pa.Table:
-    return pa.Table.from_pylist([r._asdict() for r in rejects], schema=REJECTS_SCHEMA)
-
-
-def assign_shards(articles: Sequence[Article], shards: int) -> list[list[Article]]:
-    """Longest first, each to the shard with the fewest characters so far (balanced tagging time)."""
-    groups: list[list[Article]] = [[] for _ in range(shards)]
-    load = [0] * shards
-    for article in sorted(articles, key=lambda a: len(a.text), reverse=True):
-        target = load.index(min(load))
-        groups[target].append(article)
-        load[target] += len(article.text)
-    return groups
-
-
-def read_day(files: Sequence[str], max_article_chars: int, max_id_chars: int = NightlyParams().max_article_id_chars) -> InboxRead:
-    """Every file of the day, duplicates judged across files (first accepted occurrence wins)."""
-    accepted: set[str] = set()
-    day = InboxRead([], [], 0)
-    for path in files:
-        result = read_inbox(path, max_article_chars, accepted, max_id_chars)
-        day.articles += result.articles
-        day.rejects += result.rejects
-        day.lines_read += result.lines_read
-    return day
-
-
-class ModelNotPinned(ModelIntegrityError):
-    """A shard of a night staged without a model (no model existed at stage): it is never tagged."""
-
-
-def pin_model(nightly: NightlyParams) -> dict | None:
-    """The model every shard of a night loads: the folder nightly.tagging_model() names at stage and
-    its model_version, checked against its files now. Pinned once, so a model that appears or changes
-    while the night runs can never mix two models in one night (a shard then fails instead). None
-    when there is no model yet: the night stages, and its shards refuse to tag."""
-    from healthner.ensemble.shipped import MANIFEST_FILE as MODEL_MANIFEST
-    from healthner.ensemble.shipped import read_manifest
-
-    folder = Path(nightly.tagging_model()).absolute()
-    if not (folder / MODEL_MANIFEST).is_file():
-        return None
-    return {"path": str(folder), "model_version": read_manifest(folder)["model_version"]}
-
-
-def pinned_model(shard_path: str) -> tuple[str, str]:
-    """(model folder, model_version) pinned in the stage manifest of the shard's version folder."""
-    fs, local = open_root(shard_path)
-    folder = version_dir_of(local)
-    pin = (read_json(fs, f"{folder}/{MANIFEST_FILE}") or {}).get("model")
-    if not pin:
-        raise ModelNotPinned(f"{folder}: staged without a model (none in nightly.model_dir or fallback_model_dir "
-                             "at stage); stage the day again once one exists")
-    return pin["path"], pin["model_version"]
-
-
-def stage_day(params: Params, dt: str, files: Sequence[str]) -> list[str]:
-    """Read the day's files into a new version folder: the rejects part, exactly `nightly.shards`
-    shard files (some may be empty, so every mapped task has work to report), and last the manifest
-    (a folder without one was never fully staged), which pins the night's model (pin_model). A retry
-    stages a new version; the next successful publish of the day removes the abandoned one."""
-    nightly = params.nightly
-    model = pin_model(nightly)
-    fs, root = open_root(nightly.warehouse_dir)
-    version = new_version()
-    folder = f"{day_versions_dir(root, dt)}/{version}"
-    started = time.perf_counter()
-    day = read_day(files, nightly.max_article_chars, nightly.max_article_id_chars)
-    reasons = Counter(r.reason for r in day.rejects)
-    log.info("stage dt=%s: %d file(s), %d line(s) read -> %d article(s), %d reject(s) %s in %.1f s", dt, len(files),
-             day.lines_read, len(day.articles), len(day.rejects), dict(sorted(reasons.items())), time.perf_counter() - started)
-    write_part(fs, f"{folder}/rejects/part-inbox.parquet", rejects_table(day.rejects))
-    shard_paths = []
-    for index, group in enumerate(assign_shards(day.articles, nightly.shards)):
-        path = f"{folder}/{SHARDS_DIR}/shard-{index:03d}.parquet"
-        write_part(fs, path, pa.Table.from_pylist([a.row() for a in group], schema=SHARD_SCHEMA))
-        shard_paths.append(url_of(fs, path))
-    manifest = {"dt": dt, "version": version, "files": list(files), "lines_read": day.lines_read,
-                "shards": nightly.shards, "model": model}
-    write_json(fs, f"{folder}/{MANIFEST_FILE}", manifest)
-    log.info("staged dt=%s as version %s in %d shards, model %s", dt, version, nightly.shards, model)
-    return shard_paths
-
-
 # --- tagging --------------------------------------------------------------------------------------
 
 
@@ -198,12 +97,6 @@ def article_row(article: Article, entities: Sequence[Entity], model_version: str
 def chunks(items: Sequence[Article], size: int) -> Iterator[Sequence[Article]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
-
-
-def read_shard(path: str) -> list[Article]:
-    fs, local = open_root(path)
-    rows = pq.read_table(local, filesystem=fs, schema=SHARD_SCHEMA).to_pylist()
-    return [Article(**row) for row in rows]
 
 
 @dataclass(frozen=True)

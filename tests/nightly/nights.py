@@ -7,10 +7,11 @@ import json
 from pathlib import Path
 
 from healthner.config import Params, load_params
-from healthner.nightly.batch import read_shard, stage_day, write_tagged
+from healthner.nightly.batch import write_tagged
 from healthner.nightly.checks import check_version
 from healthner.nightly.inbox import day_files
 from healthner.nightly.publish import Published, publish_day
+from healthner.nightly.stage import read_shard, stage_day
 from healthner.nightly.tagger import Entity
 from healthner.nightly.warehouse import version_dir_of
 

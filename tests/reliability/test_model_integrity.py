@@ -18,9 +18,10 @@ from healthner.ensemble.shipped import MANIFEST_FILE, Ensemble, Manifest, model_
 from healthner.errors import HealthnerError, ModelIntegrityError
 from healthner.model.onnx_runtime import ONNX_FILE, export_member
 from healthner.model.predict import SlotPredictor
-from healthner.nightly.batch import read_shard, stage_day, tag_shard, write_tagged
+from healthner.nightly.batch import tag_shard, write_tagged
 from healthner.nightly.checks import CheckFailed, check_version
 from healthner.nightly.inbox import day_files
+from healthner.nightly.stage import read_shard, stage_day
 from healthner.nightly.tagger import Tagger
 from healthner.nightly.warehouse import MANIFEST_FILE as STAGE_MANIFEST
 from healthner.nightly.warehouse import version_dir_of
