@@ -40,7 +40,6 @@ SHARD_SCHEMA = pa.schema(
 log = logging.getLogger(__name__)
 
 
-
 def rejects_table(rejects: Sequence[Reject]) -> pa.Table:
     return pa.Table.from_pylist([r._asdict() for r in rejects], schema=REJECTS_SCHEMA)
 
