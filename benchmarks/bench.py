@@ -29,7 +29,7 @@ from benchmarks.stream_memory import stream_memory
 from healthner.config import BenchParams, Params
 from healthner.corpus.readers import read_sentences
 from healthner.model.metrics import score
-from healthner.model.predict import cpu_runs_bfloat16
+from healthner.model.precision import cpu_runs_bfloat16
 from healthner.nightly.pool import TaggerPool, closing_pool, load_tagging, tagging_processes, worker_params
 from healthner.nightly.tagger import Tagger
 
@@ -43,7 +43,7 @@ CPU_INFO = Path("/proc/cpuinfo")
 # Where stack tagging spends its time: (file, function) whose cumulative profile time is a phase
 # (phases may nest: padding is part of the forward).
 PROFILE_PHASES: dict[str, tuple[str, str]] = {
-    "sentence cuts": ("tagger.py", "split_sentences"),
+    "sentence cuts": ("windows.py", "split_sentences"),
     "character ids": ("vocab.py", "encode"),
     "encoder + BiLSTM forward (with padding)": ("predict.py", "_encode_windows"),
     "encoder + BiLSTM forward under onnxruntime": ("onnx_runtime.py", "__call__"),
@@ -88,7 +88,7 @@ def naive_pipeline(slot_dir: Path, device: str):
     from healthner.corpus.labels import TAG_TO_ID, TAGS
     from healthner.corpus.vocab import CharVocab
     from healthner.model.encoders import SPECIAL_TOKENS_PER_WINDOW
-    from healthner.model.predict import CONFIG_FILE, MODEL_FILE
+    from healthner.model.folder import CONFIG_FILE, MODEL_FILE
 
     saved = json.loads((slot_dir / CONFIG_FILE).read_text(encoding="utf-8"))
     fields = dict(saved["encoder_config"])
@@ -218,13 +218,13 @@ def profile_stack(tagger: Tagger, texts: list[str], rows: int) -> dict:
     }
 
 
-def operator_profile(tagger: Tagger, texts: list[str], threads: int, folder: Path) -> dict:
+def operator_profile(tagger: Tagger, model_dir: Path, texts: list[str], threads: int, folder: Path) -> dict:
     """Where the onnxruntime graphs spend their time, per operator type: one run of `tagger.tag(texts)`
     with every graph it runs (each member's emissions graph, LAC's) in a profiling session of `threads`
     threads, onnxruntime's own per-node timings summed. LAC's graph counts once per featurizer that runs it
     (members with different feature specs each run their own). Empty when nothing runs under onnxruntime."""
     from healthner.model.features import LacStates
-    from healthner.model.onnx_runtime import OnnxEmissions
+    from healthner.model.onnx_runtime import ONNX_FILE, OnnxEmissions
 
     folder.mkdir(parents=True, exist_ok=True)
     runners = {slot: p.runner for slot, p in tagger.ensemble.predictors.items() if p.runner is not None}
@@ -234,7 +234,8 @@ def operator_profile(tagger: Tagger, texts: list[str], threads: int, folder: Pat
     lacs = {key: f.lac for key, f in featurizers.items()}
     try:
         for slot, runner in runners.items():
-            tagger.ensemble.predictors[slot].runner = profiled = OnnxEmissions(runner.path, threads, str(folder / slot))
+            profiled = OnnxEmissions(model_dir / slot / ONNX_FILE, threads, str(folder / slot))
+            tagger.ensemble.predictors[slot].runner = profiled
             sessions[f"{slot} emissions"] = [profiled.session]
         for featurizer in featurizers.values():
             featurizer.lac = LacStates(threads, str(folder / "lac"))
@@ -403,7 +404,8 @@ def run_benchmarks(params: Params) -> dict:
         bar.set_postfix_str("profile")
         profile = profile_stack(tagger, texts, bench.profile_rows)
         threads = worker_params(params.tag, tagging_processes(params.tag, "cpu")).torch_threads
-        profile["operators"] = operator_profile(tagger, texts, threads, bench.json_report.parent / "onnx_profiles")
+        profile["operators"] = operator_profile(tagger, bench.model_dir, texts, threads,
+                                               bench.json_report.parent / "onnx_profiles")
         profile["operator_threads"] = threads
         tag_memory = []
         for _ in range(bench.repeats):

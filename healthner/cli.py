@@ -3,8 +3,9 @@
 Each command loads params.yaml into the typed config and calls the one function of its step's
 module; DVC stages and Airflow tasks call the same functions. Heavy imports stay inside commands.
 
-Errors: an anticipated failure (HealthnerError, a missing file, a bad param, a bad query) is one
-line on stderr and exit code 1; `--debug` or HEALTHNER_DEBUG=1 shows its traceback instead. One
+Errors: an anticipated failure (HealthnerError, any OS error such as a missing file, a full or
+read-only disk or a directory where a file goes, a bad param, a bad query) is one line on stderr
+and exit code 1; `--debug` or HEALTHNER_DEBUG=1 shows its traceback instead. One
 handler does this for every command (OneLineErrors); anything else is a bug and keeps its traceback.
 """
 
@@ -34,17 +35,42 @@ def debug_from_env() -> bool:
 
 
 def is_anticipated(exc: BaseException) -> bool:
-    """Errors a user causes and can fix, as opposed to bugs. DuckDB's errors are matched by module so
-    that importing the CLI does not import duckdb."""
-    if isinstance(exc, (HealthnerError, FileNotFoundError, NotADirectoryError, PermissionError, ValidationError)):
+    """Errors a user causes and can fix, as opposed to bugs: ours, pydantic's, and every OSError (a
+    missing or unwritable path, a full or read-only disk: the machine's state, not the code's). DuckDB's
+    errors are matched by module so that importing the CLI does not import duckdb. A clean-up's own
+    OSError is as anticipated as the error it was cleaning up after."""
+    if _failed_cleaning_up(exc):
+        return is_anticipated(exc.__context__)
+    if isinstance(exc, (HealthnerError, OSError, ValidationError)):
         return True
     return type(exc).__module__.split(".")[0] in {"duckdb", "_duckdb"} and isinstance(exc, Exception)
 
 
+def describe(exc: BaseException) -> str:
+    """One error's text: an OSError as `<path>: <strerror>` (`<from> -> <to>` for a rename), pydantic's
+    errors by field, anything else as its message."""
+    if isinstance(exc, OSError) and exc.strerror:
+        paths = [str(p) for p in (exc.filename, exc.filename2) if p is not None]
+        return f"{' -> '.join(paths)}: {exc.strerror}" if paths else exc.strerror
+    return describe_errors(exc) if isinstance(exc, ValidationError) else str(exc) or type(exc).__name__
+
+
 def one_line(exc: BaseException) -> str:
-    """The error as one line: pydantic's errors by field, anything else with newlines folded."""
-    text = describe_errors(exc) if isinstance(exc, ValidationError) else str(exc) or type(exc).__name__
+    """The error as one line, newlines folded. An error raised while handling another (a clean-up that
+    failed too, e.g. removing a temporary file on a read-only disk) is reported after the error that
+    caused it, never instead of it."""
+    causes = [exc]
+    while _failed_cleaning_up(causes[-1]) and causes[-1].__context__ not in causes:
+        causes.append(causes[-1].__context__)
+    first, *later = reversed(causes)
+    text = describe(first) + "".join(f" (then, while cleaning up: {describe(e)})" for e in later)
     return " ".join(text.split())
+
+
+def _failed_cleaning_up(exc: BaseException) -> bool:
+    """An OSError raised implicitly while another error was being handled (no `raise ... from`)."""
+    return (isinstance(exc, OSError) and exc.__context__ is not None and exc.__cause__ is None
+            and not exc.__suppress_context__)
 
 
 class OneLineErrors(TyperGroup):

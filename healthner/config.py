@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -12,7 +13,7 @@ from healthner.errors import ConfigError, UnknownName
 
 DEFAULT_PARAMS = Path("params.yaml")
 SLOTS = ("bert", "roberta", "electra", "albert")
-Precision = Literal["auto", "float32", "bfloat16", "int8"]  # tagging weights (predict.resolve_precision)
+Precision = Literal["auto", "float32", "bfloat16", "int8"]  # tagging weights (precision.resolve_precision)
 # Whole numbers are strict: YAML's `true` is not 1, and "2" is not 2.
 Count = Annotated[int, Field(strict=True, gt=0)]  # 1, 2, ...
 NonNegative = Annotated[int, Field(strict=True, ge=0)]  # 0, 1, ...
@@ -324,14 +325,15 @@ class ReleaseParams(_Section):
 
 class TagParams(_Section):
     sentence_delimiters: str = "。！？；\n"
+    max_sentence_chars: Count = 1000  # a longer sentence is tagged in pieces of at most this many (tagger.bounded_pieces)
     device: Device = "auto"  # where tagging, stack and evaluate run the members
     batch_chars: Count = 4096  # characters per ensemble call on the CPU (LAC states, CRF, stack)
     forward_batch_chars: Count = 1024  # characters per member forward pass on the CPU (cache-sized; make bench)
     batch_chars_cuda: Count = 65536  # on a GPU, both: large batches keep it busy
-    torch_threads: Count | None = None  # per tagging process; None: cores // workers (CLI), cores // nightly.tag_slots (DAG)
+    torch_threads: Count | None = None  # per tagging process, at most its share of the cores (threads_for)
     workers: Count | Literal["auto"] = "auto"  # `healthner tag` processes on the CPU (nightly/pool.py); auto: one per core
     pool_min_chars: Count = 200_000  # less input is tagged in one process (starting a pool costs seconds)
-    precision: Precision = "auto"  # weights when tagging: predict.resolve_precision
+    precision: Precision = "auto"  # weights when tagging: precision.resolve_precision
     runtime: Runtime = "auto"  # member forward passes: onnx_runtime.resolve_runtime
 
     def batches_for(self, device: str) -> dict[str, int]:
@@ -340,6 +342,14 @@ class TagParams(_Section):
         if device.startswith("cuda"):
             return {"batch_chars": self.batch_chars_cuda, "forward_batch_chars": self.batch_chars_cuda}
         return {"batch_chars": self.batch_chars, "forward_batch_chars": self.forward_batch_chars}
+
+    def threads_for(self, processes: int, cores: int | None = None) -> int:
+        """Threads of one tagging process while `processes` tagging processes share this machine's usable
+        `cores` (None: usable_cores()): its share of them (at least one), or tag.torch_threads when set
+        and within that share. Never more: threads beyond a process's free cores oversubscribe them, and
+        the CRF's per-character loop of small ops then crawls (tens of times slower on a busy machine)."""
+        share = max(1, (cores or usable_cores()) // max(1, processes))
+        return min(self.torch_threads, share) if self.torch_threads else share
 
     def batch_chars_for(self, device: str) -> int:
         """Characters per ensemble call on `device`."""
@@ -477,6 +487,13 @@ def describe_errors(error: ValidationError) -> str:
     return "; ".join(parts)
 
 
+def usable_cores() -> int:
+    """The cores this process may run on (its CPU affinity where the OS reports it, else every core)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
 def load_params(path: Path | str = DEFAULT_PARAMS) -> Params:
     """params.yaml as the typed config; a missing file, bad YAML or a bad field is a ConfigError naming it."""
     path = Path(path)
@@ -486,6 +503,10 @@ def load_params(path: Path | str = DEFAULT_PARAMS) -> Params:
         with path.open(encoding="utf-8") as fh:
             raw = yaml.safe_load(fh)
         return Params.model_validate(raw)
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start}: {exc.reason})") from exc
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot be read: {exc.strerror or exc}") from exc
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML: {' '.join(str(exc).split())}") from exc
     except ValidationError as exc:

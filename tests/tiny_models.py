@@ -103,7 +103,7 @@ def untrained_ensemble(folder: Path, members: tuple[str, ...] = ("bert", "albert
     from healthner.ensemble.combiner import n_features
     from healthner.ensemble.kinds import ForestKind
     from healthner.ensemble.shipped import save_ensemble
-    from healthner.model.predict import Architecture, save_model
+    from healthner.model.folder import Architecture, save_model
     from healthner.model.train import build_model
 
     torch.manual_seed(seed)

@@ -175,12 +175,17 @@ class Lexicon:
         path = Path(path)
         if not path.is_file():
             raise FileNotFoundError(f"{path}: lexicon term list not found; run the lexicon step (dvc repro lexicon)")
+        return cls.parse(path.read_text(encoding="utf-8"), path)
+
+    @classmethod
+    def parse(cls, text: str, source: Path | str) -> Lexicon:
+        """A lexicon from the text of its term list; `source` names it in errors."""
         typed = {}
-        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        for number, line in enumerate(text.splitlines(), 1):
             term, _, kinds = line.partition("\t")
             unknown = [k for k in kinds.split(",") if k not in LEXICON_TYPES]
             if not term or not kinds or unknown:
-                raise ValueError(f"{path}:{number}: expected term<TAB>types from {LEXICON_TYPES}, got {line!r}")
+                raise ValueError(f"{source}:{number}: expected term<TAB>types from {LEXICON_TYPES}, got {line!r}")
             typed[term] = kinds.split(",")
         return cls(typed)
 

@@ -109,11 +109,11 @@ def held_out_texts(params: Params, convert: Callable[[str], str]) -> dict[str, s
     """Every dev and test sentence, whole and cut into the pieces the tagger would cut it into,
     through the same script conversion as the unlabeled text: OpenCC also rewrites some Traditional
     characters (排泄 -> 排洩), and a held-out sentence must match its own converted copy."""
-    delimiters = params.tag.sentence_delimiters
+    cut = params.tag.sentence_delimiters, params.tag.max_sentence_chars
     held = {}
     for split in ("dev", "test"):
         texts = {convert(s.text) for s in read_sentences(params.prepare.output_dir / f"{split}.parquet")}
-        held[split] = texts | {t[a:b] for t in texts for a, b in split_sentences(t, delimiters)}
+        held[split] = texts | {t[a:b] for t in texts for a, b in split_sentences(t, *cut)}
     return held
 
 
@@ -150,7 +150,7 @@ def build_unlabeled(params: Params) -> UnlabeledReport:
             tally.records += 1
             for text in texts:
                 converted = convert(text)
-                for start, end in split_sentences(converted, params.tag.sentence_delimiters):
+                for start, end in split_sentences(converted, params.tag.sentence_delimiters, params.tag.max_sentence_chars):
                     tally.sentences += 1
                     reason = keep.reason(converted[start:end])
                     if reason:

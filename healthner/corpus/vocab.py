@@ -68,8 +68,12 @@ class CharVocab:
         path = Path(directory) / VOCAB_FILE
         if not path.is_file():
             raise FileNotFoundError(f"{path}: vocabulary not found")
-        lines = path.read_text(encoding="utf-8").split("\n")[:-1]
-        return cls([_unescape(t) for t in lines])
+        return cls.parse(path.read_text(encoding="utf-8"))
+
+    @classmethod
+    def parse(cls, text: str) -> CharVocab:
+        """A vocabulary from the text of its vocab.txt (one escaped token a line)."""
+        return cls([_unescape(t) for t in text.split("\n")[:-1]])
 
 
 _ESCAPES = {"\\": "\\\\", "\n": "\\n", "\r": "\\r"}

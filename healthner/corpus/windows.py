@@ -2,20 +2,22 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import unicodedata
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 
 
-def split_sentences(text: str, delimiters: str) -> list[tuple[int, int]]:
-    """(start, end) of each sentence, the delimiter kept with the sentence before it; leading and
-    trailing whitespace trimmed and whitespace-only pieces dropped (offsets stay true)."""
+def split_sentences(text: str, delimiters: str, max_chars: int | None = None) -> list[tuple[int, int]]:
+    """(start, end) of each sentence, the delimiter kept with the sentence before it, and none longer
+    than `max_chars` (bounded_pieces); leading and trailing whitespace trimmed and whitespace-only
+    pieces dropped (offsets stay true)."""
     bounds, start = [], 0
     for i, char in enumerate(text):
         if char in delimiters:
-            bounds.append((start, i + 1))
+            bounds.extend(bounded_pieces(text, start, i + 1, max_chars))
             start = i + 1
-    bounds.append((start, len(text)))
+    bounds.extend(bounded_pieces(text, start, len(text), max_chars))
     trimmed = []
     for begin, end in bounds:
         while begin < end and text[begin].isspace():
@@ -25,6 +27,23 @@ def split_sentences(text: str, delimiters: str) -> list[tuple[int, int]]:
         if begin < end:
             trimmed.append((begin, end))
     return trimmed
+
+
+def bounded_pieces(text: str, start: int, end: int, max_chars: int | None) -> Iterator[tuple[int, int]]:
+    """[start, end) cut into consecutive pieces of at most `max_chars`: each cut after the last space or
+    punctuation mark in the second half of the piece, else at `max_chars`. A text without delimiters
+    costs time and memory in proportion to its longest piece (the CRF runs over a whole piece), so
+    this bound keeps any text's cost linear; an entity across a cut is cut with it."""
+    while max_chars is not None and end - start > max_chars:
+        limit = start + max_chars
+        cut = next((i + 1 for i in range(limit - 1, start + max_chars // 2 - 1, -1) if _is_break(text[i])), limit)
+        yield start, cut
+        start = cut
+    yield start, end
+
+
+def _is_break(char: str) -> bool:
+    return char.isspace() or unicodedata.category(char).startswith(("P", "Z"))
 
 
 def make_windows(length: int, size: int, overlap: int) -> list[tuple[int, int]]:

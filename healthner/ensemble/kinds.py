@@ -45,6 +45,8 @@ from healthner.errors import ModelIntegrityError
 FOREST_FILE = "forest.skops"
 LOGISTIC_FILE = "logistic.skops"
 
+SavedFiles = Mapping[str, bytes] | None  # a kind's saved files by name, as hashed (None: read them from the folder)
+
 # Written out by hand, never computed from the file: these are the only types a .skops file may hold
 # beyond skops' own defaults (builtins, numpy arrays and dtypes).
 TRUSTED_TYPES: dict[str, tuple[str, ...]] = {
@@ -121,7 +123,9 @@ class ShippedKind(ABC):
         return {}
 
     @classmethod
-    def load(cls, folder: Path, members: Sequence[str], fields: Mapping) -> ShippedKind:
+    def load(cls, folder: Path, members: Sequence[str], fields: Mapping, files: SavedFiles = None) -> ShippedKind:
+        """The kind as saved: its manifest `fields` and its `files` (relative path -> bytes, as hashed;
+        None: read from `folder`)."""
         return cls(members)
 
 
@@ -183,7 +187,7 @@ class VoteKind(ShippedKind):
         return {"min_votes": self.min_votes}
 
     @classmethod
-    def load(cls, folder: Path, members: Sequence[str], fields: Mapping) -> VoteKind:
+    def load(cls, folder: Path, members: Sequence[str], fields: Mapping, files: SavedFiles = None) -> VoteKind:
         votes = fields.get("min_votes")
         if isinstance(votes, bool) or not isinstance(votes, int) or not 1 <= votes <= len(members):
             raise ModelIntegrityError(f"{folder}: min_votes {votes!r} is not a whole number from 1 to {len(members)}")
@@ -233,14 +237,14 @@ class _FeatureKind(ShippedKind):
         return {"context": self.context, "viterbi_features": self.viterbi_features}
 
     @classmethod
-    def load(cls, folder: Path, members: Sequence[str], fields: Mapping) -> _FeatureKind:
+    def load(cls, folder: Path, members: Sequence[str], fields: Mapping, files: SavedFiles = None) -> _FeatureKind:
         """The saved classifier, checked to take exactly the features its manifest fields make
         (the forest's trees are walked directly when tagging, past scikit-learn's own check)."""
         try:
             params = StackParams(context=fields.get("context"), viterbi_features=fields.get("viterbi_features"))
         except ValueError as exc:
             raise ModelIntegrityError(f"{folder}: {describe_errors(exc)}") from exc
-        model = load_trusted(folder / cls.file)
+        model = load_trusted(folder / cls.file, None if files is None else files.get(cls.file))
         inputs = len(members) * (2 if params.viterbi_features else 1)
         expected = n_features(inputs, params.context)
         if model.n_features_in_ != expected:
@@ -301,12 +305,15 @@ def make_kind(name: str, members: Sequence[str], params: StackParams) -> Shipped
     return kind(members, params) if issubclass(kind, _FeatureKind) else kind(members)
 
 
-def load_trusted(path: Path):
-    """A .skops file loaded with its hand-written trust list; anything else in it is refused by skops."""
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: not found")
+def load_trusted(path: Path, data: bytes | None = None):
+    """A .skops file (its bytes `data`, else read from `path`) loaded with its hand-written trust list;
+    anything else in it is refused by skops."""
+    if data is None:
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: not found")
+        data = path.read_bytes()
     try:
-        model = sio.load(path, trusted=list(TRUSTED_TYPES[path.name]))
+        model = sio.loads(data, trusted=list(TRUSTED_TYPES[path.name]))
     except sio.exceptions.UntrustedTypesFoundException as exc:
         raise ModelIntegrityError(f"{path}: refused, it holds types outside the trust list: {exc}") from exc
     expected = {FOREST_FILE: RandomForestClassifier, LOGISTIC_FILE: LogisticRegression}[path.name]

@@ -4,12 +4,14 @@ The folder holds the member model folders it needs, what its kind learned (e.g. 
 and `ensemble.json`: the kind (one member alone, or a combiner, kinds.py), its members, why it was
 chosen, and `model_version`, a short hash of everything that decides the output: the manifest's
 model fields (kind, members, tags and the kind's own fields, e.g. context) and every file the
-loaders read (the kind's file, each member's weights, config, vocabulary, labels and term list).
-Loading recomputes it and refuses a folder whose hash differs (an edited manifest, a changed file)
-or whose members are not distinct folders inside it (ModelIntegrityError); files the loaders never
-read (a NOTES.txt, a training summary) and manifest keys no kind reads change nothing. `Ensemble`
-loads it from the folder alone and predicts from raw characters: the members' outputs in one
-batched pass (predict.joint_outputs), then the kind.
+loaders read (the kind's file, each member's weights, config, vocabulary, labels, term list and
+emissions graph: folder.MEMBER_FILES). Loading reads each of those files once, hashes those bytes
+and builds the model from the same bytes, never from the disk again, so what runs is exactly what
+was checked even if the folder is swapped mid-load. It refuses a folder whose hash differs (an
+edited manifest, a changed file), one whose hash is not the version a caller pinned, or one whose
+members are not distinct folders inside it (ModelIntegrityError); files the loaders never read (a
+NOTES.txt, a training summary) and manifest keys no kind reads change nothing. `Ensemble` predicts
+from raw characters: the members' outputs in one batched pass (predict.joint_outputs), then the kind.
 """
 
 from __future__ import annotations
@@ -27,12 +29,12 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from healthner.config import describe_errors
 from healthner.corpus.labels import TAGS
-from healthner.corpus.vocab import VOCAB_FILE
 from healthner.ensemble.combiner import BIO_GRAMMAR, Prediction
 from healthner.ensemble.kinds import KINDS, MemberOutputs, ShippedKind
 from healthner.errors import ModelIntegrityError
 
 if TYPE_CHECKING:
+    from healthner.model.folder import MemberFiles
     from healthner.model.predict import SlotPredictor
 
 VERSION_CHARS = 12  # hex characters of sha256 kept as model_version
@@ -65,10 +67,10 @@ class Manifest(BaseModel):
 
 
 def member_files() -> tuple[str, ...]:
-    """The files of a member folder that SlotPredictor.load reads (the rest never reach the model)."""
-    from healthner.model.predict import CONFIG_FILE, LABELS_FILE, LEXICON_FILE, MODEL_FILE
+    """The files of a member folder that SlotPredictor.load may read (the rest never reach the model)."""
+    from healthner.model.folder import MEMBER_FILES
 
-    return (CONFIG_FILE, LABELS_FILE, LEXICON_FILE, MODEL_FILE, VOCAB_FILE)
+    return MEMBER_FILES
 
 
 def model_files(folder: Path, manifest: Manifest) -> list[str]:
@@ -79,13 +81,23 @@ def model_files(folder: Path, manifest: Manifest) -> list[str]:
     return found
 
 
-def model_digest(folder: Path, manifest: Manifest) -> str:
+def read_model_files(folder: Path, manifest: Manifest) -> dict[str, bytes]:
+    """Every model file's bytes by relative path, each read once: what is hashed is what gets loaded."""
+    return {rel: (folder / rel).read_bytes() for rel in model_files(folder, manifest)}
+
+
+def files_digest(manifest: Manifest, files: Mapping[str, bytes]) -> str:
     """Short sha256 over the manifest's model fields and each model file's relative path and bytes."""
     digest = hashlib.sha256(manifest.model_fields_json() + b"\0")
-    for rel in model_files(folder, manifest):
+    for rel, data in files.items():
         digest.update(rel.encode() + b"\0")
-        digest.update(hashlib.sha256((folder / rel).read_bytes()).digest())
+        digest.update(hashlib.sha256(data).digest())
     return digest.hexdigest()[:VERSION_CHARS]
+
+
+def model_digest(folder: Path, manifest: Manifest) -> str:
+    """files_digest of the folder's model files as they are on disk now."""
+    return files_digest(manifest, read_model_files(folder, manifest))
 
 
 def save_ensemble(
@@ -140,19 +152,37 @@ def check_members(folder: Path, members: list[str]) -> None:
             raise ModelIntegrityError(f"{folder / MANIFEST_FILE}: member {slot!r} is not a folder inside {folder}")
 
 
-def read_manifest(folder: Path) -> dict:
-    """The manifest, once the folder is checked to be what was saved (ModelIntegrityError if not)."""
+def read_checked(folder: Path, expected_version: str | None = None) -> tuple[dict, dict[str, bytes]]:
+    """The manifest and the model files' bytes (by relative path), once those bytes are checked to be
+    what was saved and, with `expected_version`, to be that version (ModelIntegrityError if not)."""
     path = folder / MANIFEST_FILE
     manifest = _parse_manifest(path)
     if tuple(manifest.tags) != TAGS:
         raise ModelIntegrityError(f"{path}: tag set differs from healthner.corpus.labels.TAGS")
     check_members(folder, manifest.members)
-    saved, actual = manifest.model_version, model_digest(folder, manifest)
+    files = read_model_files(folder, manifest)
+    saved, actual = manifest.model_version, files_digest(manifest, files)
     if actual != saved:
         raise ModelIntegrityError(
             f"{folder}: model files or {MANIFEST_FILE} changed since saving (model_version {saved}, now {actual})"
         )
-    return manifest.model_dump()
+    if expected_version is not None and actual != expected_version:
+        raise ModelIntegrityError(f"{folder}: model_version {actual}, expected the pinned {expected_version}")
+    return manifest.model_dump(), files
+
+
+def read_manifest(folder: Path, expected_version: str | None = None) -> dict:
+    """The manifest, once the folder is checked to be what was saved (read_checked)."""
+    return read_checked(folder, expected_version)[0]
+
+
+def take_member(folder: Path, slot: str, files: dict[str, bytes]) -> MemberFiles:
+    """One member's files (folder.MemberFiles), taken out of the checked bytes of the whole folder
+    (removed from `files`, so each member's bytes are freed once it is built)."""
+    from healthner.model.folder import MemberFiles
+
+    prefix = f"{slot}/"
+    return MemberFiles(folder / slot, {rel.removeprefix(prefix): files.pop(rel) for rel in list(files) if rel.startswith(prefix)})
 
 
 def member_outputs(predictors: Mapping[str, SlotPredictor], sentences: list[list[str]], averaged: bool = False) -> MemberOutputs:
@@ -175,17 +205,20 @@ class Ensemble:
         self.model_version = model_version
 
     @classmethod
-    def load(cls, folder: Path | str, device: str = "cpu", **predictor_options: int | str) -> Ensemble:
-        """Everything from `folder` alone; `predictor_options` go to SlotPredictor.load (batch_chars, precision)."""
+    def load(cls, folder: Path | str, device: str = "cpu", expected_version: str | None = None,
+             **predictor_options: int | str) -> Ensemble:
+        """Everything from `folder` alone, built from the bytes its model_version was checked on;
+        `expected_version`: refuse any other version; `predictor_options` go to SlotPredictor.load."""
         from healthner.model.predict import SlotPredictor
 
         folder = Path(folder)
         if not folder.is_dir():
             raise FileNotFoundError(f"{folder}: model folder not found; run `healthner stack` (dvc repro stack) first")
-        manifest = read_manifest(folder)
+        manifest, files = read_checked(folder, expected_version)
         members = manifest["members"]
-        kind = KINDS[manifest["kind"]].load(folder, members, manifest)
-        predictors = {slot: SlotPredictor.load(folder / slot, device=device, **predictor_options) for slot in members}
+        kind = KINDS[manifest["kind"]].load(folder, members, manifest, files)
+        predictors = {slot: SlotPredictor.load(take_member(folder, slot, files), device=device, **predictor_options)
+                      for slot in members}
         log.info("model %s: %s of %s, model_version %s", folder, manifest["kind"], members, manifest["model_version"])
         return cls(predictors, kind, manifest["model_version"])
 

@@ -1,9 +1,7 @@
-"""Where inference runs: `tag.device` resolved, host-to-device copies that pay for themselves, and the
-onnxruntime CPU sessions (members' emissions graphs, LAC's) with the options shard processes need."""
+"""Where inference runs: `tag.device` resolved, and host-to-device copies that pay for themselves
+(onnxruntime's CPU sessions are built in sessions.py)."""
 
 from __future__ import annotations
-
-from pathlib import Path
 
 import torch
 
@@ -28,20 +26,3 @@ def to_device(tensor: torch.Tensor, device: torch.device) -> torch.Tensor:
     if device.type != "cuda":
         return tensor.to(device)
     return tensor.pin_memory().to(device, non_blocking=True)
-
-
-def cpu_session(model: Path | bytes, threads: int, profile_prefix: str | None = None):
-    """An onnxruntime CPU session of `model` (a path or the graph's bytes) on `threads` intra-op threads;
-    with `profile_prefix`, onnxruntime's own per-node profiler is on (session.end_profiling() writes it)."""
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.intra_op_num_threads, options.inter_op_num_threads = threads, 1
-    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    # no busy-waiting between ops: parallel shard processes share the cores (spinning cost up to 1.7x there)
-    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    if profile_prefix:
-        options.enable_profiling, options.profile_file_prefix = True, profile_prefix
-    return ort.InferenceSession(model if isinstance(model, bytes) else str(model), options,
-                                providers=["CPUExecutionProvider"])

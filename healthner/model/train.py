@@ -30,11 +30,12 @@ from healthner.errors import UnknownName
 from healthner.model.devices import resolve_device
 from healthner.model.encoders import SPECIAL_TOKENS_PER_WINDOW, build_encoder
 from healthner.model.features import CharFeaturizer
+from healthner.model.folder import MODEL_FILE, Architecture, feature_spec, save_model
 from healthner.model.losses import Objective, window_labels
 from healthner.model.metrics import score
 from healthner.model.network import NerTagger
 from healthner.model.onnx_runtime import export_member
-from healthner.model.predict import MODEL_FILE, Architecture, SlotPredictor, feature_spec, pad_features, save_model
+from healthner.model.predict import SlotPredictor, pad_features
 from healthner.model.silver import SilverSet, SilverWindows
 
 BUCKET_BATCHES = 50  # batches per length-sorting bucket: little padding, yet batches still shuffle

@@ -1,7 +1,7 @@
-"""Batch tagging: a day's inbox staged into shards, shards tagged into Parquet parts.
+"""Batch tagging: shards of a staged day tagged into Parquet parts, and the sample night's inbox.
 
-The nightly DAG calls, in order: `day_files` -> `stage_day` (read + rejects + shards) ->
-`tag_shard` per shard (mapped) -> `checks.check_version` -> `publish.publish_day` (nightly/night.py
+The nightly DAG calls, in order: `day_files` -> `stage.stage_day` (read + rejects + shards + the
+pinned model) -> `tag_shard` per shard (mapped) -> `checks.check_version` -> `publish.publish_day` (nightly/night.py
 holds the DAG's task bodies).
 The CLI's `healthner tag` of files is nightly/tag_files.py.
 """
@@ -12,7 +12,6 @@ import json
 import logging
 import math
 import time
-from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,43 +19,30 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from healthner.config import NightlyParams, Params, TagParams
+from healthner.config import Params, TagParams
 from healthner.corpus.labels import ENTITY_TYPES
+from healthner.errors import ModelIntegrityError
 from healthner.nightly.inbox import (
     Article,
-    InboxRead,
-    Reject,
     day_files,
-    read_inbox,
     read_inbox_file,
 )
 from healthner.nightly.outputs import entity_rows
 from healthner.nightly.pool import worker_params
+from healthner.nightly.stage import pinned_model, read_shard
 from healthner.nightly.tagger import Entity, Tagger
 from healthner.nightly.warehouse import (
     ARTICLE_META,
     ARTICLES_SCHEMA,
     ENTITIES_SCHEMA,
-    MANIFEST_FILE,
-    REJECTS_SCHEMA,
-    SHARDS_DIR,
     STATUS_TAGGED,
     TYPE_COUNT_COLUMNS,
-    day_versions_dir,
-    new_version,
     open_root,
-    url_of,
     version_dir_of,
-    write_json,
-    write_part,
 )
 
-__all__ = ["build_sample_inbox", "day_files", "read_inbox_file", "stage_day", "tag_shard"]
+__all__ = ["build_sample_inbox", "day_files", "read_inbox_file", "tag_shard"]
 
-SHARD_SCHEMA = pa.schema(
-    [("article_id", pa.string()), ("text", pa.string()), ("location", pa.string())]
-    + [(name, pa.string()) for name in ARTICLE_META]
-)
 SAMPLE_FILE = "articles-000.jsonl"
 SAMPLE_JOIN = "\n"  # sentences of a sample article, one a line: the tagger cuts at newlines
 
@@ -81,63 +67,6 @@ def resolve_paths(params: Params, root: Path) -> Params:
     )
 
 
-# --- staging a day --------------------------------------------------------------------------------
-
-
-def rejects_table(rejects: Sequence[Reject]) -> pa.Table:
-    return pa.Table.from_pylist([r._asdict() for r in rejects], schema=REJECTS_SCHEMA)
-
-
-def assign_shards(articles: Sequence[Article], shards: int) -> list[list[Article]]:
-    """Longest first, each to the shard with the fewest characters so far (balanced tagging time)."""
-    groups: list[list[Article]] = [[] for _ in range(shards)]
-    load = [0] * shards
-    for article in sorted(articles, key=lambda a: len(a.text), reverse=True):
-        target = load.index(min(load))
-        groups[target].append(article)
-        load[target] += len(article.text)
-    return groups
-
-
-def read_day(files: Sequence[str], max_article_chars: int, max_id_chars: int = NightlyParams().max_article_id_chars) -> InboxRead:
-    """Every file of the day, duplicates judged across files (first accepted occurrence wins)."""
-    accepted: set[str] = set()
-    day = InboxRead([], [], 0)
-    for path in files:
-        result = read_inbox(path, max_article_chars, accepted, max_id_chars)
-        day.articles += result.articles
-        day.rejects += result.rejects
-        day.lines_read += result.lines_read
-    return day
-
-
-def stage_day(params: Params, dt: str, files: Sequence[str]) -> list[str]:
-    """Read the day's files into a new version folder: the rejects part, exactly `nightly.shards`
-    shard files (some may be empty, so every mapped task has work to report), and last the manifest
-    (a folder without one was never fully staged). A retry stages a new version; the next
-    successful publish of the day removes the abandoned one."""
-    nightly = params.nightly
-    fs, root = open_root(nightly.warehouse_dir)
-    version = new_version()
-    folder = f"{day_versions_dir(root, dt)}/{version}"
-    started = time.perf_counter()
-    day = read_day(files, nightly.max_article_chars, nightly.max_article_id_chars)
-    reasons = Counter(r.reason for r in day.rejects)
-    log.info("stage dt=%s: %d file(s), %d line(s) read -> %d article(s), %d reject(s) %s in %.1f s", dt, len(files),
-             day.lines_read, len(day.articles), len(day.rejects), dict(sorted(reasons.items())), time.perf_counter() - started)
-    write_part(fs, f"{folder}/rejects/part-inbox.parquet", rejects_table(day.rejects))
-    shard_paths = []
-    for index, group in enumerate(assign_shards(day.articles, nightly.shards)):
-        path = f"{folder}/{SHARDS_DIR}/shard-{index:03d}.parquet"
-        write_part(fs, path, pa.Table.from_pylist([a.row() for a in group], schema=SHARD_SCHEMA))
-        shard_paths.append(url_of(fs, path))
-    manifest = {"dt": dt, "version": version, "files": list(files), "lines_read": day.lines_read,
-                "shards": nightly.shards}
-    write_json(fs, f"{folder}/{MANIFEST_FILE}", manifest)
-    log.info("staged dt=%s as version %s in %d shards", dt, version, nightly.shards)
-    return shard_paths
-
-
 # --- tagging --------------------------------------------------------------------------------------
 
 
@@ -153,12 +82,6 @@ def article_row(article: Article, entities: Sequence[Entity], model_version: str
 def chunks(items: Sequence[Article], size: int) -> Iterator[Sequence[Article]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
-
-
-def read_shard(path: str) -> list[Article]:
-    fs, local = open_root(path)
-    rows = pq.read_table(local, filesystem=fs, schema=SHARD_SCHEMA).to_pylist()
-    return [Article(**row) for row in rows]
 
 
 @dataclass(frozen=True)
@@ -196,16 +119,20 @@ def write_tagged(
 
 
 def shard_tag_params(params: Params) -> TagParams:
-    """One shard task's tag settings: unless tag.torch_threads is set, its threads are this machine's
-    usable cores over the tag tasks running on it at once (nightly.tag_slots),
-    since k tasks each taking every core tag slower together than one alone (make bench)."""
+    """One shard task's tag settings: its threads are its share of this machine's usable cores among the
+    tag tasks running on it at once (nightly.tag_slots; TagParams.threads_for), since k tasks each taking
+    every core tag slower together than one alone (make bench)."""
     return worker_params(params.tag, params.nightly.tag_slots)  # a shard task is one of those processes
 
 
 def tag_shard(params: Params, shard_path: str, tagger: Tagger | None = None) -> ShardResult:
     """Tag one shard, `chunk_articles` at a time (memory stays bounded), into its staging parts; the
-    model on tag.device with shard_tag_params' threads."""
-    tagger = tagger or Tagger.load(params.nightly.tagging_model(), shard_tag_params(params))
+    model pinned at stage (pinned_model: that folder at that model_version, or ModelIntegrityError) on
+    tag.device with shard_tag_params' threads."""
+    model_dir, pinned = pinned_model(shard_path)
+    tagger = tagger or Tagger.load(model_dir, shard_tag_params(params), expected_version=pinned)
+    if tagger.model_version != pinned:
+        raise ModelIntegrityError(f"{shard_path}: model_version {tagger.model_version}, the night pinned {pinned}")
     articles = read_shard(shard_path)
     size = params.nightly.chunk_articles
     started = time.perf_counter()

@@ -2,7 +2,9 @@
 
 Expectations that relate tables (an entity's offsets against its article's length, entity rows
 against articles.n_entities, rows against lines read) run on small frames joined beforehand,
-so each stays a plain single-table GX expectation. `check_version` writes the night's Data Docs
+so each stays a plain single-table GX expectation. Every entity and article row of a night carries
+one model_version: the one its stage pinned (batch.pin_model), so one night never mixes two models.
+`check_version` writes the night's Data Docs
 under the warehouse (`_reports/dt=D/`, local roots) and its verdict into the version folder
 (`_check.json`), which `publish_day` requires.
 """
@@ -70,7 +72,7 @@ def check_frames(tables: dict[str, pa.Table], lines_read: int) -> dict[str, pd.D
     spans["span_chars"] = spans["end"] - spans["start"]
     spans["text_chars"] = spans["text"].str.len()
     counted = entities.groupby("article_id").size().rename("counted").reset_index()
-    per_article = articles[["article_id", "n_entities"]].merge(counted, on="article_id", how="left")
+    per_article = articles[["article_id", "n_entities", "model_version"]].merge(counted, on="article_id", how="left")
     per_article["counted"] = per_article["counted"].fillna(0).astype("int64")
     per_article["n_entities"] = per_article["n_entities"].astype("int64")
     totals = pd.DataFrame(
@@ -84,7 +86,17 @@ def check_frames(tables: dict[str, pa.Table], lines_read: int) -> dict[str, pd.D
     return {"entities": spans, "articles": per_article, "totals": totals}
 
 
-def _suites() -> dict[str, list]:
+def _one_model(model_version: str | None) -> list:
+    """Rows of one model_version: the pinned one, or (no pin known) any single one."""
+    import great_expectations as gx
+
+    exp = gx.expectations
+    if model_version is not None:
+        return [exp.ExpectColumnValuesToBeInSet(column="model_version", value_set=[model_version])]
+    return [exp.ExpectColumnUniqueValueCountToBeBetween(column="model_version", max_value=1)]
+
+
+def _suites(model_version: str | None = None) -> dict[str, list]:
     import great_expectations as gx
 
     exp = gx.expectations
@@ -97,10 +109,12 @@ def _suites() -> dict[str, list]:
             exp.ExpectColumnPairValuesAToBeGreaterThanB(column_A="characters", column_B="end", or_equal=True),
             exp.ExpectColumnPairValuesToBeEqual(column_A="span_chars", column_B="text_chars"),
             exp.ExpectColumnValuesToBeBetween(column="score", min_value=0.0, max_value=1.0),
+            *_one_model(model_version),
         ],
         "articles": [
             exp.ExpectColumnValuesToBeUnique(column="article_id"),
             exp.ExpectColumnPairValuesToBeEqual(column_A="n_entities", column_B="counted"),
+            *_one_model(model_version),
         ],
         "totals": [
             exp.ExpectColumnPairValuesToBeEqual(column_A="entity_rows", column_B="n_entities_sum"),
@@ -130,15 +144,17 @@ def _context(data_docs_dir: Path | None) -> Any:
     return docs_context(data_docs_dir)
 
 
-def run_suite(dt: str, frames: dict[str, pd.DataFrame], data_docs_dir: Path | None = None) -> CheckResult:
-    """Every expectation on its frame; with `data_docs_dir`, the results rendered as Data Docs there."""
+def run_suite(dt: str, frames: dict[str, pd.DataFrame], data_docs_dir: Path | None = None,
+              model_version: str | None = None) -> CheckResult:
+    """Every expectation on its frame; with `data_docs_dir`, the results rendered as Data Docs there;
+    `model_version`: the one every row must carry (None: any one, the same for all)."""
     import great_expectations as gx
 
     logging.getLogger("great_expectations").setLevel(logging.WARNING)
     context = _context(data_docs_dir)
     source = context.data_sources.add_pandas(name="warehouse")
     failures = []
-    for name, expectations in _suites().items():
+    for name, expectations in _suites(model_version).items():
         batch = source.add_dataframe_asset(name=name).add_batch_definition_whole_dataframe(name)
         suite = context.suites.add(gx.ExpectationSuite(name=f"warehouse_{name}", expectations=expectations))
         definition = context.validation_definitions.add(gx.ValidationDefinition(name=name, data=batch, suite=suite))
@@ -194,7 +210,8 @@ def check_version(warehouse: str, version_dir: str) -> CheckResult:
     fs, _ = open_root(warehouse)
     dt, version = version_of(version_dir)
     tables, manifest = read_version(fs, version_dir)
-    result = run_suite(dt, check_frames(tables, int(manifest["lines_read"])), reports_dir(warehouse, dt))
+    pinned = (manifest.get("model") or {}).get("model_version")
+    result = run_suite(dt, check_frames(tables, int(manifest["lines_read"])), reports_dir(warehouse, dt), pinned)
     rows = {dataset: table.num_rows for dataset, table in tables.items()}
     result = CheckResult(dt, result.success, result.failures, rows, result.data_docs)
     verdict = {"version": version, "passed": result.success, "rows": rows, "failures": result.failures,

@@ -9,7 +9,6 @@ Data Docs, and `publish` after its commit only reports what is published. Fault 
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Sequence
 from dataclasses import asdict
 from datetime import date, datetime
@@ -49,12 +48,9 @@ def night_day(requested: str | None, interval_start: datetime | None) -> str:
 
 
 def tag_threads(tag: TagParams, nightly: NightlyParams, cores: int | None = None) -> int:
-    """Torch threads per tag task: `tag.torch_threads` when set, else this machine's cores shared by
-    the `nightly.tag_slots` tag tasks it may run at once (oversubscribed threads crawl)."""
-    if tag.torch_threads:
-        return tag.torch_threads
-    cores = cores or len(os.sched_getaffinity(0))
-    return max(1, cores // nightly.tag_slots)
+    """Torch threads per tag task: this machine's cores shared by the `nightly.tag_slots` tag tasks it
+    may run at once (TagParams.threads_for)."""
+    return tag.threads_for(nightly.tag_slots, cores)
 
 
 def discover(params: Params, dt: str) -> list[str]:
@@ -67,7 +63,7 @@ def discover(params: Params, dt: str) -> list[str]:
 
 
 def stage(params: Params, dt: str, files: Sequence[str]) -> list[str]:
-    from healthner.nightly.batch import stage_day
+    from healthner.nightly.stage import stage_day
 
     fault_point("stage.start")
     shards = stage_day(params, dt, files)

@@ -5,26 +5,30 @@ recurrent layers step through a window one character at a time, on matrices too 
 well across threads. Processes of one thread each keep every core busy (make bench measures both).
 Texts are cut into contiguous groups of about equal characters, one per process; each process tags
 its group as a Tagger would, and the entities come back in text order, the same as one Tagger's.
+Pool processes never outlive the process that started them (die_with_parent).
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import multiprocessing
 import os
+import signal
+import sys
+import threading
+import time
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Self
 
-from healthner.config import TagParams
+from healthner.config import TagParams, usable_cores
 from healthner.nightly.tagger import Entity, Tagger
 
 _WORKER: dict[str, Tagger] = {}  # the tagger a pool process loaded (one per process)
-
-
-def usable_cores() -> int:
-    return len(os.sched_getaffinity(0))
+PR_SET_PDEATHSIG = 1  # prctl option (linux/prctl.h): a signal this process gets when its parent dies
+PARENT_POLL_S = 1.0  # how often the fallback watchdog checks that the parent is still there
 
 
 def tagging_processes(params: TagParams, device: str, chars: int | None = None) -> int:
@@ -38,9 +42,8 @@ def tagging_processes(params: TagParams, device: str, chars: int | None = None) 
 
 
 def worker_params(params: TagParams, processes: int) -> TagParams:
-    """One pool process's settings: its share of the cores as threads (unless tag.torch_threads is set)."""
-    threads = params.torch_threads or max(1, usable_cores() // processes)
-    return params.model_copy(update={"torch_threads": threads, "workers": 1})
+    """One of `processes` tagging processes' settings: its share of the cores as threads (TagParams.threads_for)."""
+    return params.model_copy(update={"torch_threads": params.threads_for(processes), "workers": 1})
 
 
 def balanced_groups(texts: Sequence[str], groups: int) -> list[range]:
@@ -56,7 +59,34 @@ def balanced_groups(texts: Sequence[str], groups: int) -> list[range]:
     return [group for group in bounds if len(group)]
 
 
-def _load_worker(model_dir: str, params: TagParams, device: str) -> None:
+def die_with_parent(parent: int) -> None:
+    """End this pool process when `parent` (the process that started the pool) dies, even by SIGKILL,
+    which runs no clean-up in the parent: orphans would each keep a loaded model (about a GB) forever.
+
+    Two mechanisms, because neither covers every case alone:
+    - Linux's prctl(PR_SET_PDEATHSIG, SIGKILL): the kernel kills this process the moment its parent
+      dies, with no polling. Linux only; a process sets it for itself (a fork clears it), so the pool
+      initializer sets it; it follows the parent *thread* that spawned the process, which is the one
+      that calls TaggerPool (ProcessPoolExecutor starts spawned processes from submit).
+    - a daemon thread that polls os.getppid() every PARENT_POLL_S and exits the process once it is
+      reparented: portable, but only as fast as its poll, and it needs the interpreter to get the GIL.
+    The parent may already be gone before prctl took effect: the getppid check covers that window."""
+    if sys.platform.startswith("linux"):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    if os.getppid() != parent:
+        os._exit(1)
+    threading.Thread(target=_watch_parent, args=(parent,), name="watch-parent", daemon=True).start()
+
+
+def _watch_parent(parent: int) -> None:
+    while os.getppid() == parent:
+        time.sleep(PARENT_POLL_S)
+    os._exit(1)
+
+
+def _load_worker(model_dir: str, params: TagParams, device: str, parent: int) -> None:
+    die_with_parent(parent)
     _WORKER["tagger"] = Tagger.load(model_dir, params, device)
 
 
@@ -75,7 +105,7 @@ class TaggerPool:
         self.params, self.processes = worker_params(params, processes), processes
         self._executor = ProcessPoolExecutor(
             processes, mp_context=multiprocessing.get_context("spawn"), initializer=_load_worker,
-            initargs=(str(model_dir), self.params, device))
+            initargs=(str(model_dir), self.params, device, os.getpid()))
         # one call per process: with spawn, the executor starts a process only for a call no idle one can take,
         # so this starts (and loads) them all now, together, not one per later tag(); a load error surfaces here
         started = [self._executor.submit(_version_in_worker) for _ in range(processes)]
@@ -107,7 +137,7 @@ def load_tagging(model_dir: Path | str, params: TagParams, chars: int | None = N
     device = tag_device(params)
     processes = tagging_processes(params, device, chars)
     if processes == 1:
-        return Tagger.load(model_dir, params, device)
+        return Tagger.load(model_dir, worker_params(params, 1), device)
     return TaggerPool(model_dir, params, device, processes)
 
 

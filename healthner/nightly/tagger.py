@@ -1,7 +1,8 @@
 """Tag raw text of any length with the stacked ensemble; entities carry offsets into the input.
 
-Texts are cut into sentences (the unit the models were trained on), whitespace-only pieces are
-skipped, and pieces are sorted by length and batched so each forward pass holds about
+Texts are cut into sentences (the unit the models were trained on), a sentence longer than
+`tag.max_sentence_chars` into pieces of at most that many (at its last space or punctuation mark
+past half the piece, if any), whitespace-only pieces are skipped, and pieces are sorted by length and batched so each forward pass holds about
 `batch_chars` characters. Offsets are kept from the cut onwards, so `text[e.start:e.end] == e.text`
 for every entity, whatever the text holds (newlines, ASCII, full-width characters). An entity never
 begins or ends on whitespace, a control, format or unassigned character (Unicode C*), a separator
@@ -21,6 +22,7 @@ import numpy as np
 
 from healthner.config import TagParams
 from healthner.corpus.labels import TAG_TO_ID, spans
+from healthner.corpus.windows import split_sentences
 
 EDGE_CATEGORIES = ("C", "S", "Z")  # first letters of the Unicode categories an entity never begins or ends on
 LEAD_CATEGORIES = ("M",)  # ... never begins on (a combining mark closes the character before it)
@@ -45,26 +47,6 @@ class Piece(NamedTuple):
     text_index: int
     start: int
     end: int
-
-
-def split_sentences(text: str, delimiters: str) -> list[tuple[int, int]]:
-    """(start, end) of each sentence, the delimiter kept with the sentence before it; leading and
-    trailing whitespace trimmed and whitespace-only pieces dropped (offsets stay true)."""
-    bounds, start = [], 0
-    for i, char in enumerate(text):
-        if char in delimiters:
-            bounds.append((start, i + 1))
-            start = i + 1
-    bounds.append((start, len(text)))
-    trimmed = []
-    for begin, end in bounds:
-        while begin < end and text[begin].isspace():
-            begin += 1
-        while end > begin and text[end - 1].isspace():
-            end -= 1
-        if begin < end:
-            trimmed.append((begin, end))
-    return trimmed
 
 
 def length_batches(pieces: Sequence[Piece], batch_chars: int) -> Iterator[list[Piece]]:
@@ -119,9 +101,11 @@ class Tagger:
         self.batch_chars = batch_chars or self.params.batch_chars  # characters per ensemble call, for its device
 
     @classmethod
-    def load(cls, model_dir: Path | str, params: TagParams | None = None, device: str | None = None) -> Tagger:
+    def load(cls, model_dir: Path | str, params: TagParams | None = None, device: str | None = None,
+             expected_version: str | None = None) -> Tagger:
         """The ensemble on `device` (None: params.device resolved), each member's forward passes under
-        params.runtime in params.precision; torch (and ONNX Runtime) take params.torch_threads threads."""
+        params.runtime in params.precision; torch (and ONNX Runtime) take params.torch_threads threads.
+        `expected_version`: refuse a model of any other model_version (Ensemble.load)."""
         import torch
 
         from healthner.ensemble.shipped import Ensemble  # heavy (torch): only when a model is really needed
@@ -132,7 +116,8 @@ class Tagger:
             torch.set_num_threads(params.torch_threads)
         device = device or tag_device(params)
         batches = params.batches_for(device)
-        ensemble = Ensemble.load(Path(model_dir), device, precision=params.precision, runtime=params.runtime, **batches)
+        ensemble = Ensemble.load(Path(model_dir), device, expected_version, precision=params.precision,
+                                 runtime=params.runtime, **batches)
         return cls(ensemble, params, batches["batch_chars"])
 
     @property
@@ -144,7 +129,7 @@ class Tagger:
         pieces = [
             Piece(index, start, end)
             for index, text in enumerate(texts)
-            for start, end in split_sentences(text, self.params.sentence_delimiters)
+            for start, end in split_sentences(text, self.params.sentence_delimiters, self.params.max_sentence_chars)
         ]
         found: list[list[Entity]] = [[] for _ in texts]
         for batch in length_batches(pieces, self.batch_chars):

@@ -10,7 +10,7 @@ from healthner.config import Params, deep_merge
 from healthner.corpus.readers import Sentence, write_sentences
 from healthner.ensemble.ablate import ablate, folder_name, row_params
 from healthner.ensemble.evaluate import score_model
-from healthner.model.predict import MODEL_FILE
+from healthner.model.folder import MODEL_FILE
 
 
 def test_deep_merge_keeps_untouched_nested_fields() -> None:

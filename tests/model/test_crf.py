@@ -9,7 +9,7 @@ import torch
 from torchcrf import CRF
 
 from healthner.model.crf import CrfScores, crf_marginals, crf_marginals_log, crf_viterbi
-from healthner.model.predict import resolve_precision
+from healthner.model.precision import resolve_precision
 
 TAGS = 4
 

@@ -11,7 +11,8 @@ from healthner.corpus.vocab import CharVocab
 from healthner.model.devices import resolve_device, tag_device, to_device
 from healthner.model.encoders import build_encoder
 from healthner.model.network import NerTagger
-from healthner.model.predict import SlotPredictor, resolve_precision
+from healthner.model.precision import resolve_precision
+from healthner.model.predict import SlotPredictor
 
 CHARS = list("病人發燒頭痛咳嗽三天")
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device on this machine")
@@ -81,7 +82,7 @@ def test_host_batches_go_to_the_gpu_pinned() -> None:
 
 
 def test_bfloat16_is_native_only_with_its_cpu_flags(tmp_path) -> None:
-    from healthner.model.predict import cpu_runs_bfloat16
+    from healthner.model.precision import cpu_runs_bfloat16
 
     plain, native = tmp_path / "plain", tmp_path / "native"
     plain.write_text("processor\t: 0\nflags\t\t: fpu sse2 avx2 avx512f avx512bw avx512_vnni\n", encoding="utf-8")
@@ -92,7 +93,7 @@ def test_bfloat16_is_native_only_with_its_cpu_flags(tmp_path) -> None:
 
 def test_auto_precision_is_float32_on_every_cpu() -> None:
     """bfloat16 changes a member's tags on CPUs that run it natively: auto keeps the CPU exact."""
-    from healthner.model.predict import resolve_precision
+    from healthner.model.precision import resolve_precision
 
     assert resolve_precision("auto", "cpu") == "float32"
     assert resolve_precision("bfloat16", "cpu") == "bfloat16"

@@ -13,8 +13,9 @@ from healthner.corpus.readers import Sentence
 from healthner.corpus.vocab import CharVocab
 from healthner.model import features
 from healthner.model.features import LacStates
+from healthner.model.folder import CONFIG_FILE, MODEL_FILE
 from healthner.model.lac import LAC_WIDTH, LacEncoder, LacVocabulary, lac_folder
-from healthner.model.predict import CONFIG_FILE, MODEL_FILE, SlotPredictor
+from healthner.model.predict import SlotPredictor
 from healthner.model.train import build_model, parameter_groups, train
 
 MAX_DIFF = 1e-4

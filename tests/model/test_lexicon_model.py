@@ -14,8 +14,9 @@ from healthner.corpus.lexicon import FEATURES_PER_CHAR, Lexicon
 from healthner.corpus.vocab import CharVocab
 from healthner.model.encoders import build_encoder
 from healthner.model.features import CharFeaturizer, FeatureSpec
+from healthner.model.folder import Architecture, save_model
 from healthner.model.network import NerTagger
-from healthner.model.predict import Architecture, SlotPredictor, save_model
+from healthner.model.predict import SlotPredictor
 
 
 def test_a_lexicon_model_saves_its_term_list_and_tags_after_reloading(tmp_path: Path, encoder_params: dict) -> None:

@@ -14,9 +14,10 @@ from typer.testing import CliRunner
 from healthner.cli import app
 from healthner.config import Params, load_params
 from healthner.corpus.readers import Sentence, read_sentences
+from healthner.model.folder import MODEL_FILE, read_member
 from healthner.model.metrics import score
 from healthner.model.onnx_runtime import ONNX_FILE, OnnxEmissions, graph_is_current, resolve_runtime
-from healthner.model.predict import MODEL_FILE, SlotPredictor
+from healthner.model.predict import SlotPredictor
 from healthner.model.train import train
 from tests.tiny_models import N_TRAIN, OVERLAP, REPO, WINDOW, tiny_encoders, tiny_lexicon, write_prepared
 
@@ -111,9 +112,9 @@ def test_a_graph_of_other_weights_is_never_run(member, tmp_path: Path) -> None:
     weights = load_file(str(copy / MODEL_FILE))
     save_file({k: v + 1.0 if v.is_floating_point() else v for k, v in weights.items()}, str(copy / MODEL_FILE))
     assert not graph_is_current(copy)
-    assert resolve_runtime("auto", "cpu", "float32", copy) == "torch"
+    assert resolve_runtime("auto", "cpu", "float32", read_member(copy)) == "torch"
     with pytest.raises(FileNotFoundError, match="export-onnx"):
-        resolve_runtime("onnx", "cpu", "float32", copy)
+        resolve_runtime("onnx", "cpu", "float32", read_member(copy))
     result = CliRunner().invoke(app, ["export-onnx", str(copy)])
     assert result.exit_code == 0, result.output
     assert graph_is_current(copy)
@@ -121,11 +122,11 @@ def test_a_graph_of_other_weights_is_never_run(member, tmp_path: Path) -> None:
 
 def test_onnx_runs_float32_on_the_cpu_only(member) -> None:
     model_dir, _ = member
-    assert resolve_runtime("auto", "cpu", "bfloat16", model_dir) == "torch"
-    assert resolve_runtime("auto", "cuda", "float32", model_dir) == "torch"
-    assert resolve_runtime("torch", "cpu", "float32", model_dir) == "torch"
+    assert resolve_runtime("auto", "cpu", "bfloat16", read_member(model_dir)) == "torch"
+    assert resolve_runtime("auto", "cuda", "float32", read_member(model_dir)) == "torch"
+    assert resolve_runtime("torch", "cpu", "float32", read_member(model_dir)) == "torch"
     with pytest.raises(ValueError, match="float32 on the CPU"):
-        resolve_runtime("onnx", torch.device("cpu"), "int8", model_dir)
+        resolve_runtime("onnx", torch.device("cpu"), "int8", read_member(model_dir))
 
 
 def test_export_onnx_refuses_a_shipped_ensemble_folder(tmp_path: Path) -> None:

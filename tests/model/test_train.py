@@ -11,8 +11,9 @@ import torch
 from healthner.config import Params
 from healthner.corpus.labels import OUTSIDE, TAGS, is_valid_transition
 from healthner.corpus.vocab import VOCAB_FILE, CharVocab
+from healthner.model.folder import CONFIG_FILE, LABELS_FILE, LEXICON_FILE, MODEL_FILE
 from healthner.model.losses import Objective
-from healthner.model.predict import CONFIG_FILE, LABELS_FILE, LEXICON_FILE, MODEL_FILE, SlotPredictor
+from healthner.model.predict import SlotPredictor
 from healthner.model.train import (
     SUMMARY_FILE,
     TrainResult,

@@ -7,10 +7,11 @@ import json
 from pathlib import Path
 
 from healthner.config import Params, load_params
-from healthner.nightly.batch import read_shard, stage_day, write_tagged
+from healthner.nightly.batch import write_tagged
 from healthner.nightly.checks import check_version
 from healthner.nightly.inbox import day_files
 from healthner.nightly.publish import Published, publish_day
+from healthner.nightly.stage import read_shard, stage_day
 from healthner.nightly.tagger import Entity
 from healthner.nightly.warehouse import version_dir_of
 
@@ -54,7 +55,9 @@ def publish_day_checked(params, folder: str) -> Published:
 
 
 def night_params(root: Path, **nightly) -> Params:
-    """The repo's params with the inbox and the warehouse under `root`."""
+    """The repo's params with the inbox and the warehouse under `root`, and no model (none is pinned)."""
+    no_model = str(root / "no-model")
     return load_params(REPO / "params.yaml").with_updates(
-        nightly={"inbox_dir": str(root / "inbox"), "warehouse_dir": str(root / "warehouse"), "shards": 2, **nightly}
+        nightly={"inbox_dir": str(root / "inbox"), "warehouse_dir": str(root / "warehouse"), "shards": 2,
+                 "model_dir": no_model, "fallback_model_dir": no_model, **nightly}
     )

@@ -30,5 +30,6 @@ def test_tag_threads_share_the_cores_between_the_slots(cores: int, slots: int, t
     assert tag_threads(TagParams(), NightlyParams(tag_slots=slots), cores) == threads
 
 
-def test_tag_threads_set_by_hand_win() -> None:
-    assert tag_threads(TagParams(torch_threads=3), NightlyParams(tag_slots=8), 2) == 3
+def test_tag_threads_set_by_hand_win_within_the_share_and_are_capped_at_it() -> None:
+    assert tag_threads(TagParams(torch_threads=3), NightlyParams(tag_slots=2), 16) == 3
+    assert tag_threads(TagParams(torch_threads=3), NightlyParams(tag_slots=8), 2) == 1  # never oversubscribed

@@ -10,10 +10,11 @@ import duckdb
 import pyarrow.parquet as pq
 import pytest
 
-from healthner.nightly.batch import read_shard, stage_day, write_tagged
+from healthner.nightly.batch import write_tagged
 from healthner.nightly.checks import CheckFailed, check_published, check_version
 from healthner.nightly.inbox import day_files
 from healthner.nightly.publish import publish_day
+from healthner.nightly.stage import read_shard, stage_day
 from healthner.nightly.tagger import Entity
 from healthner.nightly.warehouse import (
     ARTICLES_SCHEMA,

@@ -1,0 +1,63 @@
+"""The precision a member runs in when tagging: float32, bfloat16 or int8, resolved per device."""
+
+from __future__ import annotations
+
+import typing
+from pathlib import Path
+
+import torch
+
+from healthner.config import Precision
+from healthner.model.network import NerTagger
+
+PRECISIONS: tuple[str, ...] = typing.get_args(Precision)
+CPU_INFO = Path("/proc/cpuinfo")
+NATIVE_BFLOAT16_FLAGS = frozenset({"avx512_bf16", "amx_bf16"})  # CPU flags of bfloat16 arithmetic in hardware
+
+
+def resolve_precision(precision: str, device: str | torch.device) -> str:
+    """`auto`: bfloat16 on CUDA (autocast, as training), float32 on the CPU. On the CPU bfloat16 is no
+    speed path: emulated without AVX-512 BF16/AMX it is about 3x slower, and where it is native (an AMD
+    EPYC here) it was no faster than ONNX Runtime float32 and moved the shipped member's dev F1 by 0.1
+    point (make bench); float32 gives evaluate's own tags. float32, bfloat16 and int8 (CPU only) are taken
+    as they are."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision {precision!r}: expected one of {PRECISIONS}")
+    if precision != "auto":
+        return precision
+    return "bfloat16" if torch.device(device).type == "cuda" else "float32"
+
+
+def cpu_runs_bfloat16(cpuinfo: Path = CPU_INFO) -> bool:
+    """Whether this CPU computes bfloat16 natively (AVX-512 BF16 or AMX flags). oneDNN's own check
+    (torch.ops.mkldnn._is_mkldnn_bf16_supported) says yes for any AVX-512 CPU, where bfloat16 is
+    emulated: about 3x slower than float32 for a member's forward on this repo's CPU (BENCHMARKS.md)."""
+    if not cpuinfo.is_file():
+        return False
+    flags = {flag for line in cpuinfo.read_text(encoding="utf-8", errors="replace").splitlines()
+             if line.startswith("flags") for flag in line.partition(":")[2].split()}
+    return bool(flags & NATIVE_BFLOAT16_FLAGS)
+
+
+def with_precision(model: NerTagger, precision: str, device: torch.device) -> NerTagger:
+    """The model's weights in `precision` for inference. On CUDA bfloat16 runs under autocast
+    (SlotPredictor._autocast) and the weights stay float32; emissions always come out float32."""
+    if precision == "int8":
+        if device.type != "cpu":
+            raise ValueError("int8 (dynamic quantisation) runs on the CPU only")
+        return quantized(model)
+    if precision == "bfloat16" and device.type == "cpu":
+        return model.to(torch.bfloat16)
+    return model
+
+
+def quantized(model: NerTagger) -> NerTagger:
+    """Dynamic int8 quantisation of the Linear and LSTM layers (activations stay float): inference only."""
+    import warnings
+
+    from torch.ao.quantization import quantize_dynamic
+
+    with warnings.catch_warnings():  # torch marks its quantised tensor constructors deprecated; still supported
+        warnings.simplefilter("ignore", UserWarning)
+        warnings.simplefilter("ignore", DeprecationWarning)
+        return quantize_dynamic(model, {torch.nn.Linear, torch.nn.LSTM}, dtype=torch.qint8)
