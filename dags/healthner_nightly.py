@@ -11,26 +11,35 @@ param `dt`: `airflow dags trigger healthner_nightly -c '{"dt": "2026-11-24"}'` (
 `airflow dags test healthner_nightly -c '{"dt": "2026-11-24"}'`).
 
 Parsing this file imports only airflow.sdk and the standard library; every task imports the
-package when it runs. Settings: the params file in $HEALTHNER_PARAMS (default: params.yaml at the
-repo root; relative paths in it are taken from the repo root). Retries: $HEALTHNER_RETRIES
-(default 2) and $HEALTHNER_RETRY_DELAY_S (default 300), read here because Airflow needs them
-when it parses the file.
+package when it runs. Settings: the params file in $HEALTHNER_PARAMS (default: params.yaml in the
+folder above this file's folder, the base: a relative $HEALTHNER_PARAMS and the relative paths in
+the file are taken from there). Retries: $HEALTHNER_RETRIES (default 2) and
+$HEALTHNER_RETRY_DELAY_S (default 300), read here because Airflow needs them when it parses the file.
+
+Fails loudly: `discover` first checks what every night needs (the params file, the model, the
+inbox folder, the `healthner_tag` pool) and fails the run at once, without retries, with one line
+naming what is missing. Without the pool the tag tasks would otherwise wait, scheduled, forever.
+The published night's asset events carry its day, version, rows per table and model_version
+(docs/airflow.md).
 """
 
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from airflow.sdk import Asset, CronDataIntervalTimetable, Param, dag, get_current_context, task
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
-REPO_ROOT = str(Path(__file__).resolve().parent.parent)
+REPO_ROOT = str(Path(__file__).resolve().parent.parent)  # the base of relative paths (compose: /opt/airflow)
 PARAMS_FILE = os.environ.get("HEALTHNER_PARAMS", "params.yaml")
 RETRIES = int(os.environ.get("HEALTHNER_RETRIES", "2"))
 RETRY_DELAY = timedelta(seconds=int(os.environ.get("HEALTHNER_RETRY_DELAY_S", "300")))
-TAG_POOL = "healthner_tag"  # its size: nightly.tag_slots (scripts/run_pipeline.sh creates it)
+TAG_POOL = "healthner_tag"  # its size: tag tasks at once, at most the worker slots (docs/airflow.md)
+CREATE_POOL = f'airflow pools set {TAG_POOL} N "healthner tag tasks"'  # N: see docs/airflow.md
 DAY_BOUNDARY = CronDataIntervalTimetable("0 0 * * *", timezone="UTC")  # a run per day, tagging that day
 ENTITIES = Asset("healthner://warehouse/entities")
 ARTICLES = Asset("healthner://warehouse/articles")
@@ -43,6 +52,36 @@ def params():
     return night_params(PARAMS_FILE, REPO_ROOT)
 
 
+def pool_exists(name: str) -> bool | None:
+    """Whether the pool is in the metadata DB, asked through `airflow pools get` (a task may not use
+    the ORM itself); None, with a warning, where this worker cannot reach the metadata DB."""
+    import logging
+
+    done = subprocess.run([sys.executable, "-m", "airflow", "pools", "get", name, "-o", "json"],
+                          capture_output=True, text=True, timeout=120, check=False)
+    if done.returncode == 0:
+        return True
+    said = (done.stdout + done.stderr).strip()
+    if f"Pool {name} does not exist" in said:
+        return False
+    logging.getLogger(__name__).warning("could not check the pool %s from this worker: %s", name, said[-300:])
+    return None
+
+
+def require_setup() -> None:
+    """Fail the run now, without retries, with one line, when a night cannot succeed."""
+    from healthner.errors import HealthnerError
+    from healthner.nightly import night
+
+    try:
+        night.require_inputs(params())
+    except HealthnerError as missing:
+        raise AirflowFailException(str(missing)) from None
+    if pool_exists(TAG_POOL) is False:
+        raise AirflowFailException(f"pool {TAG_POOL} does not exist, so the tag tasks would never run: "
+                                   f"create it with `{CREATE_POOL}`")
+
+
 @dag(
     dag_id="healthner_nightly",
     schedule=DAY_BOUNDARY,
@@ -50,7 +89,8 @@ def params():
     catchup=False,
     max_active_runs=1,
     default_args={"retries": RETRIES, "retry_delay": RETRY_DELAY},
-    params={"dt": Param(None, type=["null", "string"], description="tag this day (YYYY-MM-DD) instead of the data interval's")},
+    params={"dt": Param(None, type=["null", "string"], format="date",
+                        description="tag this day (YYYY-MM-DD) instead of the data interval's")},
     tags=["healthner"],
     doc_md=__doc__,
 )
@@ -59,8 +99,12 @@ def healthner_nightly() -> None:
     def discover() -> dict:
         from healthner.nightly import night
 
+        require_setup()
         context = get_current_context()
-        dt = night.night_day(context["params"].get("dt"), context.get("data_interval_start"))
+        try:
+            dt = night.night_day(context["params"].get("dt"), context.get("data_interval_start"))
+        except night.NoDay as no_day:
+            raise AirflowFailException(str(no_day)) from None
         files = night.discover(params(), dt)
         if not files:
             raise AirflowSkipException(f"no inbox files for dt={dt}")
@@ -89,16 +133,23 @@ def healthner_nightly() -> None:
             raise AirflowFailException(str(failed)) from failed
 
     @task(outlets=[ENTITIES, ARTICLES, REJECTS])
-    def publish(version_dir: str) -> dict:
+    def publish(version_dir: str, shards: list[dict]) -> dict:
+        """Publish the checked night; each table's asset event carries night.asset_extra."""
         from healthner.nightly import night
         from healthner.nightly.publish import Superseded
 
         try:
-            return night.publish(params(), version_dir)
+            published = night.publish(params(), version_dir)
         except Superseded as newer:
             raise AirflowSkipException(str(newer)) from newer
+        extra = night.asset_extra(published, list(shards))
+        events = get_current_context()["outlet_events"]
+        for asset in (ENTITIES, ARTICLES, REJECTS):
+            events[asset].extra = extra
+        return published
 
-    publish(check(tag.expand(shard=stage(discover()))))
+    tagged = tag.expand(shard=stage(discover()))
+    publish(check(tagged), tagged)
 
 
 healthner_nightly()
