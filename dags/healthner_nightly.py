@@ -40,6 +40,7 @@ RETRIES = int(os.environ.get("HEALTHNER_RETRIES", "2"))
 RETRY_DELAY = timedelta(seconds=int(os.environ.get("HEALTHNER_RETRY_DELAY_S", "300")))
 TAG_POOL = "healthner_tag"  # its size: tag tasks at once, at most the worker slots (docs/airflow.md)
 CREATE_POOL = f'airflow pools set {TAG_POOL} N "healthner tag tasks"'  # N: see docs/airflow.md
+S3_CONNECTION = "healthner_s3"  # optional: the credentials of s3:// inbox and warehouse
 DAY_BOUNDARY = CronDataIntervalTimetable("0 0 * * *", timezone="UTC")  # a run per day, tagging that day
 ENTITIES = Asset("healthner://warehouse/entities")
 ARTICLES = Asset("healthner://warehouse/articles")
@@ -49,7 +50,27 @@ REJECTS = Asset("healthner://warehouse/rejects")
 def params():
     from healthner.nightly.night import night_params
 
+    use_s3_connection()
     return night_params(PARAMS_FILE, REPO_ROOT)
+
+
+def use_s3_connection() -> None:
+    """When the Airflow connection `healthner_s3` exists, s3:// paths use it (login: the key, password:
+    the secret, extra: endpoint_url and region_name), so no key lives in the params file; without it
+    s3fs takes the standard AWS chain (environment, profile, instance role)."""
+    from airflow.sdk import Connection
+    from airflow.sdk.exceptions import AirflowNotFoundException
+
+    try:
+        connection = Connection.get(S3_CONNECTION)
+    except AirflowNotFoundException:
+        return
+    import fsspec.config
+
+    extra = connection.extra_dejson
+    options = {"key": connection.login, "secret": connection.password, "endpoint_url": extra.get("endpoint_url"),
+               "client_kwargs": {"region_name": extra["region_name"]} if extra.get("region_name") else None}
+    fsspec.config.conf["s3"] = {name: value for name, value in options.items() if value}
 
 
 def pool_exists(name: str) -> bool | None:

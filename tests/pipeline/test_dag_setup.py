@@ -117,3 +117,46 @@ def test_a_missing_inbox_folder_is_one_line(setup: dict, capfd) -> None:
     params_file = write_setup(root, setup["model"], inbox_dir=str(root / "nowhere"))
     line = failed_at_once(params_file, capfd)
     assert f"nightly.inbox_dir {root / 'nowhere'}: no such folder" in line
+
+
+@pytest.fixture
+def moto_s3(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
+    """A moto S3 server on 127.0.0.1, and no AWS credentials anywhere in this process's reach."""
+    import socket
+
+    import fsspec.config
+    from moto.server import ThreadedMotoServer
+
+    for name in [n for n in os.environ if n.startswith(("AWS_", "FSSPEC_"))]:
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-credentials"))
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-config"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port)
+    server.start()
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.stop()
+        fsspec.config.conf.pop("s3", None)  # what the DAG's tasks set in this process (dag.test runs them here)
+
+
+def test_s3_credentials_come_from_the_airflow_connection_not_the_params(setup: dict, moto_s3: str, tmp_path: Path) -> None:
+    import s3fs
+
+    fs = s3fs.S3FileSystem(key="testing", secret="testing", endpoint_url=moto_s3, skip_instance_cache=True)
+    fs.mkdir("night")
+    lines = [json.dumps(a, ensure_ascii=False) for a in ARTICLES]
+    fs.pipe(f"night/inbox/dt={DT}/articles-000.jsonl", ("\n".join(lines) + "\n").encode())
+    params_file = write_setup(tmp_path, setup["model"], inbox_dir="s3://night/inbox", warehouse_dir="s3://night/warehouse")
+    assert "testing" not in params_file.read_text(encoding="utf-8")
+    assert run_night(params_file) == "failed"  # no connection, no AWS credentials: nothing to sign with
+    connection = json.dumps({"conn_type": "aws", "login": "testing", "password": "testing",
+                             "extra": {"endpoint_url": moto_s3, "region_name": "us-east-1"}})
+    assert run_night(params_file, AIRFLOW_CONN_HEALTHNER_S3=connection) == "success"
+    assert fs.glob("night/warehouse/**/*.parquet")  # published parts, on s3
+    extra = asset_extras()["articles"]["extra"]
+    assert (extra["dt"], extra["rows"]["articles"]) == (DT, len(ARTICLES))
