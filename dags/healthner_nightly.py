@@ -41,6 +41,8 @@ RETRY_DELAY = timedelta(seconds=int(os.environ.get("HEALTHNER_RETRY_DELAY_S", "3
 TAG_POOL = "healthner_tag"  # its size: tag tasks at once, at most the worker slots (docs/airflow.md)
 CREATE_POOL = f'airflow pools set {TAG_POOL} N "healthner tag tasks"'  # N: see docs/airflow.md
 S3_CONNECTION = "healthner_s3"  # optional: the credentials of s3:// inbox and warehouse
+API_CONNECTION = "healthner_api"  # optional: the REST API that deployed tasks ask whether the pool exists
+DB_BLOCKED = "airflow-db-not-allowed"  # the metadata DB URL Airflow gives a deployed task
 DAY_BOUNDARY = CronDataIntervalTimetable("0 0 * * *", timezone="UTC")  # a run per day, tagging that day
 ENTITIES = Asset("healthner://warehouse/entities")
 ARTICLES = Asset("healthner://warehouse/articles")
@@ -74,19 +76,53 @@ def use_s3_connection() -> None:
 
 
 def pool_exists(name: str) -> bool | None:
-    """Whether the pool is in the metadata DB, asked through `airflow pools get` (a task may not use
-    the ORM itself); None, with a warning, where this worker cannot reach the metadata DB."""
+    """Whether the pool exists: asked of the metadata DB (`airflow pools get`) where this process may
+    reach it (`airflow dags test`, dag.test()), else of the REST API through the optional connection
+    `healthner_api` (Airflow 3 keeps deployed tasks off the metadata DB); None, with a warning, where
+    neither can answer."""
     import logging
 
-    done = subprocess.run([sys.executable, "-m", "airflow", "pools", "get", name, "-o", "json"],
-                          capture_output=True, text=True, timeout=120, check=False)
-    if done.returncode == 0:
-        return True
-    said = (done.stdout + done.stderr).strip()
-    if f"Pool {name} does not exist" in said:
-        return False
-    logging.getLogger(__name__).warning("could not check the pool %s from this worker: %s", name, said[-300:])
-    return None
+    if not os.environ.get("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", "").startswith(DB_BLOCKED):
+        done = subprocess.run([sys.executable, "-m", "airflow", "pools", "get", name, "-o", "json"],
+                              capture_output=True, text=True, timeout=120, check=False)
+        said = (done.stdout + done.stderr).strip()
+        if done.returncode == 0 or f"Pool {name} does not exist" in said:
+            return done.returncode == 0
+    found = pool_via_api(name)
+    if found is None:
+        logging.getLogger(__name__).warning(
+            "could not check that the pool %s exists: this task may not read the metadata DB, and there is no "
+            "connection %s for the REST API (docs/airflow.md)", name, API_CONNECTION)
+    return found
+
+
+def pool_via_api(name: str) -> bool | None:
+    """GET /api/v2/pools/NAME on the API server of the connection `healthner_api` (host: its base
+    URL; login and password: a user that may read pools); None without that connection."""
+    import json
+    import urllib.error
+    import urllib.request
+
+    from airflow.sdk import Connection
+    from airflow.sdk.exceptions import AirflowNotFoundException
+
+    try:
+        api = Connection.get(API_CONNECTION)
+    except AirflowNotFoundException:
+        return None
+    base = api.host.rstrip("/") if "://" in api.host else f"{api.schema or 'http'}://{api.host}:{api.port or 8080}"
+    login = urllib.request.Request(f"{base}/auth/token", method="POST", headers={"Content-Type": "application/json"},
+                                   data=json.dumps({"username": api.login, "password": api.password}).encode())
+    with urllib.request.urlopen(login, timeout=30) as response:
+        token = json.loads(response.read())["access_token"]
+    try:
+        urllib.request.urlopen(urllib.request.Request(f"{base}/api/v2/pools/{name}",
+                                                      headers={"Authorization": f"Bearer {token}"}), timeout=30).close()
+    except urllib.error.HTTPError as missing:
+        if missing.code == 404:
+            return False
+        raise
+    return True
 
 
 def require_setup() -> None:

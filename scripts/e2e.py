@@ -16,11 +16,12 @@ Nights of `healthner_nightly`, triggered through the REST API, in this order:
   6. inbox and warehouse on s3:// (moto server)
   7. backfill: three days by docs/airflow.md's `airflow backfill create`, at most two runs at once;
      each day published, its asset events carrying its dt, version, rows and model_version
+  8. without the healthner_tag pool a run fails at its first task, naming the pool
 
 Every process started is stopped by its PID (and a final sweep by an environment marker that only
 this run's processes carry); nothing is left running. Exit status 0 only if every check PASSED.
 Env: E2E_ROOT (work folder, default a new /tmp/healthner-e2e-*), E2E_KEEP=1 (keep it),
-E2E_ONLY (comma list of steps: clean,sigkill,retrigger,postgres,publish,s3,backfill).
+E2E_ONLY (comma list of steps: clean,sigkill,retrigger,postgres,publish,s3,backfill,pool).
 """
 
 from __future__ import annotations
@@ -504,6 +505,10 @@ class E2E:
     def start_airflow(self, source: Path) -> None:
         # the login: user admin (AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS) with the password in this file
         Path(self.env["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE"]).write_text(json.dumps({"admin": self.password}))
+        # the REST API the DAG's first task asks whether its pool exists (tasks may not read the metadata DB)
+        self.env["AIRFLOW_CONN_HEALTHNER_API"] = json.dumps({"conn_type": "http", "host": "127.0.0.1", "schema": "http",
+                                                             "port": self.stack.ports.api, "login": "admin",
+                                                             "password": self.password})
         log("airflow db migrate (Postgres)")
         with open(self.root / "logs" / "db-migrate.log", "wb") as out:
             subprocess.run([AIRFLOW, "db", "migrate"], env={**os.environ, **self.env}, check=True, stdout=out,
@@ -766,6 +771,20 @@ class E2E:
                     f"night success on {warehouse}; published days {days}; entities {files}")
         self.write_params(self.source)
 
+    def no_pool(self) -> None:
+        env = {**os.environ, **self.env}
+        subprocess.run([AIRFLOW, "pools", "delete", TAG_POOL], env=env, check=True, capture_output=True)
+        try:
+            night = self.wait_night(self.trigger("no-pool"), timeout=180)
+        finally:
+            subprocess.run(page_command("airflow pools set"), env=env, check=True, capture_output=True)
+        states = {(t[0], t[1]): t[2] for t in night.tasks}
+        assert night.state == "failed" and states[("discover", -1)] == "failed", night
+        log_file = next((self.root / "airflow" / "logs").glob(f"dag_id={DAG_ID}/run_id={night.run_id}/task_id=discover/*.log"))
+        assert f"pool {TAG_POOL} does not exist" in log_file.read_text(encoding="utf-8"), log_file
+        self.record("without its pool the run fails at once", True,
+                    f"failed in {night.seconds:.0f}s at discover, which names the pool and `airflow pools set`")
+
     def backfill(self) -> None:
         from datetime import date, timedelta
 
@@ -818,7 +837,7 @@ class E2E:
         self.start_airflow(self.source)
         steps = {"clean": self.clean_night, "sigkill": self.sigkill, "retrigger": self.retrigger,
                  "postgres": self.postgres_restart, "publish": self.publish_halfway, "s3": self.s3,
-                 "backfill": self.backfill}
+                 "backfill": self.backfill, "pool": self.no_pool}
         only = [x for x in os.environ.get("E2E_ONLY", "").split(",") if x] or list(steps)
         for name, fn in steps.items():
             if name in only:
