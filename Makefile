@@ -11,7 +11,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: venv run test e2e bench ablate repro release student lint clean
+.PHONY: venv runtime run test e2e bench ablate repro release student lint clean
 
 # torch: the CPU build from PyTorch's CPU wheel index on a machine without an NVIDIA GPU (no nvidia-smi),
 # the default index's CUDA build with one. The CPU index is an extra index, so a local wheel or mirror
@@ -28,7 +28,14 @@ $(VENV)/.installed: requirements.lock pyproject.toml
 	$(PY) -m pip install -q --no-deps -e .
 	touch $@
 
+## everything (requirements.lock: the core, every extra, the test tools): what every target below needs
 venv: $(VENV)/.installed
+
+## only the core (requirements/runtime.lock): healthner tag | query | validate, no Airflow, DVC or GX
+runtime:
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q -r requirements/runtime.lock
+	$(PY) -m pip install -q --no-deps -e .
 
 ## the main job: validate -> prepare -> train x4 -> stack -> evaluate (dvc repro), then a sample night
 run: venv

@@ -259,7 +259,9 @@ def crossfit(params: ParamsOpt = Path("params.yaml")) -> None:
 
 @app.command()
 def stack(params: ParamsOpt = Path("params.yaml")) -> None:
-    """Fit the random-forest stacker on the base models' dev-split marginals."""
+    """Fit the ensemble's combiner on the members' dev-split outputs and save what ships.
+
+    stack.kind picks it: auto scores forest, logistic, vote and mean_emissions against the best member alone on dev and ships a combiner only if it wins by stack.min_gain (else that member)."""
     from healthner.ensemble.stack import fit_stack
 
     typer.echo(fit_stack(load_params(params)))

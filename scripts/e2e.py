@@ -14,11 +14,14 @@ Nights of `healthner_nightly`, triggered through the REST API, in this order:
      verified, before the day's pointer switches, on every try, after a changed inbox): the
      previously published day must still be there, row for row; a re-trigger then publishes
   6. inbox and warehouse on s3:// (moto server)
+  7. backfill: three days by docs/airflow.md's `airflow backfill create`, at most two runs at once;
+     each day published, its asset events carrying its dt, version, rows and model_version
+  8. without the healthner_tag pool a run fails at its first task, naming the pool
 
 Every process started is stopped by its PID (and a final sweep by an environment marker that only
 this run's processes carry); nothing is left running. Exit status 0 only if every check PASSED.
 Env: E2E_ROOT (work folder, default a new /tmp/healthner-e2e-*), E2E_KEEP=1 (keep it),
-E2E_ONLY (comma list of steps: clean,sigkill,retrigger,postgres,publish,s3).
+E2E_ONLY (comma list of steps: clean,sigkill,retrigger,postgres,publish,s3,backfill,pool).
 """
 
 from __future__ import annotations
@@ -61,6 +64,8 @@ S3_BUCKET = "healthner-e2e"
 LAYOUT = {"inbox_dir": "data/inbox", "warehouse_dir": "data/warehouse", "model_dir": "models/release",
           "fallback_model_dir": "models/ensemble"}
 T0 = time.monotonic()
+DOCS_PAGE = REPO / "docs" / "airflow.md"  # its `airflow ...` commands are run here, verbatim
+PAGE_COMMANDS = ("airflow pools set", "airflow backfill create")
 
 
 def mod(name: str):
@@ -338,6 +343,17 @@ def find_pg_bin() -> Path:
     return versions[-1].parent
 
 
+def page_command(prefix: str) -> list[str]:
+    """The one command of docs/airflow.md's shell blocks that starts with `prefix`, as argv."""
+    import re
+    import shlex
+
+    blocks = re.findall(r"```bash\n(.*?)```", DOCS_PAGE.read_text(encoding="utf-8"), re.DOTALL)
+    lines = [line.split(" #")[0].strip() for block in blocks for line in block.splitlines()]
+    (found,) = [line for line in lines if line.startswith(prefix)]
+    return [AIRFLOW, *shlex.split(found)[1:]]
+
+
 def wait_for(what: str, predicate, timeout: float, every: float = 1.0):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -489,13 +505,18 @@ class E2E:
     def start_airflow(self, source: Path) -> None:
         # the login: user admin (AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS) with the password in this file
         Path(self.env["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE"]).write_text(json.dumps({"admin": self.password}))
+        # the REST API the DAG's first task asks whether its pool exists (tasks may not read the metadata DB)
+        self.env["AIRFLOW_CONN_HEALTHNER_API"] = json.dumps({"conn_type": "http", "host": "127.0.0.1", "schema": "http",
+                                                             "port": self.stack.ports.api, "login": "admin",
+                                                             "password": self.password})
         log("airflow db migrate (Postgres)")
         with open(self.root / "logs" / "db-migrate.log", "wb") as out:
             subprocess.run([AIRFLOW, "db", "migrate"], env={**os.environ, **self.env}, check=True, stdout=out,
                            stderr=subprocess.STDOUT)
-            # the tag tasks' pool, as the compose file's airflow-init creates it: one slot per worker here
-            subprocess.run([AIRFLOW, "pools", "set", TAG_POOL, str(TAG_POOL_SLOTS), "healthner tag tasks at once"],
-                           env={**os.environ, **self.env}, check=True, stdout=out, stderr=subprocess.STDOUT)
+            # the tag tasks' pool, by docs/airflow.md's command: one slot per worker here
+            pool = page_command("airflow pools set")
+            assert pool[3:5] == [TAG_POOL, str(TAG_POOL_SLOTS)], pool
+            subprocess.run(pool, env={**os.environ, **self.env}, check=True, stdout=out, stderr=subprocess.STDOUT)
         s = self.stack
         s.start("api-server", [AIRFLOW, "api-server", "--host", "127.0.0.1", "--port", str(s.ports.api), "--workers", "1"])
         s.start("scheduler", [AIRFLOW, "scheduler"])
@@ -750,6 +771,55 @@ class E2E:
                     f"night success on {warehouse}; published days {days}; entities {files}")
         self.write_params(self.source)
 
+    def no_pool(self) -> None:
+        env = {**os.environ, **self.env}
+        subprocess.run([AIRFLOW, "pools", "delete", TAG_POOL], env=env, check=True, capture_output=True)
+        try:
+            night = self.wait_night(self.trigger("no-pool"), timeout=180)
+        finally:
+            subprocess.run(page_command("airflow pools set"), env=env, check=True, capture_output=True)
+        states = {(t[0], t[1]): t[2] for t in night.tasks}
+        assert night.state == "failed" and states[("discover", -1)] == "failed", night
+        log_file = next((self.root / "airflow" / "logs").glob(f"dag_id={DAG_ID}/run_id={night.run_id}/task_id=discover/*.log"))
+        assert f"pool {TAG_POOL} does not exist" in log_file.read_text(encoding="utf-8"), log_file
+        self.record("without its pool the run fails at once", True,
+                    f"failed in {night.seconds:.0f}s at discover, which names the pool and `airflow pools set`")
+
+    def backfill(self) -> None:
+        from datetime import date, timedelta
+
+        command = page_command("airflow backfill create")
+        first, last, most = (command[command.index(flag) + 1] for flag in ("--from-date", "--to-date", "--max-active-runs"))
+        start, end = date.fromisoformat(first), date.fromisoformat(last)
+        days = [str(start + timedelta(n)) for n in range((end - start).days + 1)]
+        records = mod("batch").sample_articles(read_sentences(self.params.prepare.output_dir / "test.parquet"), 8, first)
+        for day in days:
+            mod("batch").write_inbox_day(self.params.nightly.inbox_dir, day, records)
+        subprocess.run(command, env={**os.environ, **self.env}, check=True, capture_output=True)
+        log(f"{' '.join(command[1:])}: {len(days)} days")
+        sql = "SELECT run_id, state, start_date, end_date FROM dag_run WHERE dag_id=%s AND run_type='backfill' ORDER BY run_id"
+
+        def finished() -> list[tuple] | None:
+            rows = db_rows(self.env, sql, (DAG_ID,))
+            return rows if len(rows) == len(days) and all(r[1] in ("success", "failed") for r in rows) else None
+
+        runs = wait_for("the backfill's runs", finished, NIGHT_TIMEOUT_S * 2, 2)
+        assert all(r[1] == "success" for r in runs), runs
+        overlap = max(sum(1 for o in runs if o[2] <= r[2] < o[3]) for r in runs)  # runs going when each started
+        assert overlap <= int(most), f"{overlap} backfill runs at once, more than --max-active-runs {most}"
+        extras = db_rows(self.env, "SELECT e.extra FROM asset_event e JOIN asset a ON a.id = e.asset_id WHERE "
+                                   "a.uri = 'healthner://warehouse/entities' AND e.source_run_id = ANY(%s)",
+                         ([r[0] for r in runs],))
+        by_day = {e[0]["dt"]: e[0] for e in extras}
+        assert sorted(by_day) == days, by_day
+        for day in days:
+            pointer = mod("warehouse").read_pointer(self.params.nightly.warehouse_dir, day)
+            assert by_day[day]["version"] == pointer["version"] and by_day[day]["rows"]["articles"] == len(records)
+            assert by_day[day]["model_version"], by_day[day]
+        self.record("backfill of three days (airflow backfill create)", True,
+                    f"{len(days)} runs success, at most {overlap} at once (--max-active-runs {most}); each day published; "
+                    f"asset events: {by_day[days[0]]}")
+
     def run(self) -> int:
         s = self.stack
         for folder in ("logs",):
@@ -766,7 +836,8 @@ class E2E:
         self.ids = self.write_inbox()
         self.start_airflow(self.source)
         steps = {"clean": self.clean_night, "sigkill": self.sigkill, "retrigger": self.retrigger,
-                 "postgres": self.postgres_restart, "publish": self.publish_halfway, "s3": self.s3}
+                 "postgres": self.postgres_restart, "publish": self.publish_halfway, "s3": self.s3,
+                 "backfill": self.backfill, "pool": self.no_pool}
         only = [x for x in os.environ.get("E2E_ONLY", "").split(",") if x] or list(steps)
         for name, fn in steps.items():
             if name in only:

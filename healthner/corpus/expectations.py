@@ -19,6 +19,7 @@ import pyarrow as pa
 
 from healthner.corpus.labels import OUTSIDE, TAGS, is_valid_transition
 from healthner.corpus.readers import CANONICAL_SCHEMA, Sentence
+from healthner.errors import HealthnerError
 
 DATA_DOCS_SITE = "healthner"
 SCALAR_COLUMNS = [field.name for field in CANONICAL_SCHEMA if not pa.types.is_list(field.type)]
@@ -27,6 +28,21 @@ CHECKPOINT = "validate_corpus"
 TRANSITION_JOIN = ">"
 DATA_DOCS_RUN_PAGES = ("validations", "expectations")  # the site's per-run folders (GX's names)
 GX_RESULT_FORMAT = "SUMMARY"  # counts plus a few unexpected values per expectation
+NO_GX = "great-expectations is not installed (pip install 'healthner[checks]')"
+
+
+class ChecksExtraMissing(HealthnerError):
+    """Data Docs were asked for, and only the GX suites write them: the `[checks]` extra is needed."""
+
+
+def gx_installed() -> bool:
+    """great-expectations is the optional `[checks]` extra: the core validates without it. (Imported,
+    not only looked up: the suites import it right after anyway.)"""
+    try:
+        import great_expectations  # noqa: F401
+    except ModuleNotFoundError:
+        return False
+    return True
 
 
 @dataclass

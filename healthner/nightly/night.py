@@ -26,12 +26,48 @@ class NoDay(HealthnerError):
     """The run has no day to tag: a manual run without a data interval and without a `dt` param."""
 
 
+class NotSetUp(HealthnerError):
+    """The deployment lacks what every night needs (the params file, the model, the inbox folder):
+    no retry can fix it, so the run fails at its first task with this one line."""
+
+
 def night_params(params_file: str, root: str) -> Params:
-    """The params file (relative: from `root`, the repo), its nightly paths anchored at `root`."""
+    """The params file (relative: from `root`, the folder above the DAG folder), its relative nightly
+    paths anchored at `root` too."""
     from healthner.nightly.batch import resolve_paths
 
     path = Path(params_file)
-    return resolve_paths(load_params(path if path.is_absolute() else Path(root) / path), Path(root))
+    resolved = path if path.is_absolute() else Path(root) / path
+    if not resolved.is_file():
+        taken = "" if path.is_absolute() else f" (a relative path is taken from {root}, the folder above the DAG folder)"
+        raise NotSetUp(f"HEALTHNER_PARAMS={params_file}: {resolved} not found{taken}")
+    return resolve_paths(load_params(resolved), Path(root))
+
+
+def require_inputs(params: Params) -> None:
+    """The model the night tags with and the inbox folder exist (a missing day inside the inbox is
+    no error: that day had no articles)."""
+    import fsspec
+
+    from healthner.ensemble.shipped import MANIFEST_FILE as MODEL_MANIFEST
+
+    nightly = params.nightly
+    model = nightly.tagging_model()
+    if not (model / MODEL_MANIFEST).is_file():
+        raise NotSetUp(f"no model to tag with: neither nightly.model_dir {nightly.model_dir} nor nightly.fallback_model_dir "
+                       f"{nightly.fallback_model_dir} holds {MODEL_MANIFEST} (make release, or mount the model there)")
+    fs, inbox = fsspec.core.url_to_fs(nightly.inbox_dir)
+    if not fs.isdir(inbox):
+        raise NotSetUp(f"nightly.inbox_dir {nightly.inbox_dir}: no such folder")
+
+
+def asset_extra(published: dict, shards: Sequence[dict]) -> dict:
+    """What the warehouse's asset events carry for a downstream DAG: the day, the published version,
+    the rows of each table and the model that tagged them. The one function that knows the fields
+    of publish's result."""
+    models = sorted({shard["model_version"] for shard in shards})
+    return {"dt": published["dt"], "version": published["version"], "rows": dict(published["rows"]),
+            "model_version": ",".join(models)}
 
 
 def night_day(requested: str | None, interval_start: datetime | None) -> str:

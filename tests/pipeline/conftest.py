@@ -5,15 +5,12 @@ Airflow (its configuration is read once, at import)."""
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
-AIRFLOW_BIN = Path(sys.executable).parent / "airflow"
 AIRFLOW_HOME = Path(tempfile.mkdtemp(prefix="healthner-airflow-"))
 AIRFLOW_ENV = {
     "AIRFLOW_HOME": str(AIRFLOW_HOME),
@@ -26,9 +23,10 @@ os.environ.update(AIRFLOW_ENV)
 
 @pytest.fixture(scope="session")
 def airflow_db() -> Path:
-    """`airflow db migrate` on the session's SQLite file (a few seconds, once)."""
-    result = subprocess.run(
-        [str(AIRFLOW_BIN), "db", "migrate"], env={**os.environ, **AIRFLOW_ENV}, capture_output=True, text=True
-    )
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    """`airflow db migrate` on the session's SQLite file (a few seconds, once), and the tag pool."""
+    from tests.pipeline.dag_runs import TAG_POOL, airflow
+
+    for args in (["db", "migrate"], ["pools", "set", TAG_POOL, "2", "healthner tag tasks"]):
+        result = airflow(*args)
+        assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     return AIRFLOW_HOME

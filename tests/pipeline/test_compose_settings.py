@@ -113,3 +113,23 @@ def test_login_is_documented_and_the_uid_trap_is_closed() -> None:
     example = (REPO / "docker" / ".env.example").read_text(encoding="utf-8")
     assert "AIRFLOW_UID=" in example and "AIRFLOW_ADMIN_PASSWORD=" in example
     assert compose_env(services["airflow-apiserver"])["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS"] == "admin:admin"
+
+
+def test_every_param_the_deployment_files_name_exists() -> None:
+    """A comment that tells an operator to set `section.key` names a key the config accepts."""
+    import re
+
+    from healthner.config import Params
+
+    texts = [path.read_text(encoding="utf-8") for path in
+             [*(REPO / "docker").glob("docker-compose*.yaml"), REPO / "docker" / "Dockerfile", REPO / "README.md",
+              REPO / "docs" / "airflow.md"]]
+    named = {m for text in texts for m in re.findall(r"(?<![\w./])(nightly|tag)\.([a-z_]+)\b", text)}
+    assert ("nightly", "tag_slots") in named
+    assert [f"{s}.{k}" for s, k in sorted(named) if k not in Params.model_fields[s].annotation.model_fields] == []
+
+
+def test_the_pool_is_sized_by_one_setting_the_env_example_documents() -> None:
+    init = " ".join(compose()["services"]["airflow-init"]["command"])
+    assert "airflow pools set healthner_tag \"${HEALTHNER_TAG_POOL_SLOTS:-2}\"" in init
+    assert "HEALTHNER_TAG_POOL_SLOTS=" in (REPO / "docker" / ".env.example").read_text(encoding="utf-8")

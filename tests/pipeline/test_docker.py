@@ -64,11 +64,11 @@ def test_dockerfile_passes_hadolint() -> None:
 
 def test_dockerfile_builds_on_the_pinned_airflow_image() -> None:
     text = (REPO / "docker" / "Dockerfile").read_text(encoding="utf-8")
-    lock = (REPO / "requirements.lock").read_text(encoding="utf-8")
+    lock = (REPO / "requirements" / "worker.lock").read_text(encoding="utf-8")
     pinned = next(line.split("==")[1] for line in lock.splitlines() if line.startswith("apache-airflow=="))
     assert f"ARG AIRFLOW_VERSION={pinned}" in text
     assert "FROM apache/airflow:${AIRFLOW_VERSION}" in text
-    assert "-r requirements.lock" in text
+    assert "COPY --chown=airflow:root requirements/worker.lock ./" in text and "-r worker.lock" in text
 
 
 def test_gpu_override_builds_on_cuda_torch_and_reserves_a_gpu_per_worker() -> None:

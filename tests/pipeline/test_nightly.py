@@ -1,7 +1,7 @@
 """The real nightly DAG, end to end with `dag.test()`, on a temporary inbox and the tiny ensemble.
 
 Runs, in order, on one warehouse: a night (good + every kind of bad line), the same night again
-(replaced, no duplicates), the same night with a missing model (a shard fails before publish:
+(replaced, no duplicates), the same night with a missing model (the run fails before publish:
 the published partition must stay exactly as it was). Each run is the one the DAG's own timetable
 schedules for the day; other tests trigger a given day by the `dt` param, and fail every task once.
 """
@@ -9,8 +9,7 @@ schedules for the day; other tests trigger a given day by the `dt` param, and fa
 from __future__ import annotations
 
 import json
-import os
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import duckdb
@@ -24,6 +23,7 @@ from healthner.nightly.checks import check_published
 from healthner.nightly.faults import FAULTS_ENV, arm
 from healthner.nightly.inbox import DUPLICATE_ID, EMPTY_TEXT, INVALID_JSON, INVALID_UTF8, MISSING_ID, TOO_LONG
 from healthner.nightly.warehouse import read_day, read_manifest, read_pointer
+from tests.pipeline.dag_runs import load_dag, run_night, scheduled_run
 
 REPO = Path(__file__).resolve().parents[2]
 DT = "2026-11-24"
@@ -66,41 +66,6 @@ def write_params(path: Path, tiny_ensemble: Path, root: Path, model_dir: Path, w
     )
     path.write_text(yaml.safe_dump(params.model_dump(mode="json", by_alias=True), allow_unicode=True))
     return path
-
-
-def load_dag():
-    from airflow.dag_processing.dagbag import DagBag
-
-    return DagBag(dag_folder=str(REPO / "dags")).dags["healthner_nightly"]
-
-
-def scheduled_run(dag, day: str):
-    """The run the DAG's timetable schedules after the interval before `day`: (run_after, interval)."""
-    from airflow.serialization.encoders import coerce_to_core_timetable
-    from airflow.timetables.base import DataInterval, TimeRestriction
-
-    start = datetime.fromisoformat(day).replace(tzinfo=UTC)
-    info = coerce_to_core_timetable(dag.timetable).next_dagrun_info(
-        last_automated_data_interval=DataInterval(start - timedelta(days=1), start),
-        restriction=TimeRestriction(earliest=None, latest=None, catchup=True),
-    )
-    return info.run_after, info.data_interval
-
-
-def run_night(params_file: Path, conf: dict | None = None, **env: str) -> str:
-    """One `dag.test()` run of the real DAG file with these params, as its timetable schedules the
-    night of DT (or with `conf`, as a manual trigger); returns the run's state."""
-    settings = {"HEALTHNER_PARAMS": str(params_file), "HEALTHNER_RETRIES": "0", **env}
-    previous = {name: os.environ.get(name) for name in settings}
-    os.environ.update(settings)  # read by the DAG file and by every task
-    try:
-        dag = load_dag()
-        run_after, _ = scheduled_run(dag, DT)
-        state = dag.test(logical_date=run_after, run_conf=conf).state
-    finally:
-        for name, value in previous.items():
-            os.environ.pop(name) if value is None else os.environ.update({name: value})
-    return getattr(state, "value", state)
 
 
 def inbox_texts(inbox_day: Path) -> dict[str, str]:
@@ -178,7 +143,7 @@ def test_failed_night_leaves_the_published_day_intact(night: dict, tiny_ensemble
     warehouse = night["warehouse"]
     published = partition_files(warehouse)
     broken = write_params(night["root"] / "broken.yaml", tiny_ensemble, night["root"], night["root"] / "no-model")
-    assert run_night(broken) == "failed"  # every shard fails to load its model: publish never runs
+    assert run_night(broken) == "failed"  # no model: the run fails at its first task, publish never runs
     assert partition_files(warehouse) == published
     assert check_published(str(warehouse), DT).success
 
@@ -201,7 +166,10 @@ def test_a_manual_run_tags_the_day_given_as_its_dt_param(night: dict) -> None:
     assert run_night(night["params"], conf={"dt": NEXT_DAY}) == "success"
     day = read_day(str(night["warehouse"]), NEXT_DAY)
     assert day.tables["articles"].column("article_id").to_pylist() == ["n1"]
-    assert run_night(night["params"], conf={"dt": "24/11/2026"}) == "failed"  # not a day: nothing guessed
+    from airflow.sdk.exceptions import ParamValidationError
+
+    with pytest.raises(ParamValidationError, match="date"):  # not a day: refused before the run starts
+        run_night(night["params"], conf={"dt": "24/11/2026"})
 
 
 def test_a_night_failed_once_at_every_task_boundary_publishes_once_identically(night: dict, tiny_ensemble: Path) -> None:
