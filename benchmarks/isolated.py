@@ -119,10 +119,10 @@ def training_run(params: Params, slot: str) -> dict:
     while len(batches) < planned:  # a small training split may have fewer batches than planned
         batches += bucketed_batches(lengths, cfg.batch_size, trainer.rng)
     for index in batches[: bench.train_warmup_steps]:
-        trainer.step(index, opt, sched)
+        trainer.step(trainer.train_windows, index, opt, sched)
     chars_before, start = trainer.train_chars, time.perf_counter()
     for index in batches[bench.train_warmup_steps : planned]:
-        trainer.step(index, opt, sched)
+        trainer.step(trainer.train_windows, index, opt, sched)
     seconds = time.perf_counter() - start
     return {
         "seconds_per_step": seconds / bench.train_steps,

@@ -186,10 +186,10 @@ def test_validate_runs_the_python_checks_without_great_expectations(tmp_path: Pa
         pytest.skip(f"real corpus not found at {corpus}")
     sliced = tmp_path / FT
     sliced.write_bytes(conll_slice(params.with_updates(data={"corpus_dir": corpus})))
-    done = core_only(["validate", str(sliced), "--params", str(REPO / "params.yaml")], tmp_path)
+    done = core_only(["validate", str(sliced), "--genre", "FT", "--params", str(REPO / "params.yaml")], tmp_path)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "validation passed" in done.stdout and "GX not run: great-expectations is not installed" in done.stdout
-    asked = core_only(["validate", str(sliced), "--params", str(REPO / "params.yaml"), "--data-docs",
+    asked = core_only(["validate", str(sliced), "--genre", "FT", "--params", str(REPO / "params.yaml"), "--data-docs",
                        str(tmp_path / "docs")], tmp_path)
     assert asked.returncode == 1
     assert asked.stderr.strip().splitlines() == [

@@ -41,7 +41,7 @@ def test_the_real_command_runs_at_both_sizes(random_ensemble: Path) -> None:
 
 
 def _some_sentences():
-    from healthner.corpus.readers import read_corpus_file
+    from healthner.corpus.readers import read_conll
 
     params = load_params(REPO / "params.yaml")
-    return read_corpus_file(REPO / params.data.corpus_dir / "rocling2023_multiner_SM.txt", "conll", "SM").sentences[:50]
+    return read_conll(REPO / params.data.corpus_dir / "rocling2023_multiner_SM.txt", "SM").sentences[:50]
