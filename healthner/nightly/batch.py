@@ -47,9 +47,9 @@ from healthner.nightly.warehouse import (
     SHARDS_DIR,
     STATUS_TAGGED,
     TYPE_COUNT_COLUMNS,
-    day_versions_dir,
     new_version,
     open_root,
+    staging_dir,
     url_of,
     version_dir_of,
     write_json,
@@ -125,7 +125,7 @@ def stage_day(params: Params, dt: str, files: Sequence[str]) -> list[str]:
     nightly = params.nightly
     fs, root = open_root(nightly.warehouse_dir)
     version = new_version()
-    folder = f"{day_versions_dir(root, dt)}/{version}"
+    folder = f"{staging_dir(root, dt)}/{version}"
     started = time.perf_counter()
     day = read_day(files, nightly.max_article_chars, nightly.max_article_id_chars)
     reasons = Counter(r.reason for r in day.rejects)

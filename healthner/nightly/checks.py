@@ -207,7 +207,7 @@ def check_version(warehouse: str, version_dir: str) -> CheckResult:
 
 
 def check_published(warehouse: str, dt: str) -> CheckResult:
-    """Run the suite on the published day (as its pointer names it); no Data Docs, no verdict file."""
+    """Run the suite on the published day (its recorded night); no Data Docs, no verdict file."""
     day = read_day(warehouse, dt)
     if day is None:
         raise PublishError(f"{warehouse}: dt={dt} was never published")
