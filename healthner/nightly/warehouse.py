@@ -278,7 +278,7 @@ def day_sources(warehouse: str, name: str, records: dict[str, dict], as_of: bool
             if not holds(held, dt, records[dt], name):
                 raise WarehouseCorrupt(f"{table_uri(warehouse, name)} dt={dt}: the table holds {rows} rows at version "
                                        f"{table.version()}, the night record {expected}; its log or files were altered")
-    return [table.to_pyarrow_dataset(partitions=[("dt", "in", days)]) for table, days, _ in sources]
+    return [table.to_pyarrow_dataset(file_pruning_predicate=[("dt", "in", days)]) for table, days, _ in sources]
 
 
 @dataclass(frozen=True)
