@@ -306,6 +306,14 @@ def query(
     typer.echo(run_query(load_params(params).nightly.warehouse_dir, sql, as_of))
 
 
+@warehouse_app.command("verify")
+def warehouse_verify(params: ParamsOpt = Path("params.yaml")) -> None:
+    """Check every table's Delta log and every published day's rows against its night record."""
+    from healthner.nightly.upkeep import verify
+
+    typer.echo(verify(load_params(params).nightly.warehouse_dir))
+
+
 @warehouse_app.command("vacuum")
 def warehouse_vacuum(params: ParamsOpt = Path("params.yaml")) -> None:
     """Delete data files superseded longer than nightly.vacuum_retention_hours ago."""

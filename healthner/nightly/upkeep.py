@@ -23,13 +23,34 @@ from healthner.nightly.warehouse import (
     NIGHTS,
     SCHEMAS,
     WarehouseCorrupt,
+    corrupt_log_entries,
+    day_sources,
     load_table,
     open_root,
     read_day,
     read_nights,
+    read_sources,
+    table_uri,
 )
 
 logger = logging.getLogger(__name__)
+
+
+def verify(warehouse: str) -> str:
+    """Every table's log entries parse and every published day reads as its night record says;
+    WarehouseCorrupt naming each problem (one per line) otherwise."""
+    problems = [f"{path}: corrupt Delta log entry" for name in (*DATASETS, NIGHTS)
+                for path in corrupt_log_entries(table_uri(warehouse, name))]
+    records = read_nights(warehouse)
+    for dt in sorted(records):
+        for name in DATASETS:
+            try:
+                read_sources(name, day_sources(warehouse, name, {dt: records[dt]}), dt)
+            except WarehouseCorrupt as exc:
+                problems.append(str(exc))
+    if problems:
+        raise WarehouseCorrupt(f"{len(problems)} problem(s): " + " | ".join(problems))
+    return f"{warehouse}: {len(records)} published day(s), every table's log and rows as recorded"
 
 
 def vacuum(warehouse: str, retention_hours: int) -> str:

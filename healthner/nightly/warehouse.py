@@ -192,16 +192,26 @@ def storage_options(warehouse: str) -> dict[str, str] | None:
     return options
 
 
-def log_error(uri: str, exc: Exception) -> WarehouseCorrupt:
-    """A Delta error as one line naming the log entry that fails to parse, when one does."""
+def corrupt_log_entries(uri: str) -> list[str]:
+    """The table's log entries (newest first) that are not JSON lines."""
     fs, log = open_root(f"{uri}/_delta_log")
+    corrupt = []
     for path in sorted(fs.glob(f"{log}/*.json"), reverse=True):
         try:
             for line in fs.cat_file(path).decode("utf-8").splitlines():
                 json.loads(line)
         except (ValueError, UnicodeDecodeError):
-            return WarehouseCorrupt(f"{url_of(fs, path)}: corrupt Delta log entry ({' '.join(str(exc).split())})")
-    return WarehouseCorrupt(f"{uri}: unreadable Delta table: {' '.join(str(exc).split())}")
+            corrupt.append(url_of(fs, path))
+    return corrupt
+
+
+def log_error(uri: str, exc: Exception) -> WarehouseCorrupt:
+    """A Delta error as one line naming the log entry that fails to parse, when one does."""
+    reason = " ".join(str(exc).split())
+    corrupt = corrupt_log_entries(uri)
+    if corrupt:
+        return WarehouseCorrupt(f"{corrupt[0]}: corrupt Delta log entry ({reason}); restore it from a backup")
+    return WarehouseCorrupt(f"{uri}: unreadable Delta table: {reason}")
 
 
 def load_table(warehouse: str, name: str, version: int | str | None = None):
@@ -260,25 +270,28 @@ def holds(stats: dict[str, tuple[set[str], int]], dt: str, record: dict, name: s
 
 def day_sources(warehouse: str, name: str, records: dict[str, dict], as_of: bool = False) -> list[pads.Dataset]:
     """Datasets holding exactly the recorded night of every day in `records`: the table's current
-    version for the days it holds from that night, the recorded version for the rest (a later
-    night is being committed, or one was cut off). Row counts are checked against the records."""
+    version for the days it holds from that night, the recorded version for the days it holds from
+    another night (a later one is being committed, or one was cut off). A day held from its recorded
+    night with other row counts than recorded was altered after publishing: WarehouseCorrupt."""
     if not records:
         return []
     pinned_at = max(record[f"{name}_version"] for record in records.values()) if as_of else None
     current = load_table(warehouse, name, pinned_at)
     stats = day_stats(current)
-    fresh = [dt for dt, record in records.items() if holds(stats, dt, record, name)]
-    sources = [(current, fresh, stats)] if fresh else []
-    for dt in sorted(set(records) - set(fresh)):
-        table = load_table(warehouse, name, records[dt][f"{name}_version"])
-        sources.append((table, [dt], day_stats(table)))
-    for table, days, held in sources:
-        for dt in days:
-            rows, expected = held.get(dt, (set(), 0))[1], records[dt][f"{name}_rows"]
-            if not holds(held, dt, records[dt], name):
-                raise WarehouseCorrupt(f"{table_uri(warehouse, name)} dt={dt}: the table holds {rows} rows at version "
-                                       f"{table.version()}, the night record {expected}; its log or files were altered")
-    return [table.to_pyarrow_dataset(file_pruning_predicate=[("dt", "in", days)]) for table, days, _ in sources]
+    fresh, sources = [], []
+    for dt, record in sorted(records.items()):
+        if holds(stats, dt, record, name):
+            fresh.append(dt)
+            continue
+        table = current if stats.get(dt, (set(),))[0] == {record[NIGHT_COLUMN]} else \
+            load_table(warehouse, name, record[f"{name}_version"])
+        if not holds(day_stats(table), dt, record, name):
+            held = day_stats(table).get(dt, (set(), 0))[1]
+            raise WarehouseCorrupt(f"{table_uri(warehouse, name)} dt={dt}: {held} rows at version {table.version()}, "
+                                   f"{record[f'{name}_rows']} in its night record; the table was altered after publishing")
+        sources.append((table, [dt]))
+    return [table.to_pyarrow_dataset(file_pruning_predicate=[("dt", "in", days)])
+            for table, days in ([(current, fresh)] if fresh else []) + sources]
 
 
 @dataclass(frozen=True)

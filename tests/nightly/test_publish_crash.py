@@ -18,6 +18,7 @@ import pytest
 from healthner.nightly.checks import check_version
 from healthner.nightly.faults import FAULTS_ENV, KILLED_EXIT_CODE, InjectedFault, arm
 from healthner.nightly.publish import publish_day
+from healthner.nightly.query import connect
 from healthner.nightly.warehouse import DATASETS, NIGHTS, load_table, new_version, read_day, read_night
 from tests.nightly.nights import ARTICLES, DAY, REPO, night_params, stage_and_tag, write_inbox
 
@@ -121,3 +122,29 @@ def report_reads(records: list[dict], switches: int, good: set[tuple]) -> None:
     summary = Counter((r["via"], outcome(r)) for r in records)
     errors = Counter(r["error"].split(":")[0] for r in records if "error" in r)
     print(f"\n{switches} switches; reads {dict(summary)}; errors {dict(errors)}")
+
+
+@pytest.mark.parametrize("step", ["publish.committed_entities", "publish.committed_articles"])
+def test_a_publish_killed_between_its_table_commits_shows_no_mixed_night(nights, tmp_path: Path, step: str) -> None:
+    """Killed with the new night in some tables only: readers still get the previous night whole
+    (the tables themselves already hold the new rows); the retry records the new night once."""
+    params, templates = nights
+    warehouse, faults = params.nightly.warehouse_dir, tmp_path / "faults"
+    publish_day(params.nightly, clone(templates[0], warehouse))
+    version = clone(templates[2], warehouse)
+    arm(faults, step, "kill")
+    done = subprocess.run([sys.executable, "-c", PUBLISH_IN_A_PROCESS, params.nightly.model_dump_json(), version],
+                          check=False, env=child_env(faults), capture_output=True, text=True)
+    assert done.returncode == KILLED_EXIT_CODE, done.stderr[-2000:]
+    new_night = Path(version).name
+    assert set(load_table(warehouse, "entities").to_pyarrow_table().column("night").to_pylist()) == {new_night}
+    day = read_day(warehouse, DAY)
+    assert [day.tables[name].num_rows for name in DATASETS] == expected(templates[0])  # the previous night, whole
+    counts = connect(warehouse).sql("SELECT (SELECT count(*) FROM entities), (SELECT count(*) FROM articles), "
+                                    "(SELECT count(*) FROM rejects)").fetchall()[0]
+    assert list(counts) == expected(templates[0])
+    assert publish_day(params.nightly, version).version == new_night  # the retry
+    day = read_day(warehouse, DAY)
+    assert [day.tables[name].num_rows for name in DATASETS] == expected(templates[2]) and day.version == new_night
+    recorded = [c["healthner.night"] for c in load_table(warehouse, NIGHTS).history() if c.get("operation") == "WRITE"]
+    assert len(recorded) == 2 and recorded[0] == new_night  # newest first: the first night, then this one, once

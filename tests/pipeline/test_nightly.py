@@ -23,13 +23,13 @@ from healthner.nightly.batch import build_sample_inbox
 from healthner.nightly.checks import check_published
 from healthner.nightly.faults import FAULTS_ENV, arm
 from healthner.nightly.inbox import DUPLICATE_ID, EMPTY_TEXT, INVALID_JSON, INVALID_UTF8, MISSING_ID, TOO_LONG
-from healthner.nightly.warehouse import read_day, read_manifest, read_pointer
+from healthner.nightly.warehouse import NIGHTS, load_table, read_day, read_night
 
 REPO = Path(__file__).resolve().parents[2]
 DT = "2026-11-24"
 NEXT_DAY = "2026-11-25"
 TASK_BOUNDARIES = [f"{task}.{when}" for task in ("discover", "stage", "tag", "check", "publish")
-                   for when in ("start", "done")] + ["publish.committed"]
+                   for when in ("start", "done")] + ["publish.committed_articles", "publish.recorded"]
 MAX_CHARS = 4000
 BAD_FILE = "articles-bad.jsonl"
 pytestmark = pytest.mark.slow
@@ -160,7 +160,7 @@ def test_every_bad_line_is_a_reject_and_counts_reconcile(night: dict) -> None:
         f"SELECT count(*), sum(n_entities) FROM read_parquet('{warehouse}/articles/dt=*/*.parquet', hive_partitioning = true)"
     ).fetchall()[0]
     assert articles[0] == len(night["texts"])  # every good article, the duplicate's first occurrence included
-    assert articles[0] + len(rejects) == night["lines"] == read_manifest(str(warehouse), DT)["lines_read"]
+    assert articles[0] + len(rejects) == night["lines"] == read_night(str(warehouse), DT)["lines_read"]
     assert articles[1] == duckdb.sql(f"SELECT count(*) FROM {entities_sql(warehouse)}").fetchall()[0][0]
     assert check_published(str(warehouse), DT).success
 
@@ -193,8 +193,8 @@ def test_the_scheduled_run_tags_the_day_that_has_just_ended(night: dict) -> None
     assert run_after == datetime(2026, 11, 25, tzinfo=UTC)  # it starts at the end of the day...
     assert interval.start.date() == date.fromisoformat(DT)  # ...and its data interval is that day
     assert night["state"] == "success"
-    assert read_pointer(str(night["warehouse"]), DT) is not None
-    assert read_pointer(str(night["warehouse"]), NEXT_DAY) is None  # the day just begun is left alone
+    assert read_night(str(night["warehouse"]), DT) is not None
+    assert read_night(str(night["warehouse"]), NEXT_DAY) is None  # the day just begun is left alone
 
 
 def test_a_manual_run_tags_the_day_given_as_its_dt_param(night: dict) -> None:
@@ -205,8 +205,9 @@ def test_a_manual_run_tags_the_day_given_as_its_dt_param(night: dict) -> None:
 
 
 def test_a_night_failed_once_at_every_task_boundary_publishes_once_identically(night: dict, tiny_ensemble: Path) -> None:
-    """Every task fails once, before and after its work (publish also right after its commit), and
-    is retried by Airflow: the night publishes one version, with the tables of an undisturbed night."""
+    """Every task fails once, before and after its work (publish also between its table commits and
+    right after its night record), and is retried by Airflow: the night is recorded once, with the
+    tables of an undisturbed night."""
     root = night["root"]
     params_file = write_params(root / "retried.yaml", tiny_ensemble, root, tiny_ensemble, warehouse="retried")
     faults = root / "faults"
@@ -216,7 +217,7 @@ def test_a_night_failed_once_at_every_task_boundary_publishes_once_identically(n
     assert state == "success"
     assert not list(faults.iterdir())  # every boundary did fail once
     retried = root / "retried"
-    assert read_pointer(str(retried), DT)["replaced"] == []  # one commit, never a second
-    assert [p.name for p in (retried / "_versions" / f"dt={DT}").iterdir() if p.name != "current"] == [
-        read_pointer(str(retried), DT)["version"]]  # the abandoned stage try is gone
+    records = [c for c in load_table(str(retried), NIGHTS).history() if c.get("operation") == "WRITE"]
+    assert [c["healthner.night"] for c in records] == [read_night(str(retried), DT)["night"]]  # one commit, never a second
+    assert not (retried / "_staging" / f"dt={DT}").exists()  # the abandoned stage try is gone
     assert table_rows(retried) == table_rows(night["warehouse"])
