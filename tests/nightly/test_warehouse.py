@@ -18,11 +18,12 @@ from healthner.nightly.checks import CheckFailed, check_published, check_version
 from healthner.nightly.inbox import day_files
 from healthner.nightly.publish import publish_day
 from healthner.nightly.tagger import Entity
+from healthner.nightly.upkeep import compact, migrate, vacuum
 from healthner.nightly.warehouse import (
     ARTICLES_SCHEMA,
+    DATASETS,
     ENTITIES_SCHEMA,
     REJECTS_SCHEMA,
-    DATASETS,
     SCHEMAS,
     PublishError,
     read_day,
@@ -30,7 +31,6 @@ from healthner.nightly.warehouse import (
     read_partition,
     version_dir_of,
 )
-from healthner.nightly.upkeep import compact, migrate, vacuum
 from tests.nightly.nights import ARTICLES, DAY, OTHER_DAY, night_params, publish_day_checked, stage_and_tag, write_inbox
 
 
@@ -41,7 +41,7 @@ def params(tmp_path: Path):
 
 def count(warehouse: str, dataset: str, dt: str) -> int:
     """Rows of one day, read by DuckDB over the table's Delta dataset (no healthner code)."""
-    dataset = DeltaTable(f"{warehouse}/{dataset}").to_pyarrow_dataset()  # noqa: F841 (DuckDB scans it by name)
+    dataset = DeltaTable(f"{warehouse}/{dataset}").to_pyarrow_dataset()
     return duckdb.sql(f"SELECT count(*) FROM dataset WHERE dt = '{dt}'").fetchall()[0][0]
 
 
