@@ -37,23 +37,25 @@ from healthner.nightly.inbox import (
     read_inbox_lines,
 )
 from healthner.nightly.pool import TaggerPool, closing_pool, load_tagging, worker_params
+from healthner.nightly.staging import (
+    MANIFEST_FILE,
+    SHARDS_DIR,
+    new_version,
+    staging_dir,
+    version_dir_of,
+    write_json,
+    write_part,
+)
 from healthner.nightly.tagger import Entity, Tagger
 from healthner.nightly.warehouse import (
     ARTICLE_META,
     ARTICLES_SCHEMA,
     ENTITIES_SCHEMA,
-    MANIFEST_FILE,
     REJECTS_SCHEMA,
-    SHARDS_DIR,
     STATUS_TAGGED,
     TYPE_COUNT_COLUMNS,
-    new_version,
     open_root,
-    staging_dir,
     url_of,
-    version_dir_of,
-    write_json,
-    write_part,
 )
 
 __all__ = ["build_sample_inbox", "day_files", "read_inbox_file", "stage_day", "tag_file", "tag_shard"]

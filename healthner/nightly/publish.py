@@ -16,41 +16,31 @@ in their commit metadata.
 from __future__ import annotations
 
 import logging
-import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from healthner.config import NightlyParams
 from healthner.errors import HealthnerError
 from healthner.nightly.faults import fault_point
+from healthner.nightly.staging import clean_staging, staged_tables, staging_dir, version_of
 from healthner.nightly.warehouse import (
-    CHECK_FILE,
     DATASETS,
-    MANIFEST_FILE,
     NIGHT_COLUMN,
     NIGHTS,
     NIGHTS_SCHEMA,
-    SCHEMAS,
-    STAGING_DIR,
     TABLE_CONFIG,
     PublishError,
     day_stats,
     load_table,
     open_root,
-    part_fingerprints,
-    read_json,
     read_night,
-    staging_dir,
     storage_options,
     table_uri,
-    version_of,
 )
 
 logger = logging.getLogger(__name__)
-STAMP_FORMAT = "%Y%m%dT%H%M%S"  # the leading stamp of a night's version (warehouse.new_version)
 COMMIT_TRIES = 20  # a commit that lost a race with another day's or night's commit is retried
 METADATA_PREFIX = "healthner."
 
@@ -71,25 +61,6 @@ class Published:
     already: bool = False  # the night was already recorded: a retry after the commit
 
 
-def staged_tables(fs, version_dir: str) -> tuple[dict, dict[str, pa.Table]]:
-    """The stage manifest and the staged tables; PublishError unless fully staged and checked on
-    exactly the parts that are there now."""
-    manifest = read_json(fs, f"{version_dir}/{MANIFEST_FILE}")
-    if manifest is None:
-        raise PublishError(f"{version_dir}: no {MANIFEST_FILE}; the night was not fully staged")
-    verdict = read_json(fs, f"{version_dir}/{CHECK_FILE}")
-    if verdict is None or not verdict.get("passed"):
-        raise PublishError(f"{version_dir}: not checked, or its check failed; run the check first")
-    if verdict["parts"] != part_fingerprints(fs, version_dir):
-        raise PublishError(f"{version_dir}: parts changed after the check; check it again")
-    if any(not verdict["parts"][name] for name in DATASETS):
-        raise PublishError(f"{version_dir}: a table has no parts")
-    tables = {name: pa.concat_tables([pq.read_table(f"{version_dir}/{name}/{part}", filesystem=fs)
-                                      for part in sorted(verdict["parts"][name])]).cast(SCHEMAS[name])
-              for name in DATASETS}
-    return manifest, tables
-
-
 def with_day(table: pa.Table, dt: str, night: str) -> pa.Table:
     """The rows as published: the night that wrote them and their day (the partition column)."""
     rows = table.num_rows
@@ -107,8 +78,11 @@ def commit_day(warehouse: str, name: str, rows: pa.Table, dt: str, night: str, m
     for _ in range(COMMIT_TRIES):
         table = load_table(warehouse, name)
         if table is None:
-            DeltaTable.create(table_uri(warehouse, name), rows.schema, partition_by=["dt"], mode="ignore",
-                              configuration=TABLE_CONFIG, storage_options=options)
+            try:
+                DeltaTable.create(table_uri(warehouse, name), rows.schema, partition_by=["dt"], mode="ignore",
+                                  configuration=TABLE_CONFIG, storage_options=options)
+            except CommitFailedError:  # another night created it first
+                pass
             continue
         nights = day_stats(table).get(dt, (set(),))[0]
         if nights == {night}:
@@ -142,29 +116,6 @@ def model_version_of(tables: dict[str, pa.Table]) -> str:
 def published_of(record: dict, already: bool) -> Published:
     rows = {name: int(record[f"{name}_rows"]) for name in DATASETS}
     return Published(record["dt"], record[NIGHT_COLUMN], rows, int(record["lines_read"]), record["model_version"], already)
-
-
-def staged_age_s(night: str, now: float) -> float:
-    """Seconds since a night was staged, from its version name (warehouse.new_version)."""
-    try:
-        staged = datetime.strptime(night[: len("YYYYmmddTHHMMSS")], STAMP_FORMAT).replace(tzinfo=UTC)
-    except ValueError:
-        return 0.0
-    return now - staged.timestamp()
-
-
-def clean_staging(fs, root: str, dt: str, night: str, nightly: NightlyParams) -> None:
-    """Remove the day's staging folders up to the published night (it and older tries: their rows
-    are in the tables now) and any staging folder older than `keep_unpublished_s` (article text)."""
-    now = time.time()
-    for folder in fs.glob(f"{root}/{STAGING_DIR}/dt=*/*"):
-        day, name = version_of(folder)
-        if (day == dt and name <= night) or staged_age_s(name, now) > nightly.keep_unpublished_s:
-            logger.info("removing staging folder dt=%s %s", day, name)
-            fs.rm(folder, recursive=True)
-    for folder in fs.glob(f"{root}/{STAGING_DIR}/dt=*"):
-        if not fs.ls(folder, detail=False):
-            fs.rmdir(folder)
 
 
 def publish_day(nightly: NightlyParams, version_dir: str) -> Published:

@@ -5,8 +5,7 @@ Under one root (a local folder or an s3:// URL):
     entities/ articles/ rejects/   Delta tables partitioned by dt; every row carries its `night`
     nights/                        Delta table, one record per published day: the night, its rows,
                                    lines read, model_version and each table's version holding it
-    _staging/dt=D/<night>/         one staged try of a night: its parts, _manifest.json, _check.json,
-                                   _shards/ (article text); removed once published
+    _staging/dt=D/<night>/         one staged try of a night (staging.py); removed once published
     _reports/dt=D/                 Data Docs of the night's last check (local roots)
 
 A night commits the three tables one after the other, then its record (publish.py). The record is
@@ -20,15 +19,11 @@ from __future__ import annotations
 
 import json
 import os
-import time
-import uuid
 from dataclasses import dataclass
-from datetime import date
 
 import fsspec
 import pyarrow as pa
 import pyarrow.dataset as pads
-import pyarrow.parquet as pq
 from fsspec.implementations.local import LocalFileSystem
 
 from healthner.corpus.labels import ENTITY_TYPES
@@ -37,11 +32,7 @@ from healthner.errors import HealthnerError
 DATASETS = ("entities", "articles", "rejects")
 NIGHTS = "nights"
 NIGHT_COLUMN = "night"  # the staged version a row was published by
-STAGING_DIR = "_staging"
 REPORTS_DIR = "_reports"
-MANIFEST_FILE = "_manifest.json"  # written by stage into its staging folder
-CHECK_FILE = "_check.json"  # the check's verdict on a staging folder
-SHARDS_DIR = "_shards"  # tagging inputs (article text) inside a staging folder; never published
 ARTICLE_META = ("title", "source", "url", "published_at")
 TYPE_COUNT_COLUMNS = tuple(f"n_{etype.lower()}" for etype in ENTITY_TYPES)
 STATUS_TAGGED = "tagged"
@@ -99,79 +90,6 @@ def is_local(fs: fsspec.AbstractFileSystem) -> bool:
 def url_of(fs: fsspec.AbstractFileSystem, path: str) -> str:
     """A path as other processes open it: plain (local), with its protocol (object stores)."""
     return path if is_local(fs) else fs.unstrip_protocol(path)
-
-
-# --- layout ---------------------------------------------------------------------------------------
-
-
-def staging_dir(root: str, dt: str) -> str:
-    return f"{root}/{STAGING_DIR}/dt={dt}"
-
-
-def new_version() -> str:
-    """A night's version: sorts by the time it was staged (UTC), unique across workers."""
-    now = time.time_ns()
-    stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime(now // 1_000_000_000))
-    return f"{stamp}.{now % 1_000_000_000:09d}Z-{uuid.uuid4().hex[:8]}"
-
-
-def version_of(version_dir: str) -> tuple[str, str]:
-    """(dt, version) of a staging folder `.../_staging/dt=D/<version>`; dt must be a day."""
-    parent, version = version_dir.rstrip("/").rsplit("/", 1)
-    dt = parent.rsplit("/dt=", 1)[-1]
-    try:
-        date.fromisoformat(dt)
-    except ValueError:
-        raise PublishError(f"{version_dir} is not a staging folder .../dt=YYYY-MM-DD/<version>") from None
-    return dt, version
-
-
-def version_dir_of(shard_path: str) -> str:
-    """The staging folder a shard file belongs to."""
-    return shard_path.rsplit(f"/{SHARDS_DIR}/", 1)[0]
-
-
-# --- small files in a staging folder --------------------------------------------------------------
-
-
-def write_part(fs: fsspec.AbstractFileSystem, path: str, table: pa.Table) -> None:
-    fs.makedirs(path.rsplit("/", 1)[0], exist_ok=True)
-    pq.write_table(table, path, filesystem=fs)
-
-
-def write_json(fs: fsspec.AbstractFileSystem, path: str, value: dict) -> None:
-    """Write a small JSON file whole: a temporary file renamed over it (local), one PUT (object stores)."""
-    data = json.dumps(value, ensure_ascii=False, indent=1, sort_keys=True).encode("utf-8")
-    folder, name = path.rsplit("/", 1)
-    fs.makedirs(folder, exist_ok=True)
-    if not is_local(fs):
-        fs.pipe_file(path, data)
-        return
-    temporary = f"{folder}/.{name}.{uuid.uuid4().hex[:8]}"
-    with open(temporary, "wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(temporary, path)
-
-
-def read_json(fs: fsspec.AbstractFileSystem, path: str) -> dict | None:
-    """A staging JSON file (None if absent); a damaged one is a PublishError naming it."""
-    try:
-        with fs.open(path, "r", encoding="utf-8") as fh:
-            return json.load(fh)
-    except FileNotFoundError:
-        return None
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise PublishError(f"{path}: not a JSON file ({exc}); stage the night again") from exc
-
-
-def part_fingerprints(fs: fsspec.AbstractFileSystem, version_dir: str) -> dict[str, dict[str, int]]:
-    """Each table's part files (name -> bytes): what a check verdict was given, so a changed part voids it."""
-    return {
-        dataset: {path.rsplit("/", 1)[-1]: int(fs.size(path)) for path in sorted(fs.glob(f"{version_dir}/{dataset}/*.parquet"))}
-        for dataset in DATASETS
-    }
 
 
 # --- the Delta tables -----------------------------------------------------------------------------

@@ -19,7 +19,8 @@ from healthner.nightly.checks import check_version
 from healthner.nightly.faults import FAULTS_ENV, KILLED_EXIT_CODE, InjectedFault, arm
 from healthner.nightly.publish import publish_day
 from healthner.nightly.query import connect
-from healthner.nightly.warehouse import DATASETS, NIGHTS, load_table, new_version, read_day, read_night
+from healthner.nightly.staging import new_version
+from healthner.nightly.warehouse import DATASETS, NIGHTS, load_table, read_day, read_night
 from tests.nightly.nights import ARTICLES, DAY, REPO, night_params, stage_and_tag, write_inbox
 
 STEPS = ("publish.verified", "publish.committed_entities", "publish.committed_articles", "publish.committed_rejects",

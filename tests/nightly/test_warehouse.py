@@ -17,6 +17,7 @@ from healthner.nightly.batch import read_shard, stage_day, write_tagged
 from healthner.nightly.checks import CheckFailed, check_published, check_version
 from healthner.nightly.inbox import day_files
 from healthner.nightly.publish import publish_day
+from healthner.nightly.staging import version_dir_of
 from healthner.nightly.tagger import Entity
 from healthner.nightly.upkeep import compact, migrate, vacuum
 from healthner.nightly.warehouse import (
@@ -29,7 +30,6 @@ from healthner.nightly.warehouse import (
     read_day,
     read_night,
     read_partition,
-    version_dir_of,
 )
 from tests.nightly.nights import ARTICLES, DAY, OTHER_DAY, night_params, publish_day_checked, stage_and_tag, write_inbox
 
