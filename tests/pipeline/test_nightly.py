@@ -14,9 +14,9 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import duckdb
-import pyarrow.dataset as ds
 import pytest
 import yaml
+from deltalake import DeltaTable
 
 from healthner.config import load_params
 from healthner.nightly.batch import build_sample_inbox
@@ -112,15 +112,20 @@ def inbox_texts(inbox_day: Path) -> dict[str, str]:
 
 
 def partition_files(warehouse: Path) -> dict[str, bytes]:
+    """The day's data files in each Delta table's current version, with their bytes."""
     return {
-        str(p.relative_to(warehouse)): p.read_bytes()
+        uri: Path(uri).read_bytes()
         for dataset in ("entities", "articles", "rejects")
-        for p in sorted((warehouse / dataset / f"dt={DT}").glob("*.parquet"))  # the plain hive path
+        for uri in sorted(DeltaTable(str(warehouse / dataset)).file_uris(partition_filters=[("dt", "=", DT)]))
     }
 
 
-def entities_sql(warehouse: Path) -> str:
-    return f"read_parquet('{warehouse}/entities/dt=*/*.parquet', hive_partitioning = true)"
+def duck(warehouse: Path) -> duckdb.DuckDBPyConnection:
+    """DuckDB over the Delta tables as any user reads them (deltalake's datasets, no healthner code)."""
+    con = duckdb.connect()
+    for name in ("entities", "articles", "rejects"):
+        con.register(name, DeltaTable(str(warehouse / name)).to_pyarrow_dataset())
+    return con
 
 
 @pytest.fixture(scope="module")
@@ -142,34 +147,32 @@ def night(tmp_path_factory, tiny_ensemble: Path, airflow_db: Path) -> dict:
 
 def test_night_publishes_entities_with_true_offsets(night: dict, tiny_ensemble: Path) -> None:
     assert night["state"] == "success"
-    entities = ds.dataset(night["warehouse"] / "entities", format="parquet", partitioning="hive").to_table()
+    entities = DeltaTable(str(night["warehouse"] / "entities")).to_pyarrow_table()
     assert entities.num_rows > 0
     version = json.loads((tiny_ensemble / "ensemble.json").read_text())["model_version"]
     for row in entities.to_pylist():
         assert night["texts"][row["article_id"]][row["start"] : row["end"]] == row["text"]
         assert row["model_version"] == version and str(row["dt"]) == DT
-    per_type = duckdb.sql(f"SELECT type, count(*) FROM {entities_sql(night['warehouse'])} GROUP BY type").fetchall()
+    per_type = duck(night["warehouse"]).sql("SELECT type, count(*) FROM entities GROUP BY type").fetchall()
     assert sum(n for _, n in per_type) == entities.num_rows
 
 
 def test_every_bad_line_is_a_reject_and_counts_reconcile(night: dict) -> None:
     warehouse = night["warehouse"]
-    rejects = ds.dataset(warehouse / "rejects", format="parquet", partitioning="hive").to_table().to_pylist()
+    rejects = DeltaTable(str(warehouse / "rejects")).to_pyarrow_table().to_pylist()
     assert {r["location"]: r["reason"] for r in rejects} == night["reasons"]
-    articles = duckdb.sql(
-        f"SELECT count(*), sum(n_entities) FROM read_parquet('{warehouse}/articles/dt=*/*.parquet', hive_partitioning = true)"
-    ).fetchall()[0]
+    articles = duck(warehouse).sql("SELECT count(*), sum(n_entities) FROM articles").fetchall()[0]
     assert articles[0] == len(night["texts"])  # every good article, the duplicate's first occurrence included
     assert articles[0] + len(rejects) == night["lines"] == read_night(str(warehouse), DT)["lines_read"]
-    assert articles[1] == duckdb.sql(f"SELECT count(*) FROM {entities_sql(warehouse)}").fetchall()[0][0]
+    assert articles[1] == duck(warehouse).sql("SELECT count(*) FROM entities").fetchall()[0][0]
     assert check_published(str(warehouse), DT).success
 
 
 def test_rerun_replaces_the_day_without_duplicates(night: dict) -> None:
     warehouse = night["warehouse"]
-    before = duckdb.sql(f"SELECT count(*) FROM {entities_sql(warehouse)}").fetchall()[0][0]
+    before = duck(warehouse).sql("SELECT count(*) FROM entities").fetchall()[0][0]
     assert run_night(night["params"]) == "success"
-    after = duckdb.sql(f"SELECT count(*), count(DISTINCT (article_id, start, \"end\", type)) FROM {entities_sql(warehouse)}")
+    after = duck(warehouse).sql('SELECT count(*), count(DISTINCT (article_id, start, "end", type)) FROM entities')
     assert after.fetchall()[0] == (before, before)
     assert not list(warehouse.rglob("_shards"))  # no article text left behind
 
