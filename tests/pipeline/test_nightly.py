@@ -216,7 +216,7 @@ def test_a_night_failed_once_at_every_task_boundary_publishes_once_identically(n
     faults = root / "faults"
     for point in TASK_BOUNDARIES:
         arm(faults, point)
-    state = run_night(params_file, HEALTHNER_RETRIES="3", HEALTHNER_RETRY_DELAY_S="0", **{FAULTS_ENV: str(faults)})
+    state = run_night(params_file, HEALTHNER_RETRIES="4", HEALTHNER_RETRY_DELAY_S="0", **{FAULTS_ENV: str(faults)})
     assert state == "success"
     assert not list(faults.iterdir())  # every boundary did fail once
     retried = root / "retried"
