@@ -1,9 +1,10 @@
-"""healthner nightly: tag the articles collected on one day into the Parquet warehouse.
+"""healthner nightly: tag the articles collected on one day into the Delta Lake warehouse.
 
-discover -> stage (read, rejects, shards into a new version folder) -> tag (one mapped task per
+discover -> stage (read, rejects, shards into a new staging folder) -> tag (one mapped task per
 shard, in the `healthner_tag` pool) -> check (GX suite on the staged night: nothing is published
-if it fails; Data Docs under the warehouse's _reports/dt=...) -> publish (one atomic pointer
-switch of all three tables; emits the warehouse assets).
+if it fails; Data Docs under the warehouse's _reports/dt=...) -> publish (the day replaced in the
+three Delta tables, then the night record that makes it visible; emits the warehouse assets and
+returns {dt, version, rows, lines_read, model_version, already}).
 
 The day: a run tags the day its data interval starts. The schedule is a data-interval timetable,
 so the run that starts at 00:00 UTC tags the day that has just ended. Tag another day with the

@@ -97,6 +97,8 @@ app = typer.Typer(
 ParamsOpt = Annotated[Path, typer.Option("--params", help="params file")]
 corpus_app = typer.Typer(no_args_is_help=True, help="The data files: fetch them from their pinned public sources.")
 app.add_typer(corpus_app, name="corpus")
+warehouse_app = typer.Typer(no_args_is_help=True, help="The warehouse's Delta tables: vacuum, compaction, migration.")
+app.add_typer(warehouse_app, name="warehouse")
 
 
 @app.callback()
@@ -364,17 +366,57 @@ def sample_night(params: ParamsOpt = Path("params.yaml")) -> None:
 
 @app.command()
 def query(
-    sql: Annotated[str, typer.Argument(help="SQL over the views entities, articles, rejects")],
+    sql: Annotated[str, typer.Argument(help="SQL over the views entities, articles, rejects, nights")],
     format: Annotated[str, typer.Option("--format", help="table | csv | json | parquet")] = "table",
     output: Annotated[Optional[Path], typer.Option("--output", help="write the result here (parquet needs it)")] = None,
     params: ParamsOpt = Path("params.yaml"),
+    as_of: Annotated[Optional[str], typer.Option("--as-of", help="the warehouse as of a nights version or an ISO timestamp")] = None,
 ) -> None:
-    """Run SQL (DuckDB) over the warehouse's published Parquet tables."""
+    """Run SQL (DuckDB) over the warehouse's published Delta tables."""
     from healthner.nightly.query import run_query
 
-    text = run_query(load_params(params).nightly.warehouse_dir, sql, format, output)
+    text = run_query(load_params(params).nightly.warehouse_dir, sql, format, output, as_of)
     if text is not None:
         typer.echo(text, nl=not text.endswith("\n"))
+
+
+@warehouse_app.command("verify")
+def warehouse_verify(params: ParamsOpt = Path("params.yaml")) -> None:
+    """Check every table's Delta log and every published day's rows against its night record."""
+    from healthner.nightly.upkeep import verify
+
+    typer.echo(verify(load_params(params).nightly.warehouse_dir))
+
+
+@warehouse_app.command("vacuum")
+def warehouse_vacuum(params: ParamsOpt = Path("params.yaml")) -> None:
+    """Delete data files superseded longer than nightly.vacuum_retention_hours ago."""
+    from healthner.nightly.upkeep import vacuum
+
+    nightly = load_params(params).nightly
+    typer.echo(vacuum(nightly.warehouse_dir, nightly.vacuum_retention_hours))
+
+
+@warehouse_app.command("compact")
+def warehouse_compact(
+    dt: Annotated[Optional[str], typer.Option(help="one day (YYYY-MM-DD); default: every published day")] = None,
+    params: ParamsOpt = Path("params.yaml"),
+) -> None:
+    """Rewrite each day's small files into fewer, larger ones (same rows, same night)."""
+    from healthner.nightly.upkeep import compact
+
+    typer.echo(compact(load_params(params).nightly.warehouse_dir, dt))
+
+
+@warehouse_app.command("migrate")
+def warehouse_migrate(
+    source: Annotated[str, typer.Argument(help="a warehouse of the earlier layout (_published/dt=D.json pointers)")],
+    params: ParamsOpt = Path("params.yaml"),
+) -> None:
+    """Copy every published day of an earlier-layout warehouse into the Delta tables, row counts compared."""
+    from healthner.nightly.upkeep import migrate
+
+    typer.echo(migrate(source, load_params(params).nightly.warehouse_dir))
 
 
 if __name__ == "__main__":

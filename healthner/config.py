@@ -368,9 +368,8 @@ class NightlyParams(_Section):
     sample_date: str = Field("2026-11-24", pattern=r"^\d{4}-\d{2}-\d{2}$")
     chunk_articles: Count = 500  # articles tagged and written per Parquet row group
     tag_slots: Count = 2  # tag tasks one machine runs at once (the healthner_tag pool's size)
-    keep_replaced_s: NonNegative = 3600  # a replaced version stays this long for readers still on it
-    keep_unpublished_s: NonNegative = 172_800  # failed or abandoned tries (article text) removed after this
-    publish_lock_timeout_s: Count = 600  # wait for another publish of the same day
+    keep_unpublished_s: NonNegative = 172_800  # failed or abandoned staged tries (article text) removed after this
+    vacuum_retention_hours: NonNegative = 168  # superseded data files older than this are deleted by vacuum
 
     def tagging_model(self) -> Path:
         """model_dir when it holds a shipped model (the release), else fallback_model_dir."""

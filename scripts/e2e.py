@@ -10,10 +10,10 @@ Nights of `healthner_nightly`, triggered through the REST API, in this order:
   2. worker SIGKILL: a worker killed while it tags a shard; the task is retried on the other worker
   3. re-trigger (one worker): the same day replaced exactly, same rows, no duplicates
   4. Postgres restarted during the run: recovers, or fails loudly and a re-trigger succeeds
-  5. publish failing halfway (its task process killed after the new version is written and
-     verified, before the day's pointer switches, on every try, after a changed inbox): the
+  5. publish failing halfway (its task process killed after the entities table's commit, before
+     the other tables and the night record, on every try, after a changed inbox): the
      previously published day must still be there, row for row; a re-trigger then publishes
-  6. inbox and warehouse on s3:// (moto server)
+  6. inbox and warehouse on s3:// (moto server): Delta tables committed by conditional put
   7. backfill: three days by docs/airflow.md's `airflow backfill create`, at most two runs at once;
      each day published, its asset events carrying its dt, version, rows and model_version
   8. without the healthner_tag pool a run fails at its first task, naming the pool
@@ -93,6 +93,12 @@ def read_sentences(path: Path) -> list:
     except ModuleNotFoundError:
         from healthner.corpus import read_sentences as read
     return read(path)
+
+
+def wh_files(warehouse: str, table: str) -> list[str]:
+    """The data files of the published day in one Delta table (its current version), as URIs."""
+    current = mod("warehouse").load_table(warehouse, table)
+    return current.file_uris(partition_filters=[("dt", "=", DT)])
 
 
 def log(message: str) -> None:
@@ -595,7 +601,7 @@ class E2E:
         warehouse = self.params.nightly.warehouse_dir
         tables = {d: wh.read_partition(warehouse, d, DT) for d in wh.DATASETS}
         rows = {d: sorted(json.dumps(r, sort_keys=True, default=str) for r in t.to_pylist()) for d, t in tables.items()}
-        return {"rows": rows, "manifest": wh.read_manifest(warehouse, DT), "articles": tables["articles"]}
+        return {"rows": rows, "manifest": wh.read_night(warehouse, DT), "articles": tables["articles"]}
 
     def verify(self, night: Night, ids: set[str], label: str) -> dict:
         """Published day reconciles with the inbox: every article once, rejects, entities, GX task, DuckDB."""
@@ -674,14 +680,13 @@ class E2E:
         night = self.wait_night(self.trigger("retrigger"))
         day = self.verify(night, self.ids, "re-trigger")
         self.timings["1 worker"] = night.seconds
-        fs, root = mod("warehouse").open_root(self.params.nightly.warehouse_dir)
-        parts = {d: len(fs.glob(f"{root}/{d}/dt={DT}/*.parquet")) for d in ("entities", "articles")}
+        parts = {d: len(wh_files(self.params.nightly.warehouse_dir, d)) for d in ("entities", "articles")}
         assert day["rows"] == self.baseline["rows"], "re-triggered day differs from the first one"
-        assert all(n == SHARDS for n in parts.values()), f"part files per partition: {parts}"
+        assert all(n >= 1 for n in parts.values()), f"data files of the day: {parts}"
         hosts = {t[3] for t in night.tasks if t[0] == "tag"}
         self.record("re-trigger replaces the day exactly", True,
                     f"same {len(day['rows']['articles'])} article / {len(day['rows']['entities'])} entity rows, "
-                    f"{SHARDS} parts per partition, no duplicates (ran on {sorted(hosts)} only: 1 worker, "
+                    f"{parts} Delta data files, no duplicates (ran on {sorted(hosts)} only: 1 worker, "
                     f"{night.seconds:.0f}s)")
         n = int(self.killed.rsplit("-", 1)[1])
         self.start_worker(n)
@@ -715,7 +720,7 @@ class E2E:
     def publish_halfway(self) -> None:
         before = self.snapshot()
         ids = self.write_inbox(extra=4)  # the day changed: a replacement would be visible
-        faults, point = mod("faults"), "publish.verified"  # new version written and verified, pointer not switched
+        faults, point = mod("faults"), "publish.committed_entities"  # entities committed, articles/rejects/record not
         folder = Path(self.env["HEALTHNER_FAULTS"])
         stop = threading.Event()
 
@@ -727,7 +732,7 @@ class E2E:
 
         armer = threading.Thread(target=keep_armed, daemon=True)
         armer.start()
-        log(f"fault {point}: every publish try is killed (os._exit) before the day's pointer switches")
+        log(f"fault {point}: every publish try is killed (os._exit) between its table commits, before the night record")
         try:
             night = self.wait_night(self.trigger("publish-fails"))
         finally:
@@ -750,9 +755,9 @@ class E2E:
                     f"the previous day was NOT kept: version {before['version']} -> {after['version']}")
 
     def snapshot(self) -> dict:
-        """The published day as readers see it: its pointer's version and every row of its three tables."""
+        """The published day as readers see it: its recorded night and every row of its three tables."""
         day = self.published()
-        return {"version": day["manifest"]["version"], "rows": day["rows"]}
+        return {"version": day["manifest"]["night"], "rows": day["rows"]}
 
     def s3(self) -> None:
         import s3fs
@@ -765,8 +770,9 @@ class E2E:
         self.verify(night, ids, "s3")
         wh = mod("warehouse")
         warehouse = self.params.nightly.warehouse_dir
-        days, files = wh.published_days(warehouse), wh.current_files(warehouse)["entities"]
+        days, files = wh.published_days(warehouse), wh_files(warehouse, "entities")
         assert DT in days and files and all(f.startswith("s3://") and fs.exists(f) for f in files), (days, files)
+        assert fs.exists(f"{warehouse}/entities/_delta_log/_last_checkpoint"), "no Delta log on s3"
         self.record("inbox and warehouse on s3:// (moto server)", True,
                     f"night success on {warehouse}; published days {days}; entities {files}")
         self.write_params(self.source)
@@ -813,8 +819,8 @@ class E2E:
         by_day = {e[0]["dt"]: e[0] for e in extras}
         assert sorted(by_day) == days, by_day
         for day in days:
-            pointer = mod("warehouse").read_pointer(self.params.nightly.warehouse_dir, day)
-            assert by_day[day]["version"] == pointer["version"] and by_day[day]["rows"]["articles"] == len(records)
+            night = mod("warehouse").read_night(self.params.nightly.warehouse_dir, day)
+            assert by_day[day]["version"] == night["night"] and by_day[day]["rows"]["articles"] == len(records)
             assert by_day[day]["model_version"], by_day[day]
         self.record("backfill of three days (airflow backfill create)", True,
                     f"{len(days)} runs success, at most {overlap} at once (--max-active-runs {most}); each day published; "

@@ -2,7 +2,7 @@
 # `make run`: the whole job on the embedded default (local files, SQLite Airflow, CPU):
 #   the corpus fetched when missing (healthner corpus fetch), dvc repro (validate -> prepare -> train x4 -> crossfit (off: seconds)
 #   -> stack -> evaluate), then one sample night through the real Airflow DAG, then a DuckDB query over
-#   the published Parquet tables.
+#   the published Delta tables.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$PWD/.venv/bin:$PATH"
@@ -30,8 +30,9 @@ healthner sample-night
 airflow db migrate >/dev/null
 airflow pools set healthner_tag "$slots" "healthner tag tasks at once (nightly.tag_slots)" >/dev/null
 airflow dags test healthner_nightly -c "{\"dt\": \"$night\"}"          # the DAG param dt: tag that day
-[[ "$warehouse" == *://* ]] || [ -f "$warehouse/_published/dt=$night.json" ] || { echo "the night $night was not published to $warehouse" >&2; exit 1; }
+python -c "import sys; from healthner.nightly.warehouse import read_night; sys.exit(read_night(sys.argv[1], sys.argv[2]) is None)" \
+  "$warehouse" "$night" || { echo "the night $night was not published to $warehouse" >&2; exit 1; }
 
-echo "== 3/3 entities per type in the published night (DuckDB over Parquet)"
+echo "== 3/3 entities per type in the published night (DuckDB over the Delta tables)"
 healthner query "SELECT type, count(*) AS entities, round(avg(score), 3) AS mean_score
                  FROM entities WHERE dt = '$night' GROUP BY type ORDER BY entities DESC"

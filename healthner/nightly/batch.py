@@ -30,6 +30,7 @@ from healthner.nightly.inbox import (
 from healthner.nightly.outputs import entity_rows
 from healthner.nightly.pool import worker_params
 from healthner.nightly.stage import pinned_model, read_shard
+from healthner.nightly.staging import version_dir_of
 from healthner.nightly.tagger import Entity, Tagger
 from healthner.nightly.warehouse import (
     ARTICLE_META,
@@ -38,7 +39,6 @@ from healthner.nightly.warehouse import (
     STATUS_TAGGED,
     TYPE_COUNT_COLUMNS,
     open_root,
-    version_dir_of,
 )
 
 __all__ = ["build_sample_inbox", "day_files", "read_inbox_file", "tag_shard"]

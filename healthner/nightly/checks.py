@@ -25,20 +25,8 @@ import pyarrow.parquet as pq
 from healthner.corpus.expectations import DATA_DOCS_RUN_PAGES, DATA_DOCS_SITE
 from healthner.corpus.labels import ENTITY_TYPES
 from healthner.errors import HealthnerError
-from healthner.nightly.warehouse import (
-    CHECK_FILE,
-    MANIFEST_FILE,
-    REPORTS_DIR,
-    SCHEMAS,
-    PublishError,
-    is_local,
-    open_root,
-    part_fingerprints,
-    read_day,
-    read_json,
-    version_of,
-    write_json,
-)
+from healthner.nightly.staging import CHECK_FILE, MANIFEST_FILE, part_fingerprints, read_json, version_of, write_json
+from healthner.nightly.warehouse import REPORTS_DIR, SCHEMAS, PublishError, is_local, open_root, read_day
 
 logger = logging.getLogger(__name__)
 GX_RESULT_FORMAT = "SUMMARY"
@@ -224,7 +212,7 @@ def check_version(warehouse: str, version_dir: str) -> CheckResult:
 
 
 def check_published(warehouse: str, dt: str) -> CheckResult:
-    """Run the suite on the published day (as its pointer names it); no Data Docs, no verdict file."""
+    """Run the suite on the published day (its recorded night); no Data Docs, no verdict file."""
     day = read_day(warehouse, dt)
     if day is None:
         raise PublishError(f"{warehouse}: dt={dt} was never published")

@@ -17,7 +17,7 @@ from pathlib import Path
 from healthner.config import NightlyParams, Params, TagParams, load_params
 from healthner.errors import HealthnerError
 from healthner.nightly.faults import fault_point
-from healthner.nightly.warehouse import version_dir_of
+from healthner.nightly.staging import version_dir_of
 
 logger = logging.getLogger(__name__)
 

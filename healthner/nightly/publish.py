@@ -1,277 +1,150 @@
-"""Publishing a checked night: one atomic pointer write, under the day's lock, fenced by version.
+"""Publishing a checked night: one Delta commit per table in a fixed order, then the night record.
 
-    lock _locks/dt=D.lock -> the pointer already names this version?  finish the tail, report it
-                          -> a newer version is published?            Superseded, nothing changes
-                          -> verify the version (manifest, passed check of these very parts)
-                          -> write _published/dt=D.json  (the commit: readers switch here, all tables)
-                          -> tail: current link, the version's shards removed, old versions collected
+    verify the staged night (manifest, a passed check of these very parts)
+    -> entities, articles, rejects: replace the day (`overwrite` with predicate dt = D)
+    -> nights: replace the day's record (the commit point: healthner's readers switch here)
+    -> remove the day's staging folders up to this night
 
-Every step before the commit leaves the published day as it was; every step after it is redone by
-a retry, so a publish interrupted anywhere (an exception, a kill) is completed by running it again.
-Replaced versions stay `keep_replaced_s` for readers that read the old pointer just before the
-switch; unpublished versions (failed or abandoned tries, with article text in `_shards/`) are
-removed by the day's next publish, and any left after `keep_unpublished_s` by any publish.
+Each table commit is fenced by the night: a table already holding the day from this night is left
+as it is (a retry), one holding it from a later-staged night raises Superseded, and a concurrent
+commit to the same day fails Delta's conflict check and is retried against the new state. So a
+publish interrupted anywhere is completed by running it again, the record is written once, and of
+two nights of one day the later-staged one wins. Commits carry dt, the night and model_version
+in their commit metadata.
 """
 
 from __future__ import annotations
 
-import errno
-import fcntl
 import logging
-import os
-import time
-import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-import fsspec
+import pyarrow as pa
 
 from healthner.config import NightlyParams
 from healthner.errors import HealthnerError
 from healthner.nightly.faults import fault_point
+from healthner.nightly.staging import clean_staging, staged_tables, staging_dir, version_of
 from healthner.nightly.warehouse import (
-    CHECK_FILE,
-    CURRENT_LINK,
     DATASETS,
-    LOCKS_DIR,
-    MANIFEST_FILE,
-    POINTERS_DIR,
-    SHARDS_DIR,
-    VERSIONS_DIR,
+    NIGHT_COLUMN,
+    NIGHTS,
+    NIGHTS_SCHEMA,
+    TABLE_CONFIG,
     PublishError,
-    day_versions_dir,
-    is_local,
+    day_stats,
+    load_table,
     open_root,
-    part_fingerprints,
-    partition_path,
-    pointer_path,
-    read_json,
-    sync_folder,
-    version_of,
-    write_json,
+    read_night,
+    storage_options,
+    table_uri,
 )
 
 logger = logging.getLogger(__name__)
-LOCK_POLL_S = 0.05
-STAMP_FORMAT = "%Y%m%dT%H%M%S"  # the leading stamp of a version name (warehouse.new_version)
+COMMIT_TRIES = 20  # a commit that lost a race with another day's or night's commit is retried
+METADATA_PREFIX = "healthner."
 
 
 class Superseded(HealthnerError):
-    """A newer version of the day is already published; this older one is not published over it."""
-
-
-class DayLocked(HealthnerError):
-    """Another publish of the same day held the lock longer than `publish_lock_timeout_s`."""
+    """A later-staged night of the day is already committed; this older one is not published over it."""
 
 
 @dataclass(frozen=True)
 class Published:
+    """What a publish did: also what the DAG's publish task returns as its asset-event extra."""
+
     dt: str
     version: str
     rows: dict[str, int]
     lines_read: int
-    already: bool = False  # the pointer already named this version: a retry after the commit
+    model_version: str
+    already: bool = False  # the night was already recorded: a retry after the commit
 
 
-# --- the lock -------------------------------------------------------------------------------------
+def with_day(table: pa.Table, dt: str, night: str) -> pa.Table:
+    """The rows as published: the night that wrote them and their day (the partition column)."""
+    rows = table.num_rows
+    return table.append_column(NIGHT_COLUMN, pa.array([night] * rows, pa.string())).append_column(
+        "dt", pa.array([dt] * rows, pa.string()))
 
 
-@contextmanager
-def day_lock(fs: fsspec.AbstractFileSystem, root: str, dt: str, timeout_s: float) -> Iterator[None]:
-    """An exclusive lock on publishing one day (local roots; the kernel drops it if the holder dies).
-    Object stores have no lock: there the version fence alone keeps an older night from winning."""
-    if not is_local(fs):
-        yield
-        return
-    os.makedirs(f"{root}/{LOCKS_DIR}", exist_ok=True)
-    fd = os.open(f"{root}/{LOCKS_DIR}/dt={dt}.lock", os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        deadline = time.monotonic() + timeout_s
-        while True:
+def commit_day(warehouse: str, name: str, rows: pa.Table, dt: str, night: str, metadata: dict[str, str]) -> int:
+    """Replace day `dt` of table `name` with `rows` unless it already holds the day from this night;
+    the table version that holds it. Superseded if a later-staged night holds the day."""
+    from deltalake import CommitProperties, DeltaTable, write_deltalake
+    from deltalake.exceptions import CommitFailedError
+
+    options = storage_options(warehouse)
+    for _ in range(COMMIT_TRIES):
+        table = load_table(warehouse, name)
+        if table is None:
             try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except OSError as exc:
-                if exc.errno not in (errno.EAGAIN, errno.EACCES) or time.monotonic() > deadline:
-                    raise DayLocked(f"dt={dt}: another publish holds {root}/{LOCKS_DIR}/dt={dt}.lock") from exc
-                time.sleep(LOCK_POLL_S)
-        yield
-    finally:
-        os.close(fd)  # closing releases the lock
-
-
-# --- verifying and committing ---------------------------------------------------------------------
-
-
-def verified_rows(fs: fsspec.AbstractFileSystem, version_dir: str) -> tuple[dict, dict[str, int]]:
-    """The stage manifest and the checked row counts; PublishError unless the version was fully
-    staged and its check passed on exactly the parts that are there now."""
-    manifest = read_json(fs, f"{version_dir}/{MANIFEST_FILE}")
-    if manifest is None:
-        raise PublishError(f"{version_dir}: no {MANIFEST_FILE}; the night was not fully staged")
-    verdict = read_json(fs, f"{version_dir}/{CHECK_FILE}")
-    if verdict is None or not verdict.get("passed"):
-        raise PublishError(f"{version_dir}: not checked, or its check failed; run the check first")
-    if verdict["parts"] != part_fingerprints(fs, version_dir):
-        raise PublishError(f"{version_dir}: parts changed after the check; check it again")
-    if any(not verdict["parts"][dataset] for dataset in DATASETS):
-        raise PublishError(f"{version_dir}: a table has no parts")
-    return manifest, verdict["rows"]
-
-
-def pointer_for(fs: fsspec.AbstractFileSystem, root: str, version_dir: str, manifest: dict, rows: dict[str, int],
-                previous: dict | None, keep_replaced_s: float) -> dict:
-    """The day's next pointer: the version, its files (relative to the root), counts, and the
-    versions it replaced recently (kept for readers until `keep_replaced_s` has passed)."""
-    dt, version = version_of(version_dir)
-    now = time.time()
-    replaced = [r for r in (previous or {}).get("replaced", []) if now - r["at"] < keep_replaced_s]
-    if previous is not None:
-        replaced.append({"version": previous["version"], "at": now})
-    relative = version_dir.removeprefix(f"{root}/")
-    files = {dataset: [f"{relative}/{dataset}/{name}" for name in sorted(parts)]
-             for dataset, parts in part_fingerprints(fs, version_dir).items()}
-    return {"dt": dt, "version": version, "published_at": now, "lines_read": int(manifest["lines_read"]),
-            "rows": rows, "inbox_files": manifest.get("files", []), "replaced": replaced, "files": files}
-
-
-def sync_parts(root: str, pointer: dict) -> None:
-    """Local roots: the version's parts on disk before the pointer names them (a crash after the
-    commit must not leave the pointer naming files the disk never got)."""
-    for names in pointer["files"].values():
-        for name in names:
-            fd = os.open(f"{root}/{name}", os.O_RDONLY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-        if names:
-            sync_folder(f"{root}/{names[0].rsplit('/', 1)[0]}")
-
-
-# --- after the commit: links and collection (each step idempotent) ----------------------------------
-
-
-def replace_link(path: str, target: str) -> None:
-    """Point the symlink `path` at `target` in one rename (readers see the old or the new target)."""
-    folder, name = path.rsplit("/", 1)
-    temporary = f"{folder}/.{name}-{uuid.uuid4().hex[:8]}"
-    os.symlink(target, temporary)
-    os.replace(temporary, path)
-    sync_folder(folder)
-
-
-def link_day(root: str, dt: str, version: str) -> None:
-    """Local roots: `_versions/dt=D/current` -> the version, and each table's `dt=D` -> `current/<table>`,
-    so plain hive paths (pandas, Spark, a DuckDB glob) switch to the new version in one rename."""
-    replace_link(f"{day_versions_dir(root, dt)}/{CURRENT_LINK}", version)
-    for dataset in DATASETS:
-        path = partition_path(root, dataset, dt)
-        target = f"../{VERSIONS_DIR}/dt={dt}/{CURRENT_LINK}/{dataset}"
-        if os.path.islink(path) and os.readlink(path) == target:
+                DeltaTable.create(table_uri(warehouse, name), rows.schema, partition_by=["dt"], mode="ignore",
+                                  configuration=TABLE_CONFIG, storage_options=options)
+            except CommitFailedError:  # another night created it first
+                pass
             continue
-        if os.path.lexists(path) and not os.path.islink(path):
-            raise PublishError(f"{path} is a folder of an older warehouse layout; move it away and publish again")
-        os.makedirs(path.rsplit("/", 1)[0], exist_ok=True)
-        replace_link(path, target)
+        nights = day_stats(table).get(dt, (set(),))[0]
+        if nights == {night}:
+            return table.version()
+        if nights and max(filter(None, nights)) > night:
+            raise Superseded(f"{name} dt={dt}: night {max(filter(None, nights))} is committed, staged after {night}")
+        try:
+            write_deltalake(table, rows, mode="overwrite", predicate=f"dt = '{dt}'",
+                            commit_properties=CommitProperties(custom_metadata=metadata))
+            if rows.num_rows == 0:  # no files carry the night: the commit itself is the answer
+                return load_table(warehouse, name).version()
+        except CommitFailedError as exc:
+            logger.info("%s dt=%s: a concurrent commit won (%s); trying again", name, dt, exc)
+    raise PublishError(f"{name} dt={dt}: {COMMIT_TRIES} commits lost a race with other writers; publish again")
 
 
-def version_age_s(version: str, now: float) -> float | None:
-    """Seconds since a version was staged, from its name; None for a name that is not a version."""
-    try:
-        staged = datetime.strptime(version[: len("YYYYmmddTHHMMSS")], STAMP_FORMAT).replace(tzinfo=UTC)
-    except ValueError:
-        return None
-    return now - staged.timestamp()
+def night_record(dt: str, night: str, manifest: dict, rows: dict[str, int], versions: dict[str, int],
+                 model_version: str) -> pa.Table:
+    record = {"dt": dt, NIGHT_COLUMN: night, "model_version": model_version, "lines_read": int(manifest["lines_read"]),
+              "published_at": datetime.now(UTC), "inbox_files": list(manifest.get("files", [])),
+              **{f"{name}_rows": rows[name] for name in DATASETS}, **{f"{name}_version": versions[name] for name in DATASETS}}
+    return pa.Table.from_pylist([record], schema=NIGHTS_SCHEMA)
 
 
-def removable(version: str, pointer: dict | None, nightly: NightlyParams, now: float) -> bool:
-    """Whether a version folder of a day may go: an older unpublished try, a replaced version past
-    `keep_replaced_s`, or anything unpublished past `keep_unpublished_s`; never the current one."""
-    age = version_age_s(version, now)
-    if age is None or (pointer is not None and version == pointer["version"]):
-        return False
-    if pointer is not None and version < pointer["version"]:
-        held = [r for r in pointer.get("replaced", []) if r["version"] == version]
-        return not held or now - held[0]["at"] >= nightly.keep_replaced_s
-    return age > nightly.keep_unpublished_s
+def model_version_of(tables: dict[str, pa.Table]) -> str:
+    """The model the night was tagged with (its articles' model_version; one per night)."""
+    versions = sorted(set(tables["articles"].column("model_version").to_pylist()) - {None})
+    return ",".join(versions)
 
 
-def collect_day(fs: fsspec.AbstractFileSystem, root: str, dt: str, nightly: NightlyParams, locked: bool) -> None:
-    """Remove a day's removable versions, the published version's shards (article text), and, when
-    this process holds the day's lock, temporary names left by a killed publish."""
-    folder = day_versions_dir(root, dt)
-    pointer = read_json(fs, pointer_path(root, dt))
-    now = time.time()
-    names = [path.rsplit("/", 1)[-1] for path in fs.ls(folder, detail=False)] if fs.exists(folder) else []
-    for name in names:
-        path = f"{folder}/{name}"
-        if name.startswith(".") and locked:
-            fs.rm(path)
-        elif name != CURRENT_LINK and removable(name, pointer, nightly, now):
-            logger.info("removing version dt=%s %s", dt, name)
-            fs.rm(path, recursive=True)
-    if pointer is not None and fs.exists(f"{folder}/{pointer['version']}/{SHARDS_DIR}"):
-        fs.rm(f"{folder}/{pointer['version']}/{SHARDS_DIR}", recursive=True)
-    if locked:
-        for leftover in fs.glob(f"{root}/{POINTERS_DIR}/.dt={dt}.json.*"):
-            fs.rm(leftover)
-    if fs.exists(folder) and not fs.ls(folder, detail=False):
-        fs.rmdir(folder)
-
-
-def collect(fs: fsspec.AbstractFileSystem, root: str, dt: str, nightly: NightlyParams) -> None:
-    """The published day under its lock, then every other day's leftovers (no lock needed: only
-    versions that no pointer names and no reader may still hold are removed)."""
-    collect_day(fs, root, dt, nightly, locked=True)
-    fault_point("publish.collected_day")
-    for folder in fs.glob(f"{root}/{VERSIONS_DIR}/dt=*"):
-        other = folder.rsplit("/dt=", 1)[-1]
-        if other != dt:
-            collect_day(fs, root, other, nightly, locked=False)
-
-
-def finish(fs: fsspec.AbstractFileSystem, root: str, pointer: dict, nightly: NightlyParams) -> None:
-    """Everything after the commit; a retry redoes whatever a kill left undone."""
-    if is_local(fs):
-        link_day(root, pointer["dt"], pointer["version"])
-    fault_point("publish.linked")
-    collect(fs, root, pointer["dt"], nightly)
-
-
-# --- publishing -----------------------------------------------------------------------------------
-
-
-def published_of(pointer: dict, already: bool) -> Published:
-    return Published(pointer["dt"], pointer["version"], dict(pointer["rows"]), int(pointer["lines_read"]), already)
+def published_of(record: dict, already: bool) -> Published:
+    rows = {name: int(record[f"{name}_rows"]) for name in DATASETS}
+    return Published(record["dt"], record[NIGHT_COLUMN], rows, int(record["lines_read"]), record["model_version"], already)
 
 
 def publish_day(nightly: NightlyParams, version_dir: str) -> Published:
-    """Publish one checked version of a day (see the module docstring). Idempotent: run again after
-    the commit it only finishes the tail and reports the published counts (`already`)."""
-    fs, root = open_root(nightly.warehouse_dir)
+    """Publish one checked, staged night of a day (see the module docstring). Idempotent: run again
+    after the record is written it only cleans up and reports the published counts (`already`)."""
+    warehouse = nightly.warehouse_dir
+    fs, root = open_root(warehouse)
     _, version_dir = open_root(version_dir)
-    dt, version = version_of(version_dir)
-    if version_dir != f"{day_versions_dir(root, dt)}/{version}":
-        raise PublishError(f"{version_dir} is not a version folder of the warehouse {root}")
-    with day_lock(fs, root, dt, nightly.publish_lock_timeout_s):
-        fault_point("publish.locked")
-        previous = read_json(fs, pointer_path(root, dt))
-        if previous is not None and previous["version"] == version:
-            finish(fs, root, previous, nightly)
-            logger.info("dt=%s version %s was already published: %s", dt, version, previous["rows"])
-            return published_of(previous, already=True)
-        if previous is not None and previous["version"] > version:
-            raise Superseded(f"dt={dt}: version {previous['version']} is published, newer than {version}")
-        manifest, rows = verified_rows(fs, version_dir)
-        fault_point("publish.verified")
-        pointer = pointer_for(fs, root, version_dir, manifest, rows, previous, nightly.keep_replaced_s)
-        if is_local(fs):
-            sync_parts(root, pointer)
-        write_json(fs, pointer_path(root, dt), pointer, fault="publish.pointer_staged")
-        fault_point("publish.committed")
-        logger.info("published dt=%s version %s: %s", dt, version, rows)
-        finish(fs, root, pointer, nightly)
-    return published_of(pointer, already=False)
+    dt, night = version_of(version_dir)
+    if version_dir != f"{staging_dir(root, dt)}/{night}":
+        raise PublishError(f"{version_dir} is not a staging folder of the warehouse {root}")
+    record = read_night(warehouse, dt)
+    if record is not None and record[NIGHT_COLUMN] >= night:
+        if record[NIGHT_COLUMN] > night:
+            raise Superseded(f"dt={dt}: night {record[NIGHT_COLUMN]} is published, staged after {night}")
+        clean_staging(fs, root, dt, night, nightly)
+        logger.info("dt=%s night %s was already published", dt, night)
+        return published_of(record, already=True)
+    manifest, tables = staged_tables(fs, version_dir)
+    fault_point("publish.verified")
+    model_version = model_version_of(tables)
+    metadata = {f"{METADATA_PREFIX}dt": dt, f"{METADATA_PREFIX}night": night, f"{METADATA_PREFIX}model_version": model_version}
+    versions = {}
+    for name in DATASETS:
+        versions[name] = commit_day(warehouse, name, with_day(tables[name], dt, night), dt, night, metadata)
+        fault_point(f"publish.committed_{name}")
+    rows = {name: tables[name].num_rows for name in DATASETS}
+    commit_day(warehouse, NIGHTS, night_record(dt, night, manifest, rows, versions, model_version), dt, night, metadata)
+    fault_point("publish.recorded")
+    logger.info("published dt=%s night %s: %s", dt, night, rows)
+    clean_staging(fs, root, dt, night, nightly)
+    return Published(dt, night, rows, int(manifest["lines_read"]), model_version)

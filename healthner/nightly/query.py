@@ -1,8 +1,10 @@
-"""Query the published Parquet tables with DuckDB: `entities`, `articles` and `rejects` as views.
+"""Query the published Delta tables with DuckDB: `entities`, `articles`, `rejects` and `nights` as views.
 
-The views list the files each day's pointer names when the connection is made, so one connection
-sees one version of every day, whatever is being published meanwhile. File paths are handed to
-DuckDB as values, never pasted into SQL.
+Each view scans `DeltaTable(...).to_pyarrow_dataset()` of the recorded night of every day, read
+once when the connection is made, so one connection sees one night of every day whatever is being
+published meanwhile. `as_of` (a `nights` table version, or an ISO timestamp) reads the warehouse as
+it was then. DuckDB's own `delta` extension is not used: it is downloaded at run time, so it does
+not work offline. SQL comes from the user; values are never pasted into it.
 
 A result is printed as DuckDB's table (`table`, truncated for a terminal), or written whole as
 `csv`, `json` (an array of row objects) or `parquet`, to stdout or to a file (replaced in one
@@ -23,9 +25,9 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from healthner.errors import HealthnerError
-from healthner.nightly.warehouse import DATASETS, POINTERS_DIR, current_files
+from healthner.nightly.warehouse import DATASETS, NIGHTS, day_sources, load_table, read_nights
 
-TABLES = DATASETS
+TABLES = (*DATASETS, NIGHTS)
 QUERY_FORMATS = ("table", "csv", "json", "parquet")
 
 
@@ -37,25 +39,38 @@ class QueryFailed(HealthnerError):
     """DuckDB refused the SQL (syntax, an unknown column or table)."""
 
 
-def connect(warehouse: str) -> duckdb.DuckDBPyConnection:
-    """An in-memory DuckDB with one view per table over every published day's current files."""
-    files = current_files(warehouse)
-    if not any(files.values()):
-        raise EmptyWarehouse(f"the warehouse {warehouse} is empty: no day published yet (no {POINTERS_DIR}/dt=*.json)")
+def parse_as_of(as_of: str | None) -> int | str | None:
+    """A `nights` table version (a number) or a timestamp (ISO 8601), as deltalake takes them."""
+    if as_of is None:
+        return None
+    return int(as_of) if as_of.strip().isdigit() else as_of.strip()
+
+
+def connect(warehouse: str, as_of: str | None = None) -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB with one view per table over every published day's recorded night."""
+    version = parse_as_of(as_of)
+    records = read_nights(warehouse, version)
+    if not records:
+        raise EmptyWarehouse(f"the warehouse {warehouse} has no published day" + (f" as of {as_of}" if as_of else ""))
     con = duckdb.connect()
-    for table in TABLES:
-        relation = con.read_parquet(files[table], hive_partitioning=True, union_by_name=True)
-        relation.create_view(table)
+    for table in DATASETS:
+        sources = day_sources(warehouse, table, records, as_of=version is not None)
+        for index, source in enumerate(sources):
+            con.register(f"_{table}_{index}", source)
+        con.execute(f"CREATE VIEW {table} AS " + " UNION ALL BY NAME ".join(
+            f"SELECT * FROM _{table}_{index}" for index in range(len(sources))))
+    con.register(NIGHTS, load_table(warehouse, NIGHTS, version).to_pyarrow_dataset())
     return con
 
 
-def run_query(warehouse: str, sql: str, format: str = "table", output: Path | None = None) -> str:
-    """The result of `sql` in `format`: the text itself, or with `output` a line saying where it went."""
+def run_query(warehouse: str, sql: str, format: str = "table", output: Path | None = None, as_of: str | None = None) -> str:
+    """The result of `sql` in `format` (as of a `nights` version or timestamp): the text itself, or with
+    `output` a line saying where it went."""
     if format not in QUERY_FORMATS:
         raise QueryFailed(f"--format {format}: one of {', '.join(QUERY_FORMATS)}")
     if format == "parquet" and output is None:
         raise QueryFailed("--format parquet writes a file: give --output FILE")
-    con = connect(warehouse)
+    con = connect(warehouse, as_of)
     try:
         relation = con.sql(sql)
         if format == "table":

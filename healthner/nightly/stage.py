@@ -1,4 +1,4 @@
-"""Staging a day: the day's inbox files read into a new version folder of the warehouse (its rejects
+"""Staging a day: the day's inbox files read into a new folder of the staging area (its rejects
 part, its shard files and last the stage manifest), and the model the night is tagged with pinned
 in that manifest, so every shard of the night runs the same model.
 """
@@ -17,20 +17,17 @@ import pyarrow.parquet as pq
 from healthner.config import NightlyParams, Params
 from healthner.errors import ModelIntegrityError
 from healthner.nightly.inbox import Article, InboxRead, Reject, read_inbox
-from healthner.nightly.warehouse import (
-    ARTICLE_META,
+from healthner.nightly.staging import (
     MANIFEST_FILE,
-    REJECTS_SCHEMA,
     SHARDS_DIR,
-    day_versions_dir,
     new_version,
-    open_root,
     read_json,
-    url_of,
+    staging_dir,
     version_dir_of,
     write_json,
     write_part,
 )
+from healthner.nightly.warehouse import ARTICLE_META, REJECTS_SCHEMA, open_root, url_of
 
 SHARD_SCHEMA = pa.schema(
     [("article_id", pa.string()), ("text", pa.string()), ("location", pa.string())]
@@ -105,7 +102,7 @@ def stage_day(params: Params, dt: str, files: Sequence[str]) -> list[str]:
     model = pin_model(nightly)
     fs, root = open_root(nightly.warehouse_dir)
     version = new_version()
-    folder = f"{day_versions_dir(root, dt)}/{version}"
+    folder = f"{staging_dir(root, dt)}/{version}"
     started = time.perf_counter()
     day = read_day(files, nightly.max_article_chars, nightly.max_article_id_chars)
     reasons = Counter(r.reason for r in day.rejects)

@@ -1,49 +1,43 @@
-"""The tagged-articles warehouse: Parquet schemas, its layout, and reading the published days.
+"""The tagged-articles warehouse: Delta Lake tables, their schemas, and reading the published nights.
 
-Under one root (a local folder or any fsspec URL):
+Under one root (a local folder or an s3:// URL):
 
-    _versions/dt=D/<version>/{entities,articles,rejects}/*.parquet   one try of one night
-    _versions/dt=D/<version>/_manifest.json, _check.json, _shards/    its staging facts, check verdict, inputs
-    _published/dt=D.json      the day's pointer: its published version, that version's files, row counts
-    entities/dt=D  ->  ../_versions/dt=D/current/entities             (local roots: plain hive paths)
-    _reports/dt=D/            Data Docs of the night's last check
-    _locks/dt=D.lock          held while a day is published
+    entities/ articles/ rejects/   Delta tables partitioned by dt; every row carries its `night`
+    nights/                        Delta table, one record per published day: the night, its rows,
+                                   lines read, model_version and each table's version holding it
+    _staging/dt=D/<night>/         one staged try of a night (staging.py); removed once published
+    _reports/dt=D/                 Data Docs of the night's last check (local roots)
 
-A night writes a new version folder and never touches the published one; publishing replaces the
-pointer in one atomic write, so a reader that reads the pointer once gets the three tables of one
-version (`read_day`, `current_files`, `healthner query`). Folders starting with `_` are skipped by
-pyarrow and Spark, and by a `dt=*` glob in DuckDB.
+A night commits the three tables one after the other, then its record (publish.py). The record is
+the commit point for healthner's readers: a day is read from a table's current version when the
+table holds that day from the recorded night, else from the version the record names, so a reader
+never sees a night half-published (docs/design.md). Row counts are checked against the record, so
+a table that lost files is an error, never fewer rows.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import time
-import uuid
 from dataclasses import dataclass
 
 import fsspec
 import pyarrow as pa
-import pyarrow.parquet as pq
+import pyarrow.dataset as pads
 from fsspec.implementations.local import LocalFileSystem
 
 from healthner.corpus.labels import ENTITY_TYPES
 from healthner.errors import HealthnerError
-from healthner.nightly.faults import fault_point
 
 DATASETS = ("entities", "articles", "rejects")
-VERSIONS_DIR = "_versions"
-POINTERS_DIR = "_published"
+NIGHTS = "nights"
+NIGHT_COLUMN = "night"  # the staged version a row was published by
 REPORTS_DIR = "_reports"
-LOCKS_DIR = "_locks"
-CURRENT_LINK = "current"  # _versions/dt=D/current -> the published version (local roots)
-MANIFEST_FILE = "_manifest.json"  # written by stage into its version folder
-CHECK_FILE = "_check.json"  # the check's verdict on a version folder
-SHARDS_DIR = "_shards"  # tagging inputs (article text) inside a version folder; never published
 ARTICLE_META = ("title", "source", "url", "published_at")
 TYPE_COUNT_COLUMNS = tuple(f"n_{etype.lower()}" for etype in ENTITY_TYPES)
 STATUS_TAGGED = "tagged"
+# A checkpoint after every commit: the table's state never depends on replaying old log entries.
+TABLE_CONFIG = {"delta.checkpointInterval": "1"}
 
 ENTITIES_SCHEMA = pa.schema(
     [
@@ -67,10 +61,20 @@ REJECTS_SCHEMA = pa.schema(
     [("article_id", pa.string()), ("location", pa.string()), ("reason", pa.string()), ("detail", pa.string())]
 )
 SCHEMAS: dict[str, pa.Schema] = {"entities": ENTITIES_SCHEMA, "articles": ARTICLES_SCHEMA, "rejects": REJECTS_SCHEMA}
+NIGHTS_SCHEMA = pa.schema(
+    [("dt", pa.string()), (NIGHT_COLUMN, pa.string()), ("model_version", pa.string()), ("lines_read", pa.int64()),
+     ("published_at", pa.timestamp("us", tz="UTC")), ("inbox_files", pa.list_(pa.string()))]
+    + [(f"{name}_rows", pa.int64()) for name in DATASETS]
+    + [(f"{name}_version", pa.int64()) for name in DATASETS]
+)
 
 
 class PublishError(HealthnerError):
-    """The version cannot be published (incomplete, unreadable, unchecked); nothing was published."""
+    """The night cannot be published (incomplete, unreadable, unchecked); nothing was published."""
+
+
+class WarehouseCorrupt(HealthnerError):
+    """A table's log or files do not match what was published (tampered, lost, unreadable)."""
 
 
 def open_root(url: str) -> tuple[fsspec.AbstractFileSystem, str]:
@@ -80,119 +84,7 @@ def open_root(url: str) -> tuple[fsspec.AbstractFileSystem, str]:
 
 
 def is_local(fs: fsspec.AbstractFileSystem) -> bool:
-    """Local roots get renames, symlinks and locks; object stores get the pointer only."""
     return isinstance(fs, LocalFileSystem)
-
-
-# --- layout ---------------------------------------------------------------------------------------
-
-
-def day_versions_dir(root: str, dt: str) -> str:
-    return f"{root}/{VERSIONS_DIR}/dt={dt}"
-
-
-def pointer_path(root: str, dt: str) -> str:
-    return f"{root}/{POINTERS_DIR}/dt={dt}.json"
-
-
-def partition_path(root: str, dataset: str, dt: str) -> str:
-    """The plain hive path of one day of one table (a link to the published version, local roots)."""
-    return f"{root}/{dataset}/dt={dt}"
-
-
-def new_version() -> str:
-    """A version name that sorts by the time it was staged (UTC), unique across workers."""
-    now = time.time_ns()
-    stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime(now // 1_000_000_000))
-    return f"{stamp}.{now % 1_000_000_000:09d}Z-{uuid.uuid4().hex[:8]}"
-
-
-def version_of(version_dir: str) -> tuple[str, str]:
-    """(dt, version) of a version folder `.../_versions/dt=D/<version>`."""
-    parent, version = version_dir.rstrip("/").rsplit("/", 1)
-    return parent.rsplit("/dt=", 1)[-1], version
-
-
-def version_dir_of(shard_path: str) -> str:
-    """The version folder a shard file belongs to."""
-    return shard_path.rsplit(f"/{SHARDS_DIR}/", 1)[0]
-
-
-# --- small files ----------------------------------------------------------------------------------
-
-
-def write_part(fs: fsspec.AbstractFileSystem, path: str, table: pa.Table) -> None:
-    fs.makedirs(path.rsplit("/", 1)[0], exist_ok=True)
-    pq.write_table(table, path, filesystem=fs)
-
-
-def write_json(fs: fsspec.AbstractFileSystem, path: str, value: dict, fault: str | None = None) -> None:
-    """Write a small JSON file so that readers see the old or the new content, never a part:
-    a synced temporary file renamed over it (local), one PUT (object stores). `fault`: a fault
-    point between the two (faults.py)."""
-    data = json.dumps(value, ensure_ascii=False, indent=1, sort_keys=True).encode("utf-8")
-    folder, name = path.rsplit("/", 1)
-    fs.makedirs(folder, exist_ok=True)
-    if not is_local(fs):
-        fs.pipe_file(path, data)
-        return
-    temporary = f"{folder}/.{name}.{uuid.uuid4().hex[:8]}"
-    with open(temporary, "wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-    if fault:
-        fault_point(fault)
-    os.replace(temporary, path)
-    sync_folder(folder)
-
-
-def sync_folder(folder: str) -> None:
-    """Make a rename or a new entry in a local folder durable."""
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def read_json(fs: fsspec.AbstractFileSystem, path: str) -> dict | None:
-    try:
-        with fs.open(path, "r", encoding="utf-8") as fh:
-            return json.load(fh)
-    except FileNotFoundError:
-        return None
-
-
-def part_fingerprints(fs: fsspec.AbstractFileSystem, version_dir: str) -> dict[str, dict[str, int]]:
-    """Each table's part files (name -> bytes): what a check verdict was given, so a changed part voids it."""
-    return {
-        dataset: {path.rsplit("/", 1)[-1]: int(fs.size(path)) for path in sorted(fs.glob(f"{version_dir}/{dataset}/*.parquet"))}
-        for dataset in DATASETS
-    }
-
-
-# --- reading what is published --------------------------------------------------------------------
-
-
-def read_pointer(warehouse: str, dt: str) -> dict | None:
-    """The day's pointer (its published version, files, rows, lines read), or None if never published."""
-    fs, root = open_root(warehouse)
-    return read_json(fs, pointer_path(root, dt))
-
-
-def read_manifest(warehouse: str, dt: str) -> dict:
-    """The published day's facts (lines_read, rows, version, inbox files); FileNotFoundError if none."""
-    pointer = read_pointer(warehouse, dt)
-    if pointer is None:
-        raise FileNotFoundError(f"{warehouse}: dt={dt} was never published")
-    return pointer
-
-
-def published_days(warehouse: str) -> list[str]:
-    fs, root = open_root(warehouse)
-    names = fs.glob(f"{root}/{POINTERS_DIR}/dt=*.json")
-    return sorted(name.rsplit("/dt=", 1)[-1].removesuffix(".json") for name in names)
 
 
 def url_of(fs: fsspec.AbstractFileSystem, path: str) -> str:
@@ -200,50 +92,155 @@ def url_of(fs: fsspec.AbstractFileSystem, path: str) -> str:
     return path if is_local(fs) else fs.unstrip_protocol(path)
 
 
-def pointer_files(fs: fsspec.AbstractFileSystem, root: str, pointer: dict) -> dict[str, list[str]]:
-    """The pointer's files per table, as paths (local) or URLs (object stores)."""
-    return {dataset: [url_of(fs, f"{root}/{name}") for name in pointer["files"][dataset]] for dataset in DATASETS}
+# --- the Delta tables -----------------------------------------------------------------------------
 
 
-def current_files(warehouse: str) -> dict[str, list[str]]:
-    """Every published day's current files per table, each day read from its pointer once."""
-    fs, root = open_root(warehouse)
-    files: dict[str, list[str]] = {dataset: [] for dataset in DATASETS}
-    for dt in published_days(warehouse):
-        pointer = read_json(fs, pointer_path(root, dt))
-        if pointer is not None:
-            for dataset, names in pointer_files(fs, root, pointer).items():
-                files[dataset] += names
-    return files
+def table_uri(warehouse: str, name: str) -> str:
+    return f"{str(warehouse).rstrip('/')}/{name}"
+
+
+def storage_options(warehouse: str) -> dict[str, str] | None:
+    """deltalake's options for a warehouse URL: on s3, commits by conditional put (If-None-Match),
+    so concurrent writers need no lock table; plain HTTP allowed for a local endpoint (moto, MinIO)."""
+    if not str(warehouse).startswith("s3://"):
+        return None
+    options = {"conditional_put": "etag"}
+    if os.environ.get("AWS_ENDPOINT_URL", "").startswith("http://"):
+        options["allow_http"] = "true"
+    return options
+
+
+def corrupt_log_entries(uri: str) -> list[str]:
+    """The table's log entries (newest first) that are not JSON lines."""
+    fs, log = open_root(f"{uri}/_delta_log")
+    corrupt = []
+    for path in sorted(fs.glob(f"{log}/*.json"), reverse=True):
+        try:
+            for line in fs.cat_file(path).decode("utf-8").splitlines():
+                json.loads(line)
+        except (ValueError, UnicodeDecodeError):
+            corrupt.append(url_of(fs, path))
+    return corrupt
+
+
+def log_error(uri: str, exc: Exception) -> WarehouseCorrupt:
+    """A Delta error as one line naming the log entry that fails to parse, when one does."""
+    reason = " ".join(str(exc).split())
+    corrupt = corrupt_log_entries(uri)
+    if corrupt:
+        return WarehouseCorrupt(f"{corrupt[0]}: corrupt Delta log entry ({reason}); restore it from a backup")
+    return WarehouseCorrupt(f"{uri}: unreadable Delta table: {reason}")
+
+
+def load_table(warehouse: str, name: str, version: int | str | None = None):
+    """The Delta table (at `version`: a number or an ISO timestamp), None if it was never written."""
+    from deltalake import DeltaTable
+    from deltalake.exceptions import DeltaError, TableNotFoundError
+
+    uri = table_uri(warehouse, name)
+    try:
+        table = DeltaTable(uri, storage_options=storage_options(warehouse))
+        if version is not None:
+            table.load_as_version(version)
+        return table
+    except TableNotFoundError:
+        return None
+    except (DeltaError, OSError) as exc:
+        raise log_error(uri, exc) from exc
+
+
+def day_stats(table) -> dict[str, tuple[set[str], int]]:
+    """Per day: the nights its rows came from and its row count, from the log's file statistics."""
+    if table is None:
+        return {}
+    actions = pa.table(table.get_add_actions(flatten=True)).to_pylist()
+    days: dict[str, tuple[set[str], int]] = {}
+    for action in actions:
+        nights, rows = days.get(action["partition.dt"], (set(), 0))
+        nights |= {action.get(f"min.{NIGHT_COLUMN}"), action.get(f"max.{NIGHT_COLUMN}")}
+        days[action["partition.dt"]] = (nights, rows + int(action["num_records"]))
+    return days
+
+
+def read_nights(warehouse: str, as_of: int | str | None = None) -> dict[str, dict]:
+    """The night record of every published day (as of a `nights` version or timestamp)."""
+    table = load_table(warehouse, NIGHTS, as_of)
+    if table is None:
+        return {}
+    return {row["dt"]: row for row in table.to_pyarrow_table().to_pylist()}
+
+
+def published_days(warehouse: str) -> list[str]:
+    return sorted(read_nights(warehouse))
+
+
+def read_night(warehouse: str, dt: str) -> dict | None:
+    """The day's night record (night, rows, lines_read, model_version, table versions), None if never published."""
+    return read_nights(warehouse).get(dt)
+
+
+def holds(stats: dict[str, tuple[set[str], int]], dt: str, record: dict, name: str) -> bool:
+    """Whether a table version's file statistics hold day `dt` exactly as its night record says:
+    rows from the recorded night only, as many as recorded (a day without rows: no files)."""
+    nights, rows = stats.get(dt, (set(), 0))
+    return rows == record[f"{name}_rows"] and (rows == 0 or nights == {record[NIGHT_COLUMN]})
+
+
+def day_sources(warehouse: str, name: str, records: dict[str, dict], as_of: bool = False) -> list[pads.Dataset]:
+    """Datasets holding exactly the recorded night of every day in `records`: the table's current
+    version for the days it holds from that night, the recorded version for the days it holds from
+    another night (a later one is being committed, or one was cut off). A day held from its recorded
+    night with other row counts than recorded was altered after publishing: WarehouseCorrupt."""
+    if not records:
+        return []
+    pinned_at = max(record[f"{name}_version"] for record in records.values()) if as_of else None
+    current = load_table(warehouse, name, pinned_at)
+    stats = day_stats(current)
+    fresh, sources = [], []
+    for dt, record in sorted(records.items()):
+        if holds(stats, dt, record, name):
+            fresh.append(dt)
+            continue
+        table = current if stats.get(dt, (set(),))[0] == {record[NIGHT_COLUMN]} else \
+            load_table(warehouse, name, record[f"{name}_version"])
+        if not holds(day_stats(table), dt, record, name):
+            held = day_stats(table).get(dt, (set(), 0))[1]
+            raise WarehouseCorrupt(f"{table_uri(warehouse, name)} dt={dt}: {held} rows at version {table.version()}, "
+                                   f"{record[f'{name}_rows']} in its night record; the table was altered after publishing")
+        sources.append((table, [dt]))
+    return [table.to_pyarrow_dataset(file_pruning_predicate=[("dt", "in", days)])
+            for table, days in ([(current, fresh)] if fresh else []) + sources]
 
 
 @dataclass(frozen=True)
 class Day:
-    """One published day as read from one pointer: the three tables of one version."""
+    """One published day: the three tables of its recorded night."""
 
     dt: str
     version: str
     tables: dict[str, pa.Table]
     lines_read: int
+    model_version: str
 
 
-def read_tables(fs: fsspec.AbstractFileSystem, files: dict[str, list[str]]) -> dict[str, pa.Table]:
-    """Each table from its files, with its schema (an empty table when it has none)."""
-    tables = {}
-    for dataset, names in files.items():
-        parts = [pq.read_table(name, filesystem=fs, schema=SCHEMAS[dataset]) for name in names]
-        tables[dataset] = pa.concat_tables(parts) if parts else SCHEMAS[dataset].empty_table()
-    return tables
+def read_sources(name: str, sources: list[pads.Dataset], dt: str | None = None) -> pa.Table:
+    """The rows of `sources` (of one day) with the table's schema; a lost or damaged file is named."""
+    try:
+        parts = [source.to_table(filter=None if dt is None else pads.field("dt") == dt) for source in sources]
+    except (OSError, pa.ArrowException) as exc:
+        raise WarehouseCorrupt(f"{name} dt={dt}: {' '.join(str(exc).split())}") from exc
+    return pa.concat_tables([p.select(SCHEMAS[name].names).cast(SCHEMAS[name]) for p in parts]) if parts \
+        else SCHEMAS[name].empty_table()
 
 
 def read_day(warehouse: str, dt: str) -> Day | None:
-    """The published day, all three tables of the version its pointer names; None if never published."""
-    fs, root = open_root(warehouse)
-    pointer = read_json(fs, pointer_path(root, dt))
-    if pointer is None:
+    """The published day, all three tables of its recorded night; None if never published."""
+    record = read_night(warehouse, dt)
+    if record is None:
         return None
-    tables = read_tables(fs, pointer_files(fs, root, pointer))
-    return Day(dt, pointer["version"], tables, int(pointer["lines_read"]))
+    records = {dt: record}
+    tables = {name: read_sources(name, day_sources(warehouse, name, records), dt) for name in DATASETS}
+    return Day(dt, record[NIGHT_COLUMN], tables, int(record["lines_read"]), record["model_version"])
 
 
 def read_partition(warehouse: str, dataset: str, dt: str) -> pa.Table:

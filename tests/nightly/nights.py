@@ -12,8 +12,8 @@ from healthner.nightly.checks import check_version
 from healthner.nightly.inbox import day_files
 from healthner.nightly.publish import Published, publish_day
 from healthner.nightly.stage import read_shard, stage_day
+from healthner.nightly.staging import version_dir_of
 from healthner.nightly.tagger import Entity
-from healthner.nightly.warehouse import version_dir_of
 
 REPO = Path(__file__).resolve().parents[2]
 DAY, OTHER_DAY = "2026-11-24", "2026-11-23"

@@ -3,8 +3,7 @@ test): each read is one JSON line, the row counts of the three tables or the err
 
     python poll_reader.py WAREHOUSE DT STOP_FILE OUT_FILE
 
-`pyarrow` and `duckdb` read as documented (the day's pointer; `healthner query`'s views); `plain`
-globs the tables' hive paths with DuckDB, as an ad-hoc user would.
+`pyarrow` reads the day through deltalake (`read_day`), `duckdb` through `healthner query`'s views.
 """
 
 from __future__ import annotations
@@ -13,8 +12,6 @@ import json
 import sys
 import time
 from pathlib import Path
-
-import duckdb
 
 from healthner.nightly.query import connect
 from healthner.nightly.warehouse import DATASETS, read_day
@@ -32,15 +29,10 @@ def via_duckdb(warehouse: str, dt: str) -> list[int]:
     return [con.execute(f"SELECT count(*) FROM {name} WHERE dt = ?", [dt]).fetchall()[0][0] for name in DATASETS]
 
 
-def via_plain(warehouse: str, dt: str) -> list[int]:
-    sql = "SELECT count(*) FROM read_parquet(?, hive_partitioning = true) WHERE dt = ?"
-    return [duckdb.execute(sql, [f"{warehouse}/{name}/*/*.parquet", dt]).fetchall()[0][0] for name in DATASETS]
-
-
 def main(warehouse: str, dt: str, stop: Path, out: Path) -> None:
     with out.open("w", encoding="utf-8") as fh:
         while not stop.exists():
-            for name, read in (("pyarrow", via_pyarrow), ("duckdb", via_duckdb), ("plain", via_plain)):
+            for name, read in (("pyarrow", via_pyarrow), ("duckdb", via_duckdb)):
                 try:
                     record = {"via": name, "rows": read(warehouse, dt)}
                 except Exception as exc:  # noqa: BLE001 (every failure is an observation)

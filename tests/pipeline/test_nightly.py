@@ -13,23 +13,23 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 
 import duckdb
-import pyarrow.dataset as ds
 import pytest
 import yaml
+from deltalake import DeltaTable
 
 from healthner.config import load_params
 from healthner.nightly.batch import build_sample_inbox
 from healthner.nightly.checks import check_published
 from healthner.nightly.faults import FAULTS_ENV, arm
 from healthner.nightly.inbox import DUPLICATE_ID, EMPTY_TEXT, INVALID_JSON, INVALID_UTF8, MISSING_ID, TOO_LONG
-from healthner.nightly.warehouse import read_day, read_manifest, read_pointer
+from healthner.nightly.warehouse import NIGHTS, load_table, read_day, read_night
 from tests.pipeline.dag_runs import load_dag, run_night, scheduled_run
 
 REPO = Path(__file__).resolve().parents[2]
 DT = "2026-11-24"
 NEXT_DAY = "2026-11-25"
 TASK_BOUNDARIES = [f"{task}.{when}" for task in ("discover", "stage", "tag", "check", "publish")
-                   for when in ("start", "done")] + ["publish.committed"]
+                   for when in ("start", "done")] + ["publish.committed_articles", "publish.recorded"]
 MAX_CHARS = 4000
 BAD_FILE = "articles-bad.jsonl"
 pytestmark = pytest.mark.slow
@@ -77,15 +77,20 @@ def inbox_texts(inbox_day: Path) -> dict[str, str]:
 
 
 def partition_files(warehouse: Path) -> dict[str, bytes]:
+    """The day's data files in each Delta table's current version, with their bytes."""
     return {
-        str(p.relative_to(warehouse)): p.read_bytes()
+        uri: Path(uri).read_bytes()
         for dataset in ("entities", "articles", "rejects")
-        for p in sorted((warehouse / dataset / f"dt={DT}").glob("*.parquet"))  # the plain hive path
+        for uri in sorted(DeltaTable(str(warehouse / dataset)).file_uris(partition_filters=[("dt", "=", DT)]))
     }
 
 
-def entities_sql(warehouse: Path) -> str:
-    return f"read_parquet('{warehouse}/entities/dt=*/*.parquet', hive_partitioning = true)"
+def duck(warehouse: Path) -> duckdb.DuckDBPyConnection:
+    """DuckDB over the Delta tables as any user reads them (deltalake's datasets, no healthner code)."""
+    con = duckdb.connect()
+    for name in ("entities", "articles", "rejects"):
+        con.register(name, DeltaTable(str(warehouse / name)).to_pyarrow_dataset())
+    return con
 
 
 @pytest.fixture(scope="module")
@@ -107,34 +112,32 @@ def night(tmp_path_factory, tiny_ensemble: Path, airflow_db: Path) -> dict:
 
 def test_night_publishes_entities_with_true_offsets(night: dict, tiny_ensemble: Path) -> None:
     assert night["state"] == "success"
-    entities = ds.dataset(night["warehouse"] / "entities", format="parquet", partitioning="hive").to_table()
+    entities = DeltaTable(str(night["warehouse"] / "entities")).to_pyarrow_table()
     assert entities.num_rows > 0
     version = json.loads((tiny_ensemble / "ensemble.json").read_text())["model_version"]
     for row in entities.to_pylist():
         assert night["texts"][row["article_id"]][row["start"] : row["end"]] == row["text"]
         assert row["model_version"] == version and str(row["dt"]) == DT
-    per_type = duckdb.sql(f"SELECT type, count(*) FROM {entities_sql(night['warehouse'])} GROUP BY type").fetchall()
+    per_type = duck(night["warehouse"]).sql("SELECT type, count(*) FROM entities GROUP BY type").fetchall()
     assert sum(n for _, n in per_type) == entities.num_rows
 
 
 def test_every_bad_line_is_a_reject_and_counts_reconcile(night: dict) -> None:
     warehouse = night["warehouse"]
-    rejects = ds.dataset(warehouse / "rejects", format="parquet", partitioning="hive").to_table().to_pylist()
+    rejects = DeltaTable(str(warehouse / "rejects")).to_pyarrow_table().to_pylist()
     assert {r["location"]: r["reason"] for r in rejects} == night["reasons"]
-    articles = duckdb.sql(
-        f"SELECT count(*), sum(n_entities) FROM read_parquet('{warehouse}/articles/dt=*/*.parquet', hive_partitioning = true)"
-    ).fetchall()[0]
+    articles = duck(warehouse).sql("SELECT count(*), sum(n_entities) FROM articles").fetchall()[0]
     assert articles[0] == len(night["texts"])  # every good article, the duplicate's first occurrence included
-    assert articles[0] + len(rejects) == night["lines"] == read_manifest(str(warehouse), DT)["lines_read"]
-    assert articles[1] == duckdb.sql(f"SELECT count(*) FROM {entities_sql(warehouse)}").fetchall()[0][0]
+    assert articles[0] + len(rejects) == night["lines"] == read_night(str(warehouse), DT)["lines_read"]
+    assert articles[1] == duck(warehouse).sql("SELECT count(*) FROM entities").fetchall()[0][0]
     assert check_published(str(warehouse), DT).success
 
 
 def test_rerun_replaces_the_day_without_duplicates(night: dict) -> None:
     warehouse = night["warehouse"]
-    before = duckdb.sql(f"SELECT count(*) FROM {entities_sql(warehouse)}").fetchall()[0][0]
+    before = duck(warehouse).sql("SELECT count(*) FROM entities").fetchall()[0][0]
     assert run_night(night["params"]) == "success"
-    after = duckdb.sql(f"SELECT count(*), count(DISTINCT (article_id, start, \"end\", type)) FROM {entities_sql(warehouse)}")
+    after = duck(warehouse).sql('SELECT count(*), count(DISTINCT (article_id, start, "end", type)) FROM entities')
     assert after.fetchall()[0] == (before, before)
     assert not list(warehouse.rglob("_shards"))  # no article text left behind
 
@@ -158,8 +161,8 @@ def test_the_scheduled_run_tags_the_day_that_has_just_ended(night: dict) -> None
     assert run_after == datetime(2026, 11, 25, tzinfo=UTC)  # it starts at the end of the day...
     assert interval.start.date() == date.fromisoformat(DT)  # ...and its data interval is that day
     assert night["state"] == "success"
-    assert read_pointer(str(night["warehouse"]), DT) is not None
-    assert read_pointer(str(night["warehouse"]), NEXT_DAY) is None  # the day just begun is left alone
+    assert read_night(str(night["warehouse"]), DT) is not None
+    assert read_night(str(night["warehouse"]), NEXT_DAY) is None  # the day just begun is left alone
 
 
 def test_a_manual_run_tags_the_day_given_as_its_dt_param(night: dict) -> None:
@@ -173,18 +176,19 @@ def test_a_manual_run_tags_the_day_given_as_its_dt_param(night: dict) -> None:
 
 
 def test_a_night_failed_once_at_every_task_boundary_publishes_once_identically(night: dict, tiny_ensemble: Path) -> None:
-    """Every task fails once, before and after its work (publish also right after its commit), and
-    is retried by Airflow: the night publishes one version, with the tables of an undisturbed night."""
+    """Every task fails once, before and after its work (publish also between its table commits and
+    right after its night record), and is retried by Airflow: the night is recorded once, with the
+    tables of an undisturbed night."""
     root = night["root"]
     params_file = write_params(root / "retried.yaml", tiny_ensemble, root, tiny_ensemble, warehouse="retried")
     faults = root / "faults"
     for point in TASK_BOUNDARIES:
         arm(faults, point)
-    state = run_night(params_file, HEALTHNER_RETRIES="3", HEALTHNER_RETRY_DELAY_S="0", **{FAULTS_ENV: str(faults)})
+    state = run_night(params_file, HEALTHNER_RETRIES="4", HEALTHNER_RETRY_DELAY_S="0", **{FAULTS_ENV: str(faults)})
     assert state == "success"
     assert not list(faults.iterdir())  # every boundary did fail once
     retried = root / "retried"
-    assert read_pointer(str(retried), DT)["replaced"] == []  # one commit, never a second
-    assert [p.name for p in (retried / "_versions" / f"dt={DT}").iterdir() if p.name != "current"] == [
-        read_pointer(str(retried), DT)["version"]]  # the abandoned stage try is gone
+    records = [c for c in load_table(str(retried), NIGHTS).history() if c.get("operation") == "WRITE"]
+    assert [c["healthner.night"] for c in records] == [read_night(str(retried), DT)["night"]]  # one commit, never a second
+    assert not (retried / "_staging" / f"dt={DT}").exists()  # the abandoned stage try is gone
     assert table_rows(retried) == table_rows(night["warehouse"])
