@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from healthner.config import load_params
-from healthner.nightly.warehouse import read_day, read_pointer
+from healthner.nightly.warehouse import NIGHT_COLUMN, read_day, read_night
 from tests.pipeline.dag_runs import DT, REPO, TAG_POOL, airflow, run_night
 
 pytestmark = pytest.mark.slow
@@ -80,9 +80,9 @@ def test_a_relative_params_path_is_taken_from_the_folder_above_dags_and_events_c
     assert not Path(relative).is_absolute()
     assert run_night(relative) == "success"
     warehouse = str(setup["root"] / "warehouse")
-    pointer, day = read_pointer(warehouse, DT), read_day(warehouse, DT)
+    night, day = read_night(warehouse, DT), read_day(warehouse, DT)
     model_version = json.loads((setup["model"] / "ensemble.json").read_text())["model_version"]
-    expected = {"dt": DT, "version": pointer["version"], "model_version": model_version,
+    expected = {"dt": DT, "version": night[NIGHT_COLUMN], "model_version": model_version,
                 "rows": {table: day.tables[table].num_rows for table in TABLES}}
     assert expected["rows"]["articles"] == len(ARTICLES) and expected["rows"]["rejects"] == 1
     events = asset_extras()

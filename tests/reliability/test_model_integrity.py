@@ -22,9 +22,9 @@ from healthner.nightly.batch import tag_shard, write_tagged
 from healthner.nightly.checks import CheckFailed, check_version
 from healthner.nightly.inbox import day_files
 from healthner.nightly.stage import read_shard, stage_day
+from healthner.nightly.staging import MANIFEST_FILE as STAGE_MANIFEST
+from healthner.nightly.staging import version_dir_of
 from healthner.nightly.tagger import Tagger
-from healthner.nightly.warehouse import MANIFEST_FILE as STAGE_MANIFEST
-from healthner.nightly.warehouse import version_dir_of
 from tests.nightly.nights import ARTICLES, DAY, first_char_entity, night_params, write_inbox
 from tests.tiny_models import untrained_ensemble
 
