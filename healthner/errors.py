@@ -7,7 +7,10 @@ from __future__ import annotations
 
 
 class HealthnerError(Exception):
-    """Base of every anticipated error; its message is what the user reads, on one line."""
+    """Base of every anticipated error; its message is what the user reads, on one line. `details` holds the
+    findings behind it, one line each (e.g. every defect as FILE:LINE), which the CLI prints above that line."""
+
+    details: tuple[str, ...] = ()
 
 
 class ConfigError(HealthnerError, ValueError):

@@ -28,6 +28,7 @@ from healthner.corpus.expectations import NO_GX, ChecksExtraMissing, GxOutcome, 
 from healthner.corpus.formats import read_corpus_file
 from healthner.corpus.labels import OUTSIDE, repair_bio, spans
 from healthner.corpus.readers import Defect, Sentence, write_sentences
+from healthner.errors import HealthnerError
 
 log = logging.getLogger(__name__)
 
@@ -58,15 +59,18 @@ class Outputs:
     data_docs: Path | None = None
 
 
-class ValidationFailed(Exception):
-    """Hard defects were found; `defects` holds each one (str(defect) -> 'FILE:LINE: what is wrong')."""
+class ValidationFailed(HealthnerError):
+    """Hard defects were found; `defects` holds each one (str(defect) -> 'FILE:LINE: what is wrong') and
+    `details` the first validate.max_examples of them as lines, for the CLI to print above its one line."""
 
     def __init__(self, defects: list[Defect], report: ValidationReport, shown: int) -> None:
         self.defects, self.report = defects, report
         lines = [str(d) for d in defects[:shown]]
         if len(defects) > shown:
-            lines.append(f"... and {len(defects) - shown} more" + (f" (see {report.report_path})" if report.report_path else ""))
-        super().__init__(f"{len(defects)} hard defect(s):\n" + "\n".join(lines))
+            where = f" (see {report.report_path})" if report.report_path else ""
+            lines.append(f"... and {len(defects) - shown} more{where}")
+        self.details = tuple(lines)
+        super().__init__(f"validation failed: {len(defects)} hard defect(s)")
 
 
 @dataclass

@@ -10,6 +10,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from healthner.config import EncoderParams
+from healthner.errors import HealthnerError
 
 PAD, UNK, CLS, SEP, MASK = "[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"
 SPECIALS = (PAD, UNK, CLS, SEP, MASK)
@@ -140,7 +141,7 @@ def checkpoint_of(enc: EncoderParams) -> str:
     return enc.checkpoint
 
 
-class PreparedVocabMismatch(ValueError):
+class PreparedVocabMismatch(HealthnerError, ValueError):
     """A prepared slot folder whose vocabulary is not the one the slot's encoder needs."""
 
 

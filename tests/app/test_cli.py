@@ -1,4 +1,4 @@
-"""One-line errors (issue 17.6): every anticipated CLI error is one line on stderr and exit 1;
+"""One-line errors: every anticipated CLI error is one line on stderr and exit 1, from one handler;
 tracebacks only with --debug or HEALTHNER_DEBUG=1; a bug keeps its traceback."""
 
 from __future__ import annotations
@@ -106,3 +106,106 @@ def test_the_installed_command_prints_one_line_and_no_rich_traceback(tmp_path: P
     assert done.stderr.strip().splitlines() == [
         "error: /nonexistent: model folder not found; run `healthner stack` (dvc repro stack) first"
     ]
+
+
+# --- one error path, one --params, three help panels ------------------------------------------------------------------
+
+CLI_SOURCE = REPO / "healthner" / "cli.py"
+
+
+def command_functions() -> list:
+    """Every function in cli.py registered as a command (`@app.command`, `@corpus_app.command`, ...)."""
+    import ast
+
+    tree = ast.parse(CLI_SOURCE.read_text(encoding="utf-8"))
+    return [node for node in tree.body if isinstance(node, ast.FunctionDef) and any(
+        isinstance(d, ast.Call) and isinstance(d.func, ast.Attribute) and d.func.attr == "command"
+        for d in node.decorator_list)]
+
+
+def test_no_command_catches_its_own_errors() -> None:
+    import ast
+
+    commands = command_functions()
+    assert len(commands) >= 20
+    for command in commands:
+        catching = [n for n in ast.walk(command) if isinstance(n, ast.Try)]
+        exiting = [n for n in ast.walk(command) if isinstance(n, ast.Attribute) and n.attr == "Exit"]
+        assert not catching and not exiting, f"{command.name} handles its own errors; raise a HealthnerError instead"
+
+
+def test_the_errors_commands_used_to_catch_are_healthner_errors() -> None:
+    from healthner.corpus.fetch import FetchError
+    from healthner.corpus.validate import ValidationFailed
+    from healthner.corpus.vocab import PreparedVocabMismatch
+    from healthner.errors import HealthnerError
+
+    assert all(issubclass(error, HealthnerError) for error in (FetchError, ValidationFailed, PreparedVocabMismatch))
+
+
+def test_an_errors_details_come_above_its_one_line(monkeypatch: pytest.MonkeyPatch, params_file: Path) -> None:
+    from healthner.errors import HealthnerError
+    from healthner.nightly import query
+
+    class Findings(HealthnerError):
+        details = ("a.txt:3: first", "b.txt:9: second")
+
+    def fail(*args: object) -> None:
+        raise Findings("2 findings")
+
+    monkeypatch.setattr(query, "run_query", fail)
+    result = CliRunner().invoke(app, ["query", "SELECT 1", "--params", str(params_file)])
+    assert result.exit_code == 1 and result.stderr.splitlines() == ["a.txt:3: first", "b.txt:9: second", "error: 2 findings"]
+
+
+def test_params_is_declared_once_on_the_callback() -> None:
+    source = CLI_SOURCE.read_text(encoding="utf-8")
+    assert source.count('"--params"') == 1 and source.count("load_params(") == 1
+    assert all("params" not in [a.arg for a in command.args.args] for command in command_functions())
+
+
+@pytest.mark.parametrize("where", ["before", "after", "after="])
+def test_params_may_come_before_or_after_the_command(where: str, tmp_path: Path) -> None:
+    missing = str(tmp_path / "nope.yaml")
+    args = {"before": ["--params", missing, "query", "SELECT 1"], "after": ["query", "SELECT 1", "--params", missing],
+            "after=": ["query", "SELECT 1", f"--params={missing}"]}[where]
+    one_line_error(CliRunner().invoke(app, args), f"{missing}: params file not found")
+    one_line_error(CliRunner().invoke(app, ["warehouse", "verify", "--params", missing]), missing)
+
+
+def test_hoisting_params_stops_at_a_bare_double_dash() -> None:
+    from healthner.cli import hoist_params
+
+    assert hoist_params(["tag", "--input", "x", "--params", "p.yaml", "--", "--params"]) == [
+        "--params", "p.yaml", "tag", "--input", "x", "--", "--params"]
+    assert hoist_params(["query", "--params"]) == ["query", "--params"]
+
+
+def test_params_are_loaded_once_per_invocation(params_file: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import typer
+    import typer.main
+
+    from healthner import cli
+
+    loads: list[Path] = []
+    monkeypatch.setattr(cli, "load_params", lambda path: loads.append(path) or object())
+    group = typer.main.get_command(app)
+    root = typer.Context(group)
+    root.meta[cli.PARAMS_KEY] = params_file
+    child = typer.Context(group.commands["query"], parent=root)
+    assert cli.params_of(child) is cli.params_of(root) and loads == [params_file]
+
+
+def test_help_groups_the_commands_in_three_panels() -> None:
+    import typer.main
+
+    from healthner.cli import PIPELINE, TOOLS, WAREHOUSE
+
+    panels = {name: command.rich_help_panel for name, command in typer.main.get_command(app).commands.items()}
+    assert {name for name, panel in panels.items() if panel == PIPELINE} >= {
+        "validate", "prepare", "lexicon", "unlabeled", "train", "crossfit", "stack", "evaluate", "release", "teach", "student"}
+    assert {name for name, panel in panels.items() if panel == WAREHOUSE} == {"tag", "query", "sample-night", "warehouse"}
+    assert {name for name, panel in panels.items() if panel == TOOLS} == {"corpus", "checkpoint", "export-onnx", "score", "ablate"}
+    assert set(panels.values()) == {PIPELINE, WAREHOUSE, TOOLS}
+    shown = CliRunner().invoke(app, ["--help"], env={"COLUMNS": "160"}).output
+    assert shown.index(PIPELINE) < shown.index(WAREHOUSE) < shown.index(TOOLS)

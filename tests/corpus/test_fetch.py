@@ -193,7 +193,7 @@ def test_cli_server_down_exits_1_with_one_line(tmp_path: Path) -> None:
     )
     assert result.exit_code == 1
     assert result.stderr.splitlines() == [
-        f"corpus fetch: healthner_test.jsonl: cannot connect to {base.removeprefix('http://')} (offline?); fetching "
+        f"error: healthner_test.jsonl: cannot connect to {base.removeprefix('http://')} (offline?); fetching "
         + "the corpus needs internet access"
     ]
     assert "Traceback" not in result.output and result.stdout == ""

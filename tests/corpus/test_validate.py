@@ -133,7 +133,7 @@ def assert_one_hard(params: Params, name: str, line: int, says: str) -> None:
     where = f"{params.data.corpus_dir / name}:{line}: "
     assert [str(d)[: len(where)] for d in failure.defects] == [where], failure
     assert says in str(failure.defects[0])
-    assert where in str(failure)
+    assert failure.details[0].startswith(where) and str(failure) == "validation failed: 1 hard defect(s)"
     report = read_report(params)
     assert report["status"] == "failed"
     assert report["totals"]["sentences_failed"] + report["totals"]["sentences_out"] == report["totals"]["sentences_in"]
