@@ -14,17 +14,9 @@ import yaml
 from typer.testing import CliRunner
 
 from healthner.cli import app
+from tests.cli_errors import one_line_error
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-def one_line_error(result, *says: str) -> str:
-    assert result.exit_code == 1, result.output
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
-    assert all(text in lines[0] for text in says), lines[0]
-    assert "Traceback" not in result.output
-    return lines[0]
 
 
 @pytest.fixture

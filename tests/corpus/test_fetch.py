@@ -10,10 +10,7 @@ from __future__ import annotations
 import hashlib
 import shutil
 import socket
-import threading
 from collections.abc import Iterator
-from functools import partial
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -23,6 +20,7 @@ from typer.testing import CliRunner
 from healthner.cli import app
 from healthner.config import Params, load_params
 from healthner.corpus.fetch import FetchError, fetch_corpus
+from tests.http_site import QuietHandler, serving
 
 REPO = Path(__file__).resolve().parents[2]
 PARAMS = load_params(REPO / "params.yaml")
@@ -31,7 +29,7 @@ CUT_SHORT = "cut-short/"  # paths under this prefix announce more bytes than the
 EXTRA = "healthner_extra.jsonl"  # an unpinned optional source
 
 
-class _Handler(SimpleHTTPRequestHandler):
+class _Handler(QuietHandler):
     """Serves files; under CUT_SHORT announces a larger Content-Length than it sends and hangs up."""
 
     def do_GET(self) -> None:
@@ -44,9 +42,6 @@ class _Handler(SimpleHTTPRequestHandler):
         self.wfile.write(body[: len(body) // 2])
         self.wfile.flush()
         self.close_connection = True
-
-    def log_message(self, *args: object) -> None:  # keep the test output quiet
-        pass
 
 
 @pytest.fixture(scope="module")
@@ -63,12 +58,8 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def server(site: Path) -> Iterator[str]:
     """The base URL of a server on 127.0.0.1 serving `site`."""
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), partial(_Handler, directory=str(site)))
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}"
-    httpd.shutdown()
-    httpd.server_close()
+    with serving(site, _Handler) as url:
+        yield url
 
 
 @pytest.fixture

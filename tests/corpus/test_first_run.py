@@ -8,10 +8,7 @@ files, made at test time, under each entry's pinned `source` path; the fetch's b
 from __future__ import annotations
 
 import shutil
-import threading
 from collections.abc import Iterator
-from functools import partial
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -21,14 +18,10 @@ from healthner.corpus.fetch import fetch_corpus
 from healthner.corpus.lexicon import build_lexicon
 from healthner.corpus.prepare import prepare
 from healthner.corpus.validate import validate
+from tests.http_site import serving
 
 REPO = Path(__file__).resolve().parents[2]
 PARAMS = load_params(REPO / "params.yaml")
-
-
-class _QuietHandler(SimpleHTTPRequestHandler):
-    def log_message(self, *args: object) -> None:
-        pass
 
 
 def _shared_folders() -> list[tuple[str, Path, list]]:
@@ -44,12 +37,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             target = root / entry.source
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(folder / entry.name, target)
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), partial(_QuietHandler, directory=str(root)))
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}"
-    httpd.shutdown()
-    httpd.server_close()
+    with serving(root) as url:
+        yield url
 
 
 def _clean_machine(root: Path, server: str) -> Params:

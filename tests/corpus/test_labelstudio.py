@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from healthner.config import Params, load_params
+from healthner.config import Params
 from healthner.corpus.labels import Span, repair_bio, spans
 from healthner.corpus.labelstudio import read_labelstudio_json
 from healthner.corpus.readers import ReadResult, read_conll
@@ -162,15 +162,6 @@ def test_bad_utf8_is_a_defect_at_its_line(tmp_path: Path) -> None:
 
 
 # --- real sentences, and the validate stage -----------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def base_params() -> Params:
-    params = load_params(REPO / "params.yaml")
-    corpus = REPO / params.data.corpus_dir
-    if not corpus.is_dir():
-        pytest.skip(f"real corpus not found at {corpus}")
-    return params.with_updates(data={"corpus_dir": corpus})
 
 
 def real_tasks(params: Params, count: int) -> tuple[list[dict[str, Any]], list[list[str]]]:

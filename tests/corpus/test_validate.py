@@ -18,7 +18,7 @@ import yaml
 from typer.testing import CliRunner
 
 from healthner.cli import app
-from healthner.config import Params, load_params
+from healthner.config import Params
 from healthner.corpus.expectations import run_suites
 from healthner.corpus.readers import Sentence
 from healthner.corpus.validate import ValidationFailed, ValidationReport, gx_defects, validate
@@ -35,15 +35,6 @@ SLICE = 30  # sentences per sliced file: enough structure, fast
 
 
 # --- helpers: real slices, line edits, params pointing at tmp_path --------------------------------
-
-
-@pytest.fixture(scope="session")
-def base_params() -> Params:
-    params = load_params(REPO / "params.yaml")
-    corpus = REPO / params.data.corpus_dir
-    if not corpus.is_dir():
-        pytest.skip(f"real corpus not found at {corpus}")
-    return params.with_updates(data={"corpus_dir": corpus})
 
 
 def conll_slice(params: Params, name: str = FT, sentences: int = SLICE) -> bytes:

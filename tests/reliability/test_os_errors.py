@@ -14,19 +14,11 @@ import typer
 from typer.testing import CliRunner
 
 from healthner.cli import OneLineErrors, app
+from tests.cli_errors import one_line_error
 
 pytestmark = pytest.mark.reliability
 REPO = Path(__file__).resolve().parents[2]
 FULL_DEVICE = Path("/dev/full")  # every write to it fails with ENOSPC
-
-
-def one_line_error(result, *says: str) -> str:
-    assert result.exit_code == 1, result.output
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
-    assert all(text in lines[0] for text in says), lines[0]
-    assert "Traceback" not in result.output
-    return lines[0]
 
 
 def test_an_output_that_is_a_directory_is_one_line(random_ensemble: Path, tmp_path: Path) -> None:
