@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 WHAT = {
     "shipped": "what `healthner tag` runs on a large input: the shipped model in tag.workers processes, each "
@@ -254,7 +254,7 @@ def render(result: dict) -> str:
     runs = result["params"]["repeats"]
     head = [
         "# Benchmarks", "",
-        f"Written by `make bench` (`python -m benchmarks`) on {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC for model "
+        f"Written by `make bench` (`python -m benchmarks`) on {datetime.now(UTC):%Y-%m-%d %H:%M} UTC for model "
         f"`{result['model_version']}`. Every figure is the median (min – max) of {runs} run(s) on this machine in one "
         f"run; the same figures as JSON: `{result['params']['json_report']}`.", "",
     ]

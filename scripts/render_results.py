@@ -209,7 +209,7 @@ def tables(reports: Path) -> dict[str, str]:
 def render(text: str, generated: dict[str, str]) -> str:
     """`text` with each marked table replaced by its generated version."""
     for name, table in generated.items():
-        pattern = re.compile(rf"(<!-- results:{name} -->\n).*?(<!-- /results:{name} -->)", re.S)
+        pattern = re.compile(rf"(<!-- results:{name} -->\n).*?(<!-- /results:{name} -->)", re.DOTALL)
         text = pattern.sub(lambda m, t=table: m.group(1) + t + "\n" + m.group(2), text)
     return text
 

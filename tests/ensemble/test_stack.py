@@ -81,7 +81,7 @@ def test_features_centre_neighbours_and_padding_flags() -> None:
     f = sentence_features([a, b], context)
     width = 2 * N_TAGS  # one position: both members' marginals
     assert f.shape == (3, n_features(2, context)) == (3, 5 * width + 2 * context)
-    block = lambda offset: f[:, (offset + context) * width : (offset + context + 1) * width]  # noqa: E731
+    block = lambda offset: f[:, (offset + context) * width : (offset + context + 1) * width]
     flags = f[:, 5 * width :]  # offsets -2, -1, +1, +2
     np.testing.assert_array_equal(block(0), np.hstack([a, b]))
     np.testing.assert_array_equal(block(-1)[1:], np.hstack([a, b])[:-1])

@@ -71,7 +71,7 @@ def test_viterbi_equals_pytorch_crf_with_shared_scores() -> None:
 
 
 def test_marginals_fall_back_to_log_space_where_scaling_underflows(monkeypatch) -> None:
-    import healthner.model.crf as crf
+    from healthner.model import crf
 
     redone = []
     monkeypatch.setattr(crf, "crf_marginals_log", lambda *args: redone.append(args[0].shape[0]) or crf_marginals_log(*args))

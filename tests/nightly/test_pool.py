@@ -9,8 +9,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from healthner.config import TagParams, load_params
-from healthner.nightly.tag_files import tag_files
 from healthner.nightly.pool import TaggerPool, balanced_groups, load_tagging, tagging_processes, usable_cores
+from healthner.nightly.tag_files import tag_files
 from healthner.nightly.tagger import Tagger
 
 REPO = Path(__file__).resolve().parents[2]
