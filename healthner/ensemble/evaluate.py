@@ -223,8 +223,8 @@ def combiner_rows(params: Params, fit_on: FitData, test: SplitOutputs, selection
 
 def combiners_markdown(rows: Sequence[dict], reason: str, seeds: Sequence[int], crossfit_folds: int = 0) -> str:
     if crossfit_folds:
-        how = (f"Dev F1 with the combiners that learn fit on the members' out-of-fold train outputs ({crossfit_folds}-fold "
-               f"cross-fitting), dev held out, mean (and spread) over seeds {list(seeds)};",
+        how = ((f"Dev F1 with the combiners that learn fit on the members' out-of-fold train outputs ({crossfit_folds}-fold "
+                f"cross-fitting), dev held out, mean (and spread) over seeds {list(seeds)};"),
                "test F1 of the combiner fit on those plus dev.")
     else:
         how = (f"Dev F1 out-of-fold where the combiner learns from dev, mean (and spread) over seeds {list(seeds)};",

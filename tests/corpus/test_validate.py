@@ -205,8 +205,8 @@ def test_i_after_o_repaired_under_conlleval(base_params: Params, tmp_path: Path)
     report = validate(params)
     check = report.checks["bio_transition"]
     assert (check["count"], check["severity"]) == (1, "repaired")
-    assert check["examples"] == [f"{params.data.corpus_dir / FT}:{number}: I-BODY after O: read as the start of an "
-                                 "entity (conlleval), rewritten to B-BODY"]
+    assert check["examples"] == [(f"{params.data.corpus_dir / FT}:{number}: I-BODY after O: read as the start of an "
+                                  "entity (conlleval), rewritten to B-BODY")]
     stats = report.files[FT]
     assert (stats.sentences_in, stats.sentences_out, stats.sentences_rejected) == (SLICE, SLICE, 0)
     assert stats.entities == data.count(b" B-") + 1
@@ -221,8 +221,8 @@ def test_i_after_other_type_repaired(base_params: Params, tmp_path: Path) -> Non
     params = setup(base_params, tmp_path, {FT: retag(data, number, "I-TIME")})
     report = validate(params)
     assert report.checks["bio_transition"]["examples"] == [
-        f"{params.data.corpus_dir / FT}:{number}: I-TIME after {prev}: read as the start of an entity (conlleval), "
-        "rewritten to B-TIME"
+        (f"{params.data.corpus_dir / FT}:{number}: I-TIME after {prev}: read as the start of an entity (conlleval), "
+         "rewritten to B-TIME")
     ]
     assert report.files[FT].entities == data.count(b" B-") + 1
 
