@@ -34,7 +34,7 @@ def _brute_force(emissions, start, transitions, end) -> tuple[torch.Tensor, list
     scores = []
     for path in paths:
         score = start[path[0]] + emissions[0, path[0]] + end[path[-1]]
-        score = score + sum(transitions[a, b] + emissions[t + 1, b] for t, (a, b) in enumerate(zip(path, path[1:])))
+        score = score + sum(transitions[a, b] + emissions[t + 1, b] for t, (a, b) in enumerate(itertools.pairwise(path)))
         scores.append(float(score))
         if score > best_score:
             best, best_score = list(path), float(score)

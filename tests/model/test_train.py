@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 
 import numpy as np
@@ -117,7 +118,7 @@ def test_predictor_marginals_and_tags_for_any_length(trained: tuple[Params, Trai
     assert [len(t) for t in tags] == [len(s) for s in sentences]
     for path in tags:
         full = [OUTSIDE, *path]
-        assert all(is_valid_transition(a, b) for a, b in zip(full, full[1:]))
+        assert all(is_valid_transition(a, b) for a, b in itertools.pairwise(full))
     # batching must not change results: one sentence at a time gives the same tags
     assert [predictor.decode([s])[0] for s in sentences[-3:]] == tags[-3:]
 
@@ -133,7 +134,7 @@ def test_int8_quantised_predictor_stays_close_to_float(trained: tuple[Params, Tr
         assert a.size == 0 or np.abs(a - b).max() < 0.2  # int8 weights move probabilities a little, not the picture
     for path in quantised.decode(sentences):
         full = [OUTSIDE, *path]
-        assert all(is_valid_transition(a, b) for a, b in zip(full, full[1:]))
+        assert all(is_valid_transition(a, b) for a, b in itertools.pairwise(full))
 
 
 def test_bfloat16_predictor_stays_close_to_float(trained: tuple[Params, TrainResult]) -> None:
@@ -148,4 +149,4 @@ def test_bfloat16_predictor_stays_close_to_float(trained: tuple[Params, TrainRes
         assert a.size == 0 or np.abs(a - b).max() < 0.2
     for path in half.decode(sentences):
         full = [OUTSIDE, *path]
-        assert all(is_valid_transition(a, b) for a, b in zip(full, full[1:]))
+        assert all(is_valid_transition(a, b) for a, b in itertools.pairwise(full))
