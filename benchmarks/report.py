@@ -175,11 +175,13 @@ def night(result: dict) -> list[str]:
          f"{goal_articles} articles are linear (fixed costs scaled too, so they lean high for small nights)."), "",
         *table(("shards", "DAG wall s", "articles/s", f"projected s, {goal_articles}",
                 "night s, tag tasks in parallel", f"projected s, {goal_articles}, parallel"), rows),
-        (f"Goal: {goal_articles} articles within {goal['goal_seconds']:,.0f} s: projected {goal['projected_seconds']:,.0f} s "
+        (f"Goal: {goal_articles} articles within {goal['goal_seconds']:,.0f} s: "
+         f"projected {goal['projected_seconds']:,.0f} s "
          f"with {goal['shards']} shard(s), {goal['how']}, {met(goal)}."), "",
         ("`dag.test()` runs mapped tasks one after another in one process, so its 2-shard night shows the cost of "
          "sharding, not its gain. The parallel columns are the night as a LocalExecutor runs it: every step the "
-         "DAG's tasks call (`healthner.nightly.night`) in a fresh process, the shards' tag tasks all at once, each with its share "
+         "DAG's tasks call (`healthner.nightly.night`) in a fresh process, the shards' tag tasks all at once, "
+         "each with its share "
          "of the cores (`nightly.tag_slots`, `batch.shard_tag_params`); discover, stage, check and publish "
          "included, the scheduler's latency between tasks not."), "",
     ]

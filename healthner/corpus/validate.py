@@ -65,7 +65,8 @@ class ValidationFailed(Exception):
         self.defects, self.report = defects, report
         lines = [str(d) for d in defects[:shown]]
         if len(defects) > shown:
-            lines.append(f"... and {len(defects) - shown} more" + (f" (see {report.report_path})" if report.report_path else ""))
+            see = f" (see {report.report_path})" if report.report_path else ""
+            lines.append(f"... and {len(defects) - shown} more" + see)
         super().__init__(f"{len(defects)} hard defect(s):\n" + "\n".join(lines))
 
 
@@ -101,7 +102,11 @@ class ValidationReport:
         gx = self.gx.get("statistics", {})
         met = sum(s["successful_expectations"] for s in gx.values())
         total = sum(s["evaluated_expectations"] for s in gx.values())
-        gx_line = f"GX {met}/{total} expectations met, Data Docs {self.gx['data_docs'] or 'not written'}" if gx else f"GX not run: {self.gx.get('skipped', 'no result')}"
+        gx_line = (
+            f"GX {met}/{total} expectations met, Data Docs {self.gx['data_docs'] or 'not written'}"
+            if gx
+            else f"GX not run: {self.gx.get('skipped', 'no result')}"
+        )
         return "\n".join(
             [
                 (f"validation {self.status}: {len(self.files)} files, {t['sentences_in']} sentences in = "
