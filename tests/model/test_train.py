@@ -66,7 +66,8 @@ def test_train_saves_a_pickle_free_checkpoint_and_reports(trained: tuple[Params,
     assert result.model_dir == params.train.output_dir / "bert"
     assert 1 <= result.epochs_run <= params.train.epochs and 0.0 <= result.best_dev_f1 <= 1.0
     files = {p.name for p in result.model_dir.iterdir()}
-    assert {MODEL_FILE, CONFIG_FILE, LABELS_FILE, VOCAB_FILE, SUMMARY_FILE, LEXICON_FILE} <= files  # default: lexicon features
+    # default: lexicon features
+    assert {MODEL_FILE, CONFIG_FILE, LABELS_FILE, VOCAB_FILE, SUMMARY_FILE, LEXICON_FILE} <= files
     assert not [p for p in result.model_dir.rglob("*") if p.suffix in PICKLE_SUFFIXES]
     assert json.loads((result.model_dir / LABELS_FILE).read_text()) == list(TAGS)
     summary = json.loads((result.model_dir / SUMMARY_FILE).read_text())
