@@ -41,6 +41,10 @@ runtime:
 run: venv
 	bash scripts/run_pipeline.sh
 
+## ruff (pyproject.toml [tool.ruff]): the checks the code is held to
+lint: venv
+	$(BIN)/ruff check .
+
 ## the test suite (code, data, model, pipeline)
 test: venv
 	$(BIN)/pytest -q tests

@@ -444,6 +444,7 @@ def summary(result: dict, bench: BenchParams) -> str:
     return (
         f"stack ({tagging['configured']}) tags {stack:,.0f} chars/s, {speed['value']:.1f}x the fastest naive pipeline "
         f"(goal {speed['goal']:g}x: {'met' if speed['met'] else 'NOT met'}); {night['articles']:,} articles projected "
-        f"{night['projected_seconds']:,.0f}s with {night['shards']} shard(s), {night['how']} (goal {night['goal_seconds']:,.0f}s: "
+        f"{night['projected_seconds']:,.0f}s with {night['shards']} shard(s), {night['how']} "
+        f"(goal {night['goal_seconds']:,.0f}s: "
         f"{'met' if night['met'] else 'NOT met'}) -> {bench.report}, {bench.json_report}"
     )

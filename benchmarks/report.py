@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 WHAT = {
     "shipped": "what `healthner tag` runs on a large input: the shipped model in tag.workers processes, each "
@@ -61,14 +61,14 @@ def tagging(result: dict) -> list[str]:
     tokens = ", ".join(f"{slot} {share:.0%}" for slot, share in tag["naive_one_token_per_char"].items())
     return [
         "## Tagging throughput (characters per second)", "",
-        f"The same {texts['sentences']:,} sentences ({texts['chars']:,} characters) of `{texts['source']}` for every "
-        "contender, in turns within each repeat. Ratios are of medians.", "",
+        (f"The same {texts['sentences']:,} sentences ({texts['chars']:,} characters) of `{texts['source']}` for every "
+         "contender, in turns within each repeat. Ratios are of medians."), "",
         *table(("contender", "what it runs", "chars/s: median (min – max)", "vs naive"), rows),
-        f"Goal: the shipped tagger as `healthner tag` runs it ({tag['shipped']}; `tag.runtime` and `tag.precision` "
-        f"here: {tag['configured']}) >= {goal['goal']:g}x the naive per-sentence "
-        f"pipeline of one encoder: {goal['value']:.1f}x, {met(goal)}. In one process it runs at "
-        f"{min(tag['stack_vs_naive'][tag['configured']].values()):.1f}x, its forward passes alone at "
-        f"{tag['floor_vs_naive']:.1f}x that pipeline.", "",
+        (f"Goal: the shipped tagger as `healthner tag` runs it ({tag['shipped']}; `tag.runtime` and `tag.precision` "
+         f"here: {tag['configured']}) >= {goal['goal']:g}x the naive per-sentence "
+         f"pipeline of one encoder: {goal['value']:.1f}x, {met(goal)}. In one process it runs at "
+         f"{min(tag['stack_vs_naive'][tag['configured']].values()):.1f}x, its forward passes alone at "
+         f"{tag['floor_vs_naive']:.1f}x that pipeline."), "",
         "The same four encoders tagged the peer way, each member's naive pipeline in turn (no forest): "
         f"{tag['naive_members_chars_per_s']:,.0f} chars/s; the stack is "
         + ", ".join(f"{ratio:.1f}x that in {p}" for p, ratio in tag["stack_vs_naive_members"].items()) + ".", "",
@@ -79,11 +79,11 @@ def tagging(result: dict) -> list[str]:
         + ", ".join(f"{k} {v:.4f}" for k, v in tag["dev_f1"].items())
         + " (a combiner fit on dev makes these in-sample: compare them with each other, not with Table 2)."
         + "".join(f" Not run: {name} ({why})." for name, why in tag.get("skipped", {}).items()), "",
-        "The peer model is an `AutoModelForTokenClassification` from our saved encoder config with our encoder weights "
-        "and a linear head of our tag count (no BiLSTM, no CRF: less work per character than ours), a "
-        "`BertTokenizerFast` on the slot's vocab.txt and `aggregation_strategy=\"simple\"`, with a stride of our window "
-        f"overlap for long sentences. Sentences cut into exactly one token per character: {tokens} "
-        "(runs of digits or Latin letters become word pieces).", "",
+        ("The peer model is an `AutoModelForTokenClassification` from our saved encoder config with our encoder weights "
+         "and a linear head of our tag count (no BiLSTM, no CRF: less work per character than ours), a "
+         "`BertTokenizerFast` on the slot's vocab.txt and `aggregation_strategy=\"simple\"`, with a stride of our window "
+         f"overlap for long sentences. Sentences cut into exactly one token per character: {tokens} "
+         "(runs of digits or Latin letters become word pieces)."), "",
     ]
 
 
@@ -95,8 +95,8 @@ def profile(result: dict) -> list[str]:
            for r in prof["top"]]
     return [
         "## Where the time goes", "",
-        f"One full-stack run of the tagging texts under cProfile ({prof['seconds']:.2f} s profiled; cProfile slows "
-        "Python-level loops more than torch kernels, so read shares, not speeds).", "",
+        (f"One full-stack run of the tagging texts under cProfile ({prof['seconds']:.2f} s profiled; cProfile slows "
+         "Python-level loops more than torch kernels, so read shares, not speeds)."), "",
         *table(("phase", "seconds", "share"), phases),
         *table(("function (by own time)", "calls", "own s", "cumulative s"), top),
         *operators(prof, result["texts"]["chars"]),
@@ -115,9 +115,9 @@ def operators(prof: dict, chars: int) -> list[str]:
                  for op, seconds in ops.items() if seconds / total >= OPERATOR_SHARE]
         rows.append((graph, "all operators", f"{total:.3f}", "100%", f"{total / chars * 1e6:.1f}"))
     return [
-        f"Inside the onnxruntime graphs: onnxruntime's own profiler on one run of the same texts, each graph in a "
-        f"session of {prof['operator_threads']} thread(s), as one tagging process runs it; operator types under "
-        f"{OPERATOR_SHARE:.0%} of their graph are left out.", "",
+        (f"Inside the onnxruntime graphs: onnxruntime's own profiler on one run of the same texts, each graph in a "
+         f"session of {prof['operator_threads']} thread(s), as one tagging process runs it; operator types under "
+         f"{OPERATOR_SHARE:.0%} of their graph are left out."), "",
         *table(("graph", "operator", "seconds", "share of the graph", "µs per character"), rows),
     ]
 
@@ -133,11 +133,11 @@ def training(result: dict) -> list[str]:
     header = ("encoder", "s/step", "chars/s", "s/epoch", "s per 1,000 sentences", "recorded s/epoch (all / steps)")
     return [
         "## Training (params.yaml settings)", "",
-        "Timed optimiser steps of the real training code (`train._Trainer.step`, the configured losses) on the slot's "
-        f"train windows, in a fresh process each, device {first['device']}; an epoch ({first['epoch_steps']:,} steps, "
-        f"{first['train_sentences']:,} train sentences) is the mean step time times its steps. Recorded: the slot's "
-        "train_summary.json (the real training run), seconds per epoch with dev scoring and saving / of the steps "
-        "alone.", "",
+        ("Timed optimiser steps of the real training code (`train._Trainer.step`, the configured losses) on the slot's "
+         f"train windows, in a fresh process each, device {first['device']}; an epoch ({first['epoch_steps']:,} steps, "
+         f"{first['train_sentences']:,} train sentences) is the mean step time times its steps. Recorded: the slot's "
+         "train_summary.json (the real training run), seconds per epoch with dev scoring and saving / of the steps "
+         "alone."), "",
         *table(header, rows),
     ]
 
@@ -157,8 +157,8 @@ def tag_stream(stream: dict) -> list[str]:
     rows = [(size, f"{run['articles']:,}", f"{run['chars']:,}", f"{run['input_mb']:,.1f}", f"{run['peak_rss_mb']:,.0f}")
             for size, run in stream["runs"].items()]
     verdict = "flat" if stream["flat"] else "NOT flat"
-    return [f"`healthner tag` (one process) against its input size: the larger input's peak is {stream['ratio']:.2f}x "
-            f"the smaller's, {verdict} (within {stream['tolerance']:.0%}: input and output are streamed in chunks).", "",
+    return [(f"`healthner tag` (one process) against its input size: the larger input's peak is {stream['ratio']:.2f}x "
+             f"the smaller's, {verdict} (within {stream['tolerance']:.0%}: input and output are streamed in chunks)."), "",
             *table(("input", "articles", "characters", "input MiB", "peak RSS MiB"), rows)]
 
 
@@ -170,60 +170,62 @@ def night(result: dict) -> list[str]:
     goal_articles = f"{goal['articles']:,}"
     return [
         "## A night", "",
-        f"The real DAG (`dag.test()`, own SQLite metadata DB) on {params['night_articles']:,} articles of about "
-        f"{params['article_chars']:,} characters (test-split sentences joined), from discover to publish. Projections to "
-        f"{goal_articles} articles are linear (fixed costs scaled too, so they lean high for small nights).", "",
+        (f"The real DAG (`dag.test()`, own SQLite metadata DB) on {params['night_articles']:,} articles of about "
+         f"{params['article_chars']:,} characters (test-split sentences joined), from discover to publish. Projections to "
+         f"{goal_articles} articles are linear (fixed costs scaled too, so they lean high for small nights)."), "",
         *table(("shards", "DAG wall s", "articles/s", f"projected s, {goal_articles}",
                 "night s, tag tasks in parallel", f"projected s, {goal_articles}, parallel"), rows),
-        f"Goal: {goal_articles} articles within {goal['goal_seconds']:,.0f} s: projected {goal['projected_seconds']:,.0f} s "
-        f"with {goal['shards']} shard(s), {goal['how']}, {met(goal)}.", "",
-        "`dag.test()` runs mapped tasks one after another in one process, so its 2-shard night shows the cost of "
-        "sharding, not its gain. The parallel columns are the night as a LocalExecutor runs it: every step the "
-        "DAG's tasks call (`healthner.nightly.night`) in a fresh process, the shards' tag tasks all at once, each with its share "
-        "of the cores (`nightly.tag_slots`, `batch.shard_tag_params`); discover, stage, check and publish "
-        "included, the scheduler's latency between tasks not.", "",
+        (f"Goal: {goal_articles} articles within {goal['goal_seconds']:,.0f} s: "
+         f"projected {goal['projected_seconds']:,.0f} s "
+         f"with {goal['shards']} shard(s), {goal['how']}, {met(goal)}."), "",
+        ("`dag.test()` runs mapped tasks one after another in one process, so its 2-shard night shows the cost of "
+         "sharding, not its gain. The parallel columns are the night as a LocalExecutor runs it: every step the "
+         "DAG's tasks call (`healthner.nightly.night`) in a fresh process, the shards' tag tasks all at once, "
+         "each with its share "
+         "of the cores (`nightly.tag_slots`, `batch.shard_tag_params`); discover, stage, check and publish "
+         "included, the scheduler's latency between tasks not."), "",
     ]
 
 
 # Tried on this repo and left out of the defaults, with the measurement that decided it (not re-run by make bench).
 DROPPED = (
-    "onnxruntime's transformer optimizer (`onnxruntime.transformers.optimizer`, bert fusions: BiasGelu and "
-    "SkipLayerNormalization fused, attention not, our masks and BiLSTM in the way): no faster on a real-size member, "
-    "slower with spinning threads; the plain exported graph ships.",
+    ("onnxruntime's transformer optimizer (`onnxruntime.transformers.optimizer`, bert fusions: BiasGelu and "
+     "SkipLayerNormalization fused, attention not, our masks and BiLSTM in the way): no faster on a real-size member, "
+     "slower with spinning threads; the plain exported graph ships."),
     "Spinning onnxruntime threads (its default): up to 1.7x slower when shard processes share the cores; off.",
-    "bfloat16 on the CPU (`tag.precision: bfloat16`; `auto` keeps float32 there, the torch bfloat16 row above "
-    "measures it each run): emulated without AVX-512 BF16/AMX, about 3x slower than float32 for a member's forward; "
-    "native on an AMD EPYC (AVX-512 BF16), no faster than onnx float32 in one process (22.9k against 23.8k chars/s) "
-    "and the shipped member's dev F1 moved from 0.7280 to 0.7269 (test 0.6853 to 0.6850): not a speed path.",
-    "LAC's graph with the sentence lengths wired into its GRU nodes, so that sentences of different lengths share a "
-    "padded batch: the same states (bit for bit); 8% faster LAC at one thread on an Intel Xeon, 10-20% slower on an "
-    "AMD EPYC (20,010 characters, 100 sentences a call); not kept.",
-    "Larger forward passes (16,384 characters against 4,096): slower (27k against 34k chars/s in one process). "
-    "Larger ensemble calls with cache-sized forward passes (`tag.batch_chars` 8,192, `tag.forward_batch_chars` "
-    "1,024): the same as 4,096 calls (47.6 against 47.3 µs per character, one process, median of 8 interleaved).",
-    "LAC's torch port with every sentence of a call in one padded batch (lengths given, states within 4.4e-6 of "
-    "onnxruntime): 27.5 against 15.8 µs per character on an AMD EPYC (one thread, median of 5).",
-    "What is left (the operator table under Where the time goes): a member's emissions graph spends most of its "
-    "time in the BiLSTM's LSTM node and the encoder's matrix products, LAC's graph in its GRU nodes. Per character "
-    "LAC's BiGRU does about 1.0 MFLOP and the member about 1.7, 1.1 of it in the BiLSTM (414 inputs per character: "
-    "the encoder's 128, 30 lexicon flags, LAC's 256 states): 2.7 MFLOP, against about 94 GFLOP/s of float32 "
-    "matrix product one core of the AMD EPYC sustains (numpy, large operands). 5x a naive pipeline of 9,600 chars/s "
-    "is 48k chars/s on 2 cores, about 41.6 µs per character per core for everything. On that EPYC, at one thread, "
-    "LAC's graph takes about 15 µs and the member's about 23 (no longer 28 with cache-sized forward passes): 38 of "
-    "the 41.6, leaving under 4 µs for lexicon flags, the CRF, decoding and entities, which take about 7. A cheaper "
-    "member (a narrower BiLSTM, LAC's states projected down before it, LAC's embeddings without its BiGRU) changes "
-    "its accuracy: a model decision, made on dev, not a speed path."
+    ("bfloat16 on the CPU (`tag.precision: bfloat16`; `auto` keeps float32 there, the torch bfloat16 row above "
+     "measures it each run): emulated without AVX-512 BF16/AMX, about 3x slower than float32 for a member's forward; "
+     "native on an AMD EPYC (AVX-512 BF16), no faster than onnx float32 in one process (22.9k against 23.8k chars/s) "
+     "and the shipped member's dev F1 moved from 0.7280 to 0.7269 (test 0.6853 to 0.6850): not a speed path."),
+    ("LAC's graph with the sentence lengths wired into its GRU nodes, so that sentences of different lengths share a "
+     "padded batch: the same states (bit for bit); 8% faster LAC at one thread on an Intel Xeon, 10-20% slower on an "
+     "AMD EPYC (20,010 characters, 100 sentences a call); not kept."),
+    ("Larger forward passes (16,384 characters against 4,096): slower (27k against 34k chars/s in one process). "
+     "Larger ensemble calls with cache-sized forward passes (`tag.batch_chars` 8,192, `tag.forward_batch_chars` "
+     "1,024): the same as 4,096 calls (47.6 against 47.3 µs per character, one process, median of 8 interleaved)."),
+    ("LAC's torch port with every sentence of a call in one padded batch (lengths given, states within 4.4e-6 of "
+     "onnxruntime): 27.5 against 15.8 µs per character on an AMD EPYC (one thread, median of 5)."),
+    ("What is left (the operator table under Where the time goes): a member's emissions graph spends most of its "
+     "time in the BiLSTM's LSTM node and the encoder's matrix products, LAC's graph in its GRU nodes. Per character "
+     "LAC's BiGRU does about 1.0 MFLOP and the member about 1.7, 1.1 of it in the BiLSTM (414 inputs per character: "
+     "the encoder's 128, 30 lexicon flags, LAC's 256 states): 2.7 MFLOP, against about 94 GFLOP/s of float32 "
+     "matrix product one core of the AMD EPYC sustains (numpy, large operands). 5x a naive pipeline of 9,600 chars/s "
+     "is 48k chars/s on 2 cores, about 41.6 µs per character per core for everything. On that EPYC, at one thread, "
+     "LAC's graph takes about 15 µs and the member's about 23 (no longer 28 with cache-sized forward passes): 38 of "
+     "the 41.6, leaving under 4 µs for lexicon flags, the CRF, decoding and entities, which take about 7. A cheaper "
+     "member (a narrower BiLSTM, LAC's states projected down before it, LAC's embeddings without its BiGRU) changes "
+     "its accuracy: a model decision, made on dev, not a speed path.")
 )
 KEPT = (
-    "Each BiLSTM layer exported as one bidirectional ONNX LSTM node fed the rows' lengths (`sequence_lens`), instead "
-    "of a second node with every row reversed before and after it (GatherElements, Where, Expand, Transposes): "
-    "emissions within 1.4e-5 of torch, the same tags; 1-2 µs per character of the member graph.",
-    "Member forward passes of at most `tag.forward_batch_chars` (1,024) characters inside each ensemble call of "
-    "`tag.batch_chars` (4,096): the BiLSTM's per-step gate buffers (1,024 floats per character and direction) stay in "
-    "cache instead of spilling the 32 MiB L3. One process, one thread, interleaved (median of 8, AMD EPYC): 47.3 against "
-    "52.2 µs per character for the whole tagger, the same emissions (tests/model/test_onnx_runtime.py).",
-    "Lexicon flags set in a bytearray in plain Python (a few bytes per match) instead of three numpy slice "
-    "assignments per match: 1.1 against 2.4 µs per character, the same flags on every dev and test sentence.",
+    ("Each BiLSTM layer exported as one bidirectional ONNX LSTM node fed the rows' lengths (`sequence_lens`), instead "
+     "of a second node with every row reversed before and after it (GatherElements, Where, Expand, Transposes): "
+     "emissions within 1.4e-5 of torch, the same tags; 1-2 µs per character of the member graph."),
+    ("Member forward passes of at most `tag.forward_batch_chars` (1,024) characters inside each ensemble call of "
+     "`tag.batch_chars` (4,096): the BiLSTM's per-step gate buffers (1,024 floats per character and direction) stay in "
+     "cache instead of spilling the 32 MiB L3. One process, one thread, interleaved (median of 8, AMD EPYC): 47.3 against "
+     "52.2 µs per character for the whole tagger, the same emissions (tests/model/test_onnx_runtime.py)."),
+    ("Lexicon flags set in a bytearray in plain Python (a few bytes per match) instead of three numpy slice "
+     "assignments per match: 1.1 against 2.4 µs per character, the same flags on every dev and test sentence."),
 )
 
 
@@ -238,13 +240,13 @@ def speed_paths(result: dict) -> list[str]:
              "configured" if name == tag["configured"] else "") for name, rate in median.items()]
     return [
         "## Speed paths", "",
-        "What each way of running the members bought, full stack, same texts and run (`tag.runtime`, "
-        "`tag.precision`; `tag.device` picks the GPU where torch sees one). The configured one is what "
-        "`healthner tag` and the DAG use.", "",
+        ("What each way of running the members bought, full stack, same texts and run (`tag.runtime`, "
+         "`tag.precision`; `tag.device` picks the GPU where torch sees one). The configured one is what "
+         "`healthner tag` and the DAG use."), "",
         *table(("runtime precision", "chars/s (median)", "vs torch float32", "dev F1", ""), rows),
-        f"Processes (`tag.workers`): the configured variant as `healthner tag` runs a large input "
-        f"({tag['shipped']}) tags {pooled:,.0f} chars/s, {pooled / median[tag['configured']]:.2f}x the same in one "
-        "process on every core, with the same entities (tests/nightly/test_pool.py).", "",
+        (f"Processes (`tag.workers`): the configured variant as `healthner tag` runs a large input "
+         f"({tag['shipped']}) tags {pooled:,.0f} chars/s, {pooled / median[tag['configured']]:.2f}x the same in one "
+         "process on every core, with the same entities (tests/nightly/test_pool.py)."), "",
         "Kept inside the onnx runtime:", "", *[f"- {line}" for line in KEPT], "",
         "Tried and dropped:", "", *[f"- {line}" for line in DROPPED], "",
     ]
@@ -254,9 +256,9 @@ def render(result: dict) -> str:
     runs = result["params"]["repeats"]
     head = [
         "# Benchmarks", "",
-        f"Written by `make bench` (`python -m benchmarks`) on {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC for model "
-        f"`{result['model_version']}`. Every figure is the median (min – max) of {runs} run(s) on this machine in one "
-        f"run; the same figures as JSON: `{result['params']['json_report']}`.", "",
+        (f"Written by `make bench` (`python -m benchmarks`) on {datetime.now(UTC):%Y-%m-%d %H:%M} UTC for model "
+         f"`{result['model_version']}`. Every figure is the median (min – max) of {runs} run(s) on this machine in one "
+         f"run; the same figures as JSON: `{result['params']['json_report']}`."), "",
     ]
     sections = (machine, tagging, speed_paths, profile, training, memory, night)
     return "\n".join(head + [line for section in sections for line in section(result)])

@@ -44,7 +44,8 @@ def write_articles(path: Path, records: Sequence[dict], copies: int) -> int:
     with path.open("w", encoding="utf-8") as fh:
         for copy in range(copies):
             for record in records:
-                fh.write(json.dumps({**record, "article_id": f"{record['article_id']}-{copy:03d}"}, ensure_ascii=False) + "\n")
+                copied = {**record, "article_id": f"{record['article_id']}-{copy:03d}"}
+                fh.write(json.dumps(copied, ensure_ascii=False) + "\n")
                 chars += len(record["text"])
     return chars
 

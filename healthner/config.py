@@ -55,7 +55,9 @@ class CorpusFile(PinnedFile):
         if self.format in GENRE_IN_RECORDS and self.genre is not None:
             raise ValueError(f"{self.name}: {self.format} records carry their own genre; remove `genre` from this entry")
         if self.format not in GENRE_IN_RECORDS and not self.genre:
-            raise ValueError(f"{self.name}: a {self.format} file needs `genre` (one of validate.genres) in its data.files entry")
+            raise ValueError(
+                f"{self.name}: a {self.format} file needs `genre` (one of validate.genres) in its data.files entry"
+            )
         return self
 
 
@@ -303,7 +305,9 @@ class StackParams(_Section):
     # The shipping rule: each kind is scored on dev (out-of-fold when it learns, mean over
     # selection_seeds); a combiner ships only if it beats the best member alone by min_gain dev F1.
     kind: Literal["auto", "member", "forest", "logistic", "vote", "mean_emissions"] = "auto"
-    candidates: list[Literal["forest", "logistic", "vote", "mean_emissions"]] = ["forest", "logistic", "vote", "mean_emissions"]
+    candidates: list[Literal["forest", "logistic", "vote", "mean_emissions"]] = [
+        "forest", "logistic", "vote", "mean_emissions"
+    ]
     min_gain: float = Field(0.01, ge=0.0)  # 1 F1 point: smaller gains are noise here
     selection_seeds: list[Seed] = Field([13, 14], min_length=1)
     logistic_c: float = Field(1.0, gt=0.0)  # inverse regularisation strength

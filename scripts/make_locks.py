@@ -31,7 +31,9 @@ FULL_LOCK = REPO / "requirements.lock"
 LOCKS_DIR = REPO / "requirements"
 LOCKS = {  # file -> (the extras of that use, what it is for)
     "runtime.lock": ((), "the core: healthner tag | query | validate; no Airflow, DVC or great-expectations"),
-    "worker.lock": (("airflow", "checks", "s3"), "an Airflow worker running the nightly DAG: the core + [airflow,checks,s3]"),
+    "worker.lock": (
+        ("airflow", "checks", "s3"), "an Airflow worker running the nightly DAG: the core + [airflow,checks,s3]"
+    ),
 }
 HEADER = """\
 # {what}.

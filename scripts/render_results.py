@@ -39,13 +39,18 @@ def summary_table(metrics: dict) -> str:
     lines = ["| model | dev F1 | test F1 | paper dev F1 | paper test F1 |", "| --- | ---: | ---: | ---: | ---: |"]
     for model in metrics["dev"]:
         dev, test = metrics["dev"][model]["f1"], metrics["test"][model]["f1"]
-        lines.append(f"| {_name(model)} | {dev:.4f} | {test:.4f} | {_paper(PAPER_DEV, model)} | {_paper(PAPER_TEST, model)} |")
+        lines.append(
+            f"| {_name(model)} | {dev:.4f} | {test:.4f} | {_paper(PAPER_DEV, model)} | {_paper(PAPER_TEST, model)} |"
+        )
     return "\n".join(lines)
 
 
 def scores_table(metrics: dict) -> str:
     """Entity precision, recall and F1 of every model on both splits."""
-    lines = ["| model | dev P | dev R | dev F1 | test P | test R | test F1 |", "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    lines = [
+        "| model | dev P | dev R | dev F1 | test P | test R | test F1 |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
     for model in metrics["dev"]:
         cells = [f"{metrics[s][model][k]:.4f}" for s in ("dev", "test") for k in ("precision", "recall", "f1")]
         lines.append(f"| {_name(model)} | {' | '.join(cells)} |")
@@ -82,11 +87,16 @@ def choice_line(combiners: dict) -> str:
 
 def combiners_table(combiners: dict) -> str:
     """Each candidate combiner against the best member alone, dev out-of-fold and test."""
-    lines = ["| kind | members | dev F1 (mean of seeds) | dev spread | test F1 | ships |", "| --- | --- | ---: | ---: | ---: | --- |"]
+    lines = [
+        "| kind | members | dev F1 (mean of seeds) | dev spread | test F1 | ships |",
+        "| --- | --- | ---: | ---: | ---: | --- |",
+    ]
     for row in combiners["rows"]:
         members = " + ".join(MEMBERS.get(m, m) for m in row["members"])
         ships = "yes" if row["ships"] else ""
-        lines.append(f"| {row['kind']} | {members} | {row['dev_f1']:.4f} | {row['dev_spread']:.4f} | {row['test_f1']:.4f} | {ships} |")
+        lines.append(
+            f"| {row['kind']} | {members} | {row['dev_f1']:.4f} | {row['dev_spread']:.4f} | {row['test_f1']:.4f} | {ships} |"
+        )
     return "\n".join(lines)
 
 
@@ -118,7 +128,8 @@ def crossfit_combiners_table(default: dict, crossfit: dict) -> str:
     """Each candidate fit on dev alone (out-of-fold on dev) beside the same fit on the members'
     cross-fitted train outputs (scored on dev, which it never saw), and test F1 of both."""
     alone = {row["kind"]: row for row in default["rows"]}
-    lines = ["| kind | dev F1, fit on dev | dev F1, fit on cross-fitted train | test F1, fit on dev | test F1, fit on cross-fitted train + dev |",
+    lines = [("| kind | dev F1, fit on dev | dev F1, fit on cross-fitted train | test F1, fit on dev "
+              "| test F1, fit on cross-fitted train + dev |"),
              "| --- | ---: | ---: | ---: | ---: |"]
     for row in crossfit["rows"]:
         before = alone.get(row["kind"])
@@ -135,7 +146,8 @@ def crossfit_members_table(record: dict) -> str:
         runs = [m for m in record["members"] if m["slot"] == slot]
         f1s = [m["dev_f1"] for m in runs]
         full_cell = "" if full is None else f"{full:.4f}"
-        lines.append(f"| {MEMBERS.get(slot, slot)} | {full_cell} | {sum(f1s) / len(f1s):.4f} ({min(f1s):.4f} - {max(f1s):.4f}) | "
+        lines.append(f"| {MEMBERS.get(slot, slot)} | {full_cell} "
+                     f"| {sum(f1s) / len(f1s):.4f} ({min(f1s):.4f} - {max(f1s):.4f}) | "
                      f"{sum(m['seconds'] for m in runs):,.0f} |")
     lines.append(f"| all, {record['folds']} folds | | | {record['seconds']:,.0f} |")
     return "\n".join(lines)
@@ -209,7 +221,7 @@ def tables(reports: Path) -> dict[str, str]:
 def render(text: str, generated: dict[str, str]) -> str:
     """`text` with each marked table replaced by its generated version."""
     for name, table in generated.items():
-        pattern = re.compile(rf"(<!-- results:{name} -->\n).*?(<!-- /results:{name} -->)", re.S)
+        pattern = re.compile(rf"(<!-- results:{name} -->\n).*?(<!-- /results:{name} -->)", re.DOTALL)
         text = pattern.sub(lambda m, t=table: m.group(1) + t + "\n" + m.group(2), text)
     return text
 

@@ -82,7 +82,7 @@ def pipeline_env() -> dict[str, str]:
 
 def dvc(repo: Path, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [str(BIN / "dvc"), *args], cwd=repo, env=pipeline_env(), capture_output=True, text=True, timeout=900
+        [str(BIN / "dvc"), *args], cwd=repo, env=pipeline_env(), capture_output=True, text=True, timeout=900, check=False
     )
 
 

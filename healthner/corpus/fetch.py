@@ -3,10 +3,11 @@
 Three folders are filled: the corpus (`data.files` into `data.corpus_dir`), the lexicon
 (`data.lexicon_files` into `data.lexicon_dir`) and the unlabeled text (`data.unlabeled_files` into
 `data.unlabeled_dir`), so a clean machine needs nothing but this command. Every enabled entry names
-its `source` (a path under `fetch.base_url`) and the sha256 of the published file. A file is streamed into a hidden temporary file beside its target, hashed
-on the way, and renamed into place only when it is complete and its checksum matches, so a failed
-or cut-off download never leaves a file that the pipeline would read. Files already present with
-the right checksum are skipped, so a re-run only fetches what is missing or wrong.
+its `source` (a path under `fetch.base_url`) and the sha256 of the published file. A file is
+streamed into a hidden temporary file beside its target, hashed on the way, and renamed into place
+only when it is complete and its checksum matches, so a failed or cut-off download never leaves a
+file that the pipeline would read. Files already present with the right checksum are skipped, so a
+re-run only fetches what is missing or wrong.
 
 Files without a pinned sha256 (optional extra sources that could not be downloaded when the pins
 were made) rely on their commit-pinned URL; their sha256 is recorded on first fetch in

@@ -147,7 +147,8 @@ class _Reader:
         for index, region in enumerate(regions, start=1):
             name = f"region {index}" + (f" (id {region['id']})" if "id" in region else "")
             if region.get("type") != REGION_TYPE:
-                self.add("ignored_region", f"{name} of type {region.get('type')!r} ignored (entities are {REGION_TYPE!r})", "warning")
+                why = f"{name} of type {region.get('type')!r} ignored (entities are {REGION_TYPE!r})"
+                self.add("ignored_region", why, "warning")
                 continue
             span, problem = region_span(region.get("value"), text)
             if problem is not None:
@@ -157,7 +158,9 @@ class _Reader:
                 found.append(span)
         clash = first_overlap(found) if ok else None
         if clash is not None:
-            self.add("overlapping_spans", f"spans {clash[0]} and {clash[1]} share characters (BIO holds one entity per character)")
+            self.add(
+                "overlapping_spans", f"spans {clash[0]} and {clash[1]} share characters (BIO holds one entity per character)"
+            )
             ok = False
         return found if ok else None
 
@@ -178,7 +181,9 @@ def region_span(value: Any, text: str) -> tuple[Span | None, tuple[str, str] | N
     if not all(isinstance(x, int) and not isinstance(x, bool) for x in (start, end)):
         return None, ("field_type", f"'start' and 'end' must be integers, got {start!r} and {end!r}")
     if not 0 <= start < end <= len(text):
-        return None, ("span_outside_text", f"span [{start}, {end}) is empty or outside the text (0 to {len(text)} characters)")
+        return None, (
+            "span_outside_text", f"span [{start}, {end}) is empty or outside the text (0 to {len(text)} characters)"
+        )
     if "text" in value and value["text"] != text[start:end]:
         return None, (
             "span_text_mismatch",
@@ -211,7 +216,8 @@ def read_labelstudio_json(path: Path, genre: str) -> ReadResult:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         line = raw.count(b"\n", 0, exc.start) + 1
-        reader.result.defects.append(Defect(str(path), line, "invalid_utf8", f"invalid UTF-8 bytes at byte {exc.start + 1}", "error"))
+        defect = Defect(str(path), line, "invalid_utf8", f"invalid UTF-8 bytes at byte {exc.start + 1}", "error")
+        reader.result.defects.append(defect)
         return reader.result
     reader.read(text)
     return reader.result

@@ -103,7 +103,7 @@ def read_cmekg(_: Path) -> list[tuple[str, str]]:
 
     path = Path(pyCMeKG.__file__).parent / "model" / "cmekg.pkl"
     with path.open("rb") as fh:
-        graph: dict[str, dict[str, list[str]]] = pickle.load(fh)  # noqa: S301 - the package's own data, read once here
+        graph: dict[str, dict[str, list[str]]] = pickle.load(fh)  # the package's own data, read once here
     entries = []
     for subject, attributes in graph.items():
         entries.append((subject, _cmekg_subject_type(subject, attributes)))

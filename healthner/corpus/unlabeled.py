@@ -138,7 +138,7 @@ class Filter:
 
 def build_unlabeled(params: Params) -> UnlabeledReport:
     """The DVC `unlabeled` stage: every configured source file in, data/unlabeled/sentences.parquet out."""
-    import opencc  # noqa: PLC0415 (only this stage converts script)
+    import opencc  # imported here: only this stage converts script
 
     convert = opencc.OpenCC(params.unlabeled.opencc_config).convert
     keep, rows, counts = Filter(params, convert), [], {}

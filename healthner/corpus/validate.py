@@ -105,12 +105,16 @@ class ValidationReport:
         gx = self.gx.get("statistics", {})
         met = sum(s["successful_expectations"] for s in gx.values())
         total = sum(s["evaluated_expectations"] for s in gx.values())
-        gx_line = f"GX {met}/{total} expectations met, Data Docs {self.gx['data_docs'] or 'not written'}" if gx else f"GX not run: {self.gx.get('skipped', 'no result')}"
+        gx_line = (
+            f"GX {met}/{total} expectations met, Data Docs {self.gx['data_docs'] or 'not written'}"
+            if gx
+            else f"GX not run: {self.gx.get('skipped', 'no result')}"
+        )
         return "\n".join(
             [
-                f"validation {self.status}: {len(self.files)} files, {t['sentences_in']} sentences in = "
-                f"{t['sentences_out']} out + {t['sentences_rejected']} rejected + {t['sentences_failed']} failed; "
-                f"{t['entities']} entities, {t['characters']} characters",
+                (f"validation {self.status}: {len(self.files)} files, {t['sentences_in']} sentences in = "
+                 f"{t['sentences_out']} out + {t['sentences_rejected']} rejected + {t['sentences_failed']} failed; "
+                 f"{t['entities']} entities, {t['characters']} characters"),
                 f"checks: {found or 'nothing found'}",
                 gx_line,
                 f"report {self.report_path or 'not written'}" + (f", corpus {self.output_path}" if self.output_path else ""),

@@ -166,7 +166,9 @@ def check_vocab_source(directory: Path, enc: EncoderParams, vocab: CharVocab) ->
     rerun = "re-run prepare (dvc repro prepare)"
     if not path.is_file():
         if enc.init == "pretrained":
-            raise PreparedVocabMismatch(f"{directory}: no {SOURCE_FILE}, so its vocabulary may not be {enc.checkpoint}'s; {rerun}")
+            raise PreparedVocabMismatch(
+                f"{directory}: no {SOURCE_FILE}, so its vocabulary may not be {enc.checkpoint}'s; {rerun}"
+            )
         return
     source = json.loads(path.read_text(encoding="utf-8"))
     wanted = (enc.init, enc.checkpoint if enc.init == "pretrained" else None)
@@ -176,5 +178,7 @@ def check_vocab_source(directory: Path, enc: EncoderParams, vocab: CharVocab) ->
             f"{directory}: vocabulary prepared for {made}, but the slot is {wanted[1] or wanted[0]}; {rerun}"
         )
     digest = vocab_digest(vocab)
-    if digest != source["sha256"] or (enc.init == "pretrained" and digest != vocab_digest(pretrained_vocab(checkpoint_of(enc)))):
+    if digest != source["sha256"] or (
+        enc.init == "pretrained" and digest != vocab_digest(pretrained_vocab(checkpoint_of(enc)))
+    ):
         raise PreparedVocabMismatch(f"{directory}: vocabulary differs from {wanted[1] or 'the one prepared'}'s; {rerun}")

@@ -25,7 +25,9 @@ def _missed(gold: Sequence[Sequence[str]], predicted: Sequence[Sequence[str]]) -
     return {(i, s) for i, (g, p) in enumerate(zip(gold, predicted)) for s in set(spans(g)) - set(spans(p))}
 
 
-def pair_diversity(gold: Sequence[Sequence[str]], a: Sequence[Sequence[str]], b: Sequence[Sequence[str]]) -> dict[str, float]:
+def pair_diversity(
+    gold: Sequence[Sequence[str]], a: Sequence[Sequence[str]], b: Sequence[Sequence[str]]
+) -> dict[str, float]:
     """Disagreement and error overlap of two members' tags against gold."""
     truth, first, second = _flat(gold), _flat(a), _flat(b)
     wrong_a, wrong_b = first != truth, second != truth
@@ -56,8 +58,13 @@ def diversity_markdown(rows: Sequence[dict], split: str) -> str:
         "| --- | ---: | ---: | ---: |",
     ]
     for r in rows:
-        lines.append(f"| {r['a']} + {r['b']} | {r['disagreement']:.4f} | {r['error_overlap']:.3f} | {r['missed_entity_overlap']:.3f} |")
+        lines.append(
+            f"| {r['a']} + {r['b']} | {r['disagreement']:.4f} | {r['error_overlap']:.3f} "
+            f"| {r['missed_entity_overlap']:.3f} |"
+        )
     if rows:
         mean = {k: float(np.mean([r[k] for r in rows])) for k in ("disagreement", "error_overlap", "missed_entity_overlap")}
-        lines.append(f"| mean | {mean['disagreement']:.4f} | {mean['error_overlap']:.3f} | {mean['missed_entity_overlap']:.3f} |")
+        lines.append(
+            f"| mean | {mean['disagreement']:.4f} | {mean['error_overlap']:.3f} | {mean['missed_entity_overlap']:.3f} |"
+        )
     return "\n".join(lines) + "\n"

@@ -223,8 +223,8 @@ def combiner_rows(params: Params, fit_on: FitData, test: SplitOutputs, selection
 
 def combiners_markdown(rows: Sequence[dict], reason: str, seeds: Sequence[int], crossfit_folds: int = 0) -> str:
     if crossfit_folds:
-        how = (f"Dev F1 with the combiners that learn fit on the members' out-of-fold train outputs ({crossfit_folds}-fold "
-               f"cross-fitting), dev held out, mean (and spread) over seeds {list(seeds)};",
+        how = ((f"Dev F1 with the combiners that learn fit on the members' out-of-fold train outputs ({crossfit_folds}-fold "
+                f"cross-fitting), dev held out, mean (and spread) over seeds {list(seeds)};"),
                "test F1 of the combiner fit on those plus dev.")
     else:
         how = (f"Dev F1 out-of-fold where the combiner learns from dev, mean (and spread) over seeds {list(seeds)};",
@@ -240,7 +240,10 @@ def combiners_markdown(rows: Sequence[dict], reason: str, seeds: Sequence[int], 
     ]
     for r in rows:
         names = " + ".join(DISPLAY.get(m, m) for m in r["members"])
-        lines.append(f"| {r['kind']} | {names} | {r['dev_f1']:.4f} | {r['dev_spread']:.4f} | {r['test_f1']:.4f} | {'yes' if r['ships'] else ''} |")
+        lines.append(
+            f"| {r['kind']} | {names} | {r['dev_f1']:.4f} | {r['dev_spread']:.4f} | {r['test_f1']:.4f} "
+            f"| {'yes' if r['ships'] else ''} |"
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -286,7 +289,9 @@ def write_plots_and_errors(params: Params, metrics: dict, test: SplitOutputs, sh
     plots = out / "plots"
     plot_f1_per_type(metrics["test"], plots / "f1_per_type.png", plots / "f1_per_type", "F1 per entity type, test")
     pairs = entity_pairs(test.gold, shipped_test)
-    plot_confusion(pairs, plots / "confusion.png", plots / "confusion.csv", "Shipped model on test: gold vs predicted entity")
+    plot_confusion(
+        pairs, plots / "confusion.png", plots / "confusion.csv", "Shipped model on test: gold vs predicted entity"
+    )
     plot_learning_curves(params.train.reports_dir, list(test.decoded), plots / "learning_curves.png")
     errors = errors_markdown(test.sentences, shipped_test, params.evaluate.error_examples, "test")
     (out / "errors.md").write_text(errors, encoding="utf-8")

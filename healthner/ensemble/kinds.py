@@ -68,7 +68,7 @@ class MemberOutputs:
     averaged: tuple[list[np.ndarray], list[list[str]]] | None = None  # mean-emission CRF (marginals, tags)
 
     def subset(self, rows: Sequence[int]) -> MemberOutputs:
-        pick = lambda values: [values[k] for k in rows]  # noqa: E731
+        pick = lambda values: [values[k] for k in rows]
         averaged = None if self.averaged is None else (pick(self.averaged[0]), pick(self.averaged[1]))
         return MemberOutputs(
             {m: pick(v) for m, v in self.marginals.items()}, {m: pick(v) for m, v in self.paths.items()}, averaged
@@ -197,7 +197,7 @@ class VoteKind(ShippedKind):
 def voted_tags(member_tags: Sequence[Sequence[str]], probs: np.ndarray, min_votes: int) -> list[str]:
     """BIO tags of the spans at least `min_votes` members predict, without overlaps."""
     votes = Counter(span for tags in member_tags for span in set(spans(tags)))
-    confidence = lambda s: float(probs[np.arange(s.start, s.end), _span_tag_ids(s)].mean())  # noqa: E731
+    confidence = lambda s: float(probs[np.arange(s.start, s.end), _span_tag_ids(s)].mean())
     ranked = sorted((s for s, n in votes.items() if n >= min_votes), key=lambda s: (-votes[s], -confidence(s), s.start))
     out, taken = [OUTSIDE] * probs.shape[0], np.zeros(probs.shape[0], dtype=bool)
     for span in ranked:

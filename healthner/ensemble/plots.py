@@ -14,10 +14,10 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")  # files only, never a window
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
 
-from healthner.corpus.labels import ENTITY_TYPES, spans  # noqa: E402
+from healthner.corpus.labels import ENTITY_TYPES, spans
 
 MISSED = "MISSED"  # predicted column of a gold entity no prediction matches by exact span
 SPURIOUS = "SPURIOUS"  # gold row of a predicted entity no gold entity matches by exact span

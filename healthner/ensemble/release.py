@@ -51,12 +51,16 @@ def best_epoch(model_dir: Path) -> int:
     return max(1, int(json.loads(path.read_text(encoding="utf-8"))["best_epoch"]))
 
 
-def write_release_split(params: Params, slot: str, sentences: Sequence[Sentence], dev: Sequence[Sentence], folder: Path) -> None:
+def write_release_split(
+    params: Params, slot: str, sentences: Sequence[Sentence], dev: Sequence[Sentence], folder: Path
+) -> None:
     """A prepared folder for one slot: its vocabulary from every sentence it trains on, and windows."""
     vocab = slot_vocab(params.encoders[slot], sentences, params.prepare.min_char_freq)
     save_slot_vocab(folder / slot, params.encoders[slot], vocab)
     for name, group in (("train", sentences), ("dev", dev)):
-        tokenize_split(group, vocab, params.prepare.window_chars, params.prepare.window_overlap, folder / slot / f"{name}.parquet")
+        tokenize_split(
+            group, vocab, params.prepare.window_chars, params.prepare.window_overlap, folder / slot / f"{name}.parquet"
+        )
 
 
 def retrain_member(params: Params, slot: str, sentences: Sequence[Sentence], dev: Sequence[Sentence]) -> Path:

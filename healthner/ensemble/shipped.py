@@ -62,7 +62,8 @@ class Manifest(BaseModel):
     def model_fields_json(self) -> bytes:
         """The fields that decide the output, canonical JSON: the common ones and the kind's own."""
         fields = self.model_dump()
-        keys = (*MODEL_FIELDS, *self.kind_class.manifest_fields, *([PROVENANCE_FIELD] if fields.get(PROVENANCE_FIELD) else []))
+        provenance = [PROVENANCE_FIELD] if fields.get(PROVENANCE_FIELD) else []
+        keys = (*MODEL_FIELDS, *self.kind_class.manifest_fields, *provenance)
         return json.dumps({key: fields.get(key) for key in keys}, sort_keys=True).encode()
 
 
@@ -182,10 +183,13 @@ def take_member(folder: Path, slot: str, files: dict[str, bytes]) -> MemberFiles
     from healthner.model.folder import MemberFiles
 
     prefix = f"{slot}/"
-    return MemberFiles(folder / slot, {rel.removeprefix(prefix): files.pop(rel) for rel in list(files) if rel.startswith(prefix)})
+    own = {rel.removeprefix(prefix): files.pop(rel) for rel in list(files) if rel.startswith(prefix)}
+    return MemberFiles(folder / slot, own)
 
 
-def member_outputs(predictors: Mapping[str, SlotPredictor], sentences: list[list[str]], averaged: bool = False) -> MemberOutputs:
+def member_outputs(
+    predictors: Mapping[str, SlotPredictor], sentences: list[list[str]], averaged: bool = False
+) -> MemberOutputs:
     """Each member's CRF marginals and Viterbi tags from one encoder pass each, and with `averaged`
     the CRF over their mean emissions (strict BIO)."""
     from healthner.model.predict import averaged_outputs, joint_outputs

@@ -110,7 +110,9 @@ def scores_from_record(selection: Mapping) -> tuple[dict[str, float], dict[str, 
     return dict(selection["members_dev_f1"]), candidates
 
 
-def selection_record(members_f1: dict[str, float], candidates: dict[str, KindScore], choice: Choice, fit_on: str = "dev") -> dict:
+def selection_record(
+    members_f1: dict[str, float], candidates: dict[str, KindScore], choice: Choice, fit_on: str = "dev"
+) -> dict:
     """What ensemble.json keeps of the decision: every score, the choice and what the learned kinds fit on."""
     return {
         "fit_on": fit_on,

@@ -74,7 +74,8 @@ def crossfit_outputs(params: Params, members: Sequence[str], averaged: bool) -> 
     parts, gold = [], []
     for k, sent_ids in enumerate(tqdm(read_folds(params), desc="cross-fitted outputs", unit="fold", disable=None)):
         sentences = [train[i] for i in sent_ids]
-        parts.append(member_outputs(load_predictors(fold_params(params, k), members), [s.chars for s in sentences], averaged))
+        predictors = load_predictors(fold_params(params, k), members)
+        parts.append(member_outputs(predictors, [s.chars for s in sentences], averaged))
         gold += [s.tags for s in sentences]
     return MemberOutputs.concat(parts), gold
 

@@ -34,7 +34,7 @@ class Scores:
         return self.overall.f1
 
     def as_dict(self) -> dict:
-        row = lambda s: {"precision": s.precision, "recall": s.recall, "f1": s.f1, "support": s.support}  # noqa: E731
+        row = lambda s: {"precision": s.precision, "recall": s.recall, "f1": s.f1, "support": s.support}
         return {
             "precision": self.overall.precision,
             "recall": self.overall.recall,

@@ -62,11 +62,11 @@ class _BidirectionalLstm(torch.autograd.Function):
     the exporter drops the ops that made it."""
 
     @staticmethod
-    def forward(ctx, x, lengths, weights, recurrent, bias, traced):  # noqa: ARG004 (the node's inputs)
+    def forward(ctx, x, lengths, weights, recurrent, bias, traced):  # all of them: the node's inputs
         return traced.clone()
 
     @staticmethod
-    def symbolic(g, x, lengths, weights, recurrent, bias, traced):  # noqa: ARG004
+    def symbolic(g, x, lengths, weights, recurrent, bias, traced):
         hidden = recurrent.type().sizes()[-1]
         steps = g.op("Cast", lengths, to_i=torch.onnx.TensorProtoDataType.INT32)  # sequence_lens is int32
         time_major = g.op("Transpose", x, perm_i=[1, 0, 2])

@@ -185,7 +185,9 @@ def joint_outputs(
     def run(emissions: torch.Tensor, mask: torch.Tensor, lengths: list[int]) -> list[tuple[np.ndarray, list[str] | None]]:
         probs = crf_marginals(emissions, mask, scores).cpu().numpy()
         best = crf_viterbi(emissions, mask, scores).tolist() if paths else None
-        return [(probs[row, :n], None if best is None else [TAGS[t] for t in best[row][:n]]) for row, n in enumerate(lengths)]
+        return [
+            (probs[row, :n], None if best is None else [TAGS[t] for t in best[row][:n]]) for row, n in enumerate(lengths)
+        ]
 
     per_member = _over_padded_batches(merged, run, predictors[0].batch_chars, predictors[0].device)
     return (

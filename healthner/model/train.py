@@ -224,7 +224,10 @@ class _Trainer:
     def epoch_batches(self, phase: str) -> list[tuple[Windows, list[int]]]:
         """Length-bucketed batches of each set of the phase, shuffled together (a batch holds one set)."""
         per_set = [
-            [(windows, index) for index in bucketed_batches([len(x) for x in windows.input_ids], self.cfg.batch_size, self.rng)]
+            [
+                (windows, index)
+                for index in bucketed_batches([len(x) for x in windows.input_ids], self.cfg.batch_size, self.rng)
+            ]
             for windows in self.sets(phase)
         ]
         if len(per_set) == 1:
@@ -247,7 +250,8 @@ class _Trainer:
         return float(np.mean(losses)) if losses else float("nan")
 
     def step(self, windows: Windows, index: list[int], opt: torch.optim.Optimizer, sched) -> float:
-        ids, mask, labels, features = (None if t is None else t.to(self.device) for t in windows.collate(index, self.vocab.pad_id))
+        batch = windows.collate(index, self.vocab.pad_id)
+        ids, mask, labels, features = (None if t is None else t.to(self.device) for t in batch)
         with self.autocast():
             if windows is not self.silver:
                 loss = self.objective(self.model, ids, mask, labels, features).total

@@ -179,8 +179,7 @@ def read_inbox_lines(
     """Articles and rejects of one JSON-lines file's bytes; `accepted` carries ids across a day's files."""
     accepted = set() if accepted is None else accepted
     name = safe_text(name)
-    if raw.startswith(UTF8_BOM):
-        raw = raw[len(UTF8_BOM) :]
+    raw = raw.removeprefix(UTF8_BOM)
     result = InboxRead([], [], 0)
     for number, line in enumerate(split_lines(raw), start=1):
         if not line.strip():

@@ -103,7 +103,8 @@ def night_record(dt: str, night: str, manifest: dict, rows: dict[str, int], vers
                  model_version: str) -> pa.Table:
     record = {"dt": dt, NIGHT_COLUMN: night, "model_version": model_version, "lines_read": int(manifest["lines_read"]),
               "published_at": datetime.now(UTC), "inbox_files": list(manifest.get("files", [])),
-              **{f"{name}_rows": rows[name] for name in DATASETS}, **{f"{name}_version": versions[name] for name in DATASETS}}
+              **{f"{name}_rows": rows[name] for name in DATASETS},
+              **{f"{name}_version": versions[name] for name in DATASETS}}
     return pa.Table.from_pylist([record], schema=NIGHTS_SCHEMA)
 
 
@@ -137,7 +138,9 @@ def publish_day(nightly: NightlyParams, version_dir: str) -> Published:
     manifest, tables = staged_tables(fs, version_dir)
     fault_point("publish.verified")
     model_version = model_version_of(tables)
-    metadata = {f"{METADATA_PREFIX}dt": dt, f"{METADATA_PREFIX}night": night, f"{METADATA_PREFIX}model_version": model_version}
+    metadata = {
+        f"{METADATA_PREFIX}dt": dt, f"{METADATA_PREFIX}night": night, f"{METADATA_PREFIX}model_version": model_version
+    }
     versions = {}
     for name in DATASETS:
         versions[name] = commit_day(warehouse, name, with_day(tables[name], dt, night), dt, night, metadata)

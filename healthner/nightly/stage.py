@@ -52,7 +52,9 @@ def assign_shards(articles: Sequence[Article], shards: int) -> list[list[Article
     return groups
 
 
-def read_day(files: Sequence[str], max_article_chars: int, max_id_chars: int = NightlyParams().max_article_id_chars) -> InboxRead:
+def read_day(
+    files: Sequence[str], max_article_chars: int, max_id_chars: int = NightlyParams().max_article_id_chars
+) -> InboxRead:
     """Every file of the day, duplicates judged across files (first accepted occurrence wins)."""
     accepted: set[str] = set()
     day = InboxRead([], [], 0)
@@ -107,7 +109,8 @@ def stage_day(params: Params, dt: str, files: Sequence[str]) -> list[str]:
     day = read_day(files, nightly.max_article_chars, nightly.max_article_id_chars)
     reasons = Counter(r.reason for r in day.rejects)
     log.info("stage dt=%s: %d file(s), %d line(s) read -> %d article(s), %d reject(s) %s in %.1f s", dt, len(files),
-             day.lines_read, len(day.articles), len(day.rejects), dict(sorted(reasons.items())), time.perf_counter() - started)
+             day.lines_read, len(day.articles), len(day.rejects), dict(sorted(reasons.items())),
+             time.perf_counter() - started)
     write_part(fs, f"{folder}/rejects/part-inbox.parquet", rejects_table(day.rejects))
     shard_paths = []
     for index, group in enumerate(assign_shards(day.articles, nightly.shards)):

@@ -95,7 +95,9 @@ def read_json(fs: fsspec.AbstractFileSystem, path: str) -> dict | None:
 def part_fingerprints(fs: fsspec.AbstractFileSystem, version_dir: str) -> dict[str, dict[str, int]]:
     """Each table's part files (name -> bytes): what a check verdict was given, so a changed part voids it."""
     return {
-        dataset: {path.rsplit("/", 1)[-1]: int(fs.size(path)) for path in sorted(fs.glob(f"{version_dir}/{dataset}/*.parquet"))}
+        dataset: {
+            path.rsplit("/", 1)[-1]: int(fs.size(path)) for path in sorted(fs.glob(f"{version_dir}/{dataset}/*.parquet"))
+        }
         for dataset in DATASETS
     }
 

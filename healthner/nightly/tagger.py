@@ -2,12 +2,13 @@
 
 Texts are cut into sentences (the unit the models were trained on), a sentence longer than
 `tag.max_sentence_chars` into pieces of at most that many (at its last space or punctuation mark
-past half the piece, if any), whitespace-only pieces are skipped, and pieces are sorted by length and batched so each forward pass holds about
-`batch_chars` characters. Offsets are kept from the cut onwards, so `text[e.start:e.end] == e.text`
-for every entity, whatever the text holds (newlines, ASCII, full-width characters). An entity never
-begins or ends on whitespace, a control, format or unassigned character (Unicode C*), a separator
-(Z*) or a symbol (S*: emoji, °, +), and never begins on a combining mark (M*, which belongs to the
-character before it): such edges are trimmed, and an entity left empty is dropped.
+past half the piece, if any), whitespace-only pieces are skipped, and pieces are sorted by length
+and batched so each forward pass holds about `batch_chars` characters. Offsets are kept from the cut
+onwards, so `text[e.start:e.end] == e.text` for every entity, whatever the text holds (newlines,
+ASCII, full-width characters). An entity never begins or ends on whitespace, a control, format or
+unassigned character (Unicode C*), a separator (Z*) or a symbol (S*: emoji, °, +), and never begins
+on a combining mark (M*, which belongs to the character before it): such edges are trimmed, and an
+entity left empty is dropped.
 """
 
 from __future__ import annotations

@@ -71,7 +71,9 @@ def test_bad_sql_and_an_empty_warehouse_are_one_line(params_file: Path) -> None:
     one_line_error(CliRunner().invoke(app, ["query", "SELECT count(*) FROM entities", "--params", str(params_file)]))
 
 
-def test_debug_shows_the_traceback(params_file: Path, articles: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_debug_shows_the_traceback(
+    params_file: Path, articles: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     args = ["tag", "--model", "/nonexistent", "--input", str(articles), "--output", str(tmp_path / "e.parquet"),
             "--params", str(params_file)]
     result = CliRunner().invoke(app, ["--debug", *args])

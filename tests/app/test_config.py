@@ -14,7 +14,8 @@ REPO = Path(__file__).resolve().parents[2]
 def test_overrides_nest_by_dots_and_keep_yaml_types() -> None:
     overrides = parse_overrides(["model.lac=finetune", "train.epochs=4", "lexicon.sources=[thuocl]", "loss.focal.gamma=0"])
     assert overrides == {
-        "model": {"lac": "finetune"}, "train": {"epochs": 4}, "lexicon": {"sources": ["thuocl"]}, "loss": {"focal": {"gamma": 0}},
+        "model": {"lac": "finetune"}, "train": {"epochs": 4}, "lexicon": {"sources": ["thuocl"]},
+        "loss": {"focal": {"gamma": 0}},
     }
     params = load_params(REPO / "params.yaml").with_updates(**overrides)
     assert params.model.lac == "finetune" and params.train.epochs == 4 and params.loss.focal.gamma == 0
@@ -36,7 +37,9 @@ def test_a_malformed_override_is_named(bad: str) -> None:
 
 def test_nights_are_tagged_with_the_release_when_there_is_one(tmp_path: Path) -> None:
     release, evaluated = tmp_path / "release", tmp_path / "ensemble"
-    nightly = load_params(REPO / "params.yaml").nightly.model_copy(update={"model_dir": release, "fallback_model_dir": evaluated})
+    nightly = load_params(REPO / "params.yaml").nightly.model_copy(
+        update={"model_dir": release, "fallback_model_dir": evaluated}
+    )
     assert nightly.tagging_model() == evaluated
     release.mkdir()
     (release / "ensemble.json").write_text("{}")

@@ -74,7 +74,9 @@ def test_named_list_entries_merge_by_name() -> None:
 def test_the_paper_profile_is_the_papers_settings() -> None:
     paper = load_params(REPO / "configs" / "paper.yaml")
     assert all(e.init == "pretrained" and e.checkpoint and not e.config for e in paper.encoders.values())
-    assert (paper.train.learning_rate, paper.train.epochs, paper.model.lac, paper.model.use_lexicon) == (1e-4, 25, "off", False)
+    assert (paper.train.learning_rate, paper.train.epochs, paper.model.lac, paper.model.use_lexicon) == (
+        1e-4, 25, "off", False
+    )
     assert [f.enabled for f in paper.data.files if f.name == "healthner_train.jsonl"] == [True]
     monpa = load_params(REPO / "configs" / "monpa.yaml")
     assert monpa.encoders["albert"].init == "pretrained" and monpa.encoders["bert"].init == "scratch"

@@ -36,7 +36,8 @@ def test_tables_replace_only_what_is_between_their_markers(tmp_path: Path) -> No
     generated = render_results.tables(_reports(tmp_path))
     text = "intro\n<!-- results:summary -->\nold table\n<!-- /results:summary -->\noutro\n"
     out = render_results.render(text, generated)
-    assert out.startswith("intro\n<!-- results:summary -->\n| model | dev F1 |") and out.endswith("<!-- /results:summary -->\noutro\n")
+    assert out.startswith("intro\n<!-- results:summary -->\n| model | dev F1 |")
+    assert out.endswith("<!-- /results:summary -->\noutro\n")
     assert "old table" not in out
     assert "| BERT-BiLSTM-CRF | 0.7000 | 0.7000 | 0.833 | 0.7768 |" in out
     assert render_results.render(out, generated) == out  # idempotent
@@ -59,10 +60,14 @@ def test_the_crossfit_tables_set_the_profile_beside_the_default(tmp_path: Path) 
     default = _reports(tmp_path / "default")
     crossfit = tmp_path / "crossfit"
     crossfit.mkdir()
-    rows = [{"kind": "vote", "members": ["bert", "roberta"], "dev_f1": 0.71, "dev_spread": 0.0, "test_f1": 0.70, "ships": True}]
+    rows = [
+        {"kind": "vote", "members": ["bert", "roberta"], "dev_f1": 0.71, "dev_spread": 0.0, "test_f1": 0.70, "ships": True}
+    ]
     chosen = {"kind": "vote", "members": ["bert", "roberta"], "reason": "vote beats bert alone by +0.0100 dev F1"}
     (crossfit / "combiners.json").write_text(json.dumps({"rows": rows, "selection": {"chosen": chosen}}))
-    members = [{"slot": "bert", "fold": k, "dev_f1": f1, "best_epoch": 5, "seconds": 100.0} for k, f1 in enumerate((0.70, 0.72))]
+    members = [
+        {"slot": "bert", "fold": k, "dev_f1": f1, "best_epoch": 5, "seconds": 100.0} for k, f1 in enumerate((0.70, 0.72))
+    ]
     record = {"folds": 2, "sentences": 10, "seconds": 200.0, "members": members, "full_dev_f1": {"bert": 0.73}}
     (crossfit / "crossfit.json").write_text(json.dumps(record))
     (crossfit / "metrics.json").write_text((default / "metrics.json").read_text())
@@ -83,7 +88,8 @@ def test_a_profile_table_sets_every_model_of_the_profile_beside_the_default(tmp_
     monpa.mkdir()
     metrics = {split: {"bert": _scores(0.7), "albert": _scores(0.71), "shipped": _scores(0.7)} for split in ("dev", "test")}
     (monpa / "metrics.json").write_text(json.dumps(metrics))
-    rows = [{"kind": "forest", "members": ["bert", "albert"], "dev_f1": 0.69, "dev_spread": 0.0, "test_f1": 0.68, "ships": False},
+    rows = [{"kind": "forest", "members": ["bert", "albert"], "dev_f1": 0.69, "dev_spread": 0.0, "test_f1": 0.68,
+             "ships": False},
             {"kind": "member", "members": ["albert"], "dev_f1": 0.71, "dev_spread": 0.0, "test_f1": 0.71, "ships": True}]
     chosen = {"kind": "member", "members": ["albert"], "reason": "no combiner beats albert alone"}
     (monpa / "combiners.json").write_text(json.dumps({"rows": rows, "selection": {"chosen": chosen}}))

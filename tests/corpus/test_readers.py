@@ -136,7 +136,10 @@ def test_conll_genre_is_the_entrys_never_the_file_name(tmp_path: Path) -> None:
     [
         ({"name": "rocling_sm.txt", "format": "conll"}, "rocling_sm.txt: a conll file needs `genre`"),
         ({"name": "fixes.json", "format": "labelstudio_json"}, "fixes.json: a labelstudio_json file needs `genre`"),
-        ({"name": "a.jsonl", "format": "healthner_jsonl", "genre": "FT"}, "a.jsonl: healthner_jsonl records carry their own genre"),
+        (
+            {"name": "a.jsonl", "format": "healthner_jsonl", "genre": "FT"},
+            "a.jsonl: healthner_jsonl records carry their own genre",
+        ),
     ],
 )
 def test_a_genre_has_one_owner(entry: dict, says: str) -> None:

@@ -66,7 +66,9 @@ def test_opencc_converts_to_taiwan_usage(tmp_path: Path) -> None:
 
 def test_qa_blocks_cut_the_title_line_at_commas_and_keep_the_answer() -> None:
     text = "頭痛,發燒怎麼辦,要看醫生嗎\n多喝水。\n\n\n胃痛,吃什麼\n吃藥。\n"
-    assert list(qa_blocks(text)) == [(1, ["頭痛", "發燒怎麼辦", "要看醫生嗎", "多喝水。"]), (5, ["胃痛", "吃什麼", "吃藥。"])]
+    assert list(qa_blocks(text)) == [
+        (1, ["頭痛", "發燒怎麼辦", "要看醫生嗎", "多喝水。"]), (5, ["胃痛", "吃什麼", "吃藥。"])
+    ]
 
 
 def test_a_csv_without_the_expected_header_names_the_file_and_line(tmp_path: Path) -> None:

@@ -1,3 +1,5 @@
+import itertools
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -13,7 +15,7 @@ def test_windows_cover_and_merge_back_exactly(length, size, overlap_frac):
     windows = make_windows(length, size, overlap)
     assert windows[0][0] == 0 and windows[-1][1] == length
     assert all(0 < end - start <= size for start, end in windows)
-    for (s1, e1), (s2, _) in zip(windows, windows[1:]):
+    for (s1, e1), (s2, _) in itertools.pairwise(windows):
         assert s2 > s1 and s2 <= e1  # consecutive windows touch or overlap: no gap
     values = [np.arange(start, end) * 10 for start, end in windows]
     assert (merge_windows(length, windows, values) == np.arange(length) * 10).all()

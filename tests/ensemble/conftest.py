@@ -1,4 +1,5 @@
-"""Fixtures of tests/tiny_models.py (tiny params over real sentences, one torch thread per test) and shipped folders of every kind."""
+"""Fixtures of tests/tiny_models.py (tiny params over real sentences, one torch thread per test) and
+shipped folders of every kind."""
 
 import pytest
 

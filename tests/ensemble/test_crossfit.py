@@ -175,4 +175,5 @@ def _dev(params: Params) -> list[Sentence]:
 def _windows_of(params: Params, slot: str) -> list[str]:
     import pyarrow.parquet as pq
 
-    return pq.read_table(params.prepare.output_dir / slot / "train.parquet", columns=["sent_id"]).column("sent_id").to_pylist()
+    table = pq.read_table(params.prepare.output_dir / slot / "train.parquet", columns=["sent_id"])
+    return table.column("sent_id").to_pylist()

@@ -81,7 +81,7 @@ def test_features_centre_neighbours_and_padding_flags() -> None:
     f = sentence_features([a, b], context)
     width = 2 * N_TAGS  # one position: both members' marginals
     assert f.shape == (3, n_features(2, context)) == (3, 5 * width + 2 * context)
-    block = lambda offset: f[:, (offset + context) * width : (offset + context + 1) * width]  # noqa: E731
+    block = lambda offset: f[:, (offset + context) * width : (offset + context + 1) * width]
     flags = f[:, 5 * width :]  # offsets -2, -1, +1, +2
     np.testing.assert_array_equal(block(0), np.hstack([a, b]))
     np.testing.assert_array_equal(block(-1)[1:], np.hstack([a, b])[:-1])
@@ -294,7 +294,8 @@ def test_a_stack_with_viterbi_features_ships_and_predicts(tiny_run: Params, tmp_
     params = tiny_run.with_updates(stack={"viterbi_features": True, "output_dir": str(tmp_path / "ensemble")})
     fit_stack(params)
     ensemble = Ensemble.load(tmp_path / "ensemble")
-    assert ensemble.kind.viterbi_features and ensemble.kind.model.n_features_in_ == n_features(2 * len(SLOTS), params.stack.context)
+    assert ensemble.kind.viterbi_features
+    assert ensemble.kind.model.n_features_in_ == n_features(2 * len(SLOTS), params.stack.context)
     sentences = [list("膽汁長期滯留就會比較容易造成膽沙和膽結石了。"), []]
     predictions = ensemble.predict(sentences)
     assert [len(p.tags) for p in predictions] == [len(s) for s in sentences]
@@ -317,7 +318,8 @@ def test_evaluate_writes_every_report(tiny_run: Params) -> None:
     assert table[-1]["test_f1"] == metrics["test"]["shipped"]["f1"]
     assert "| BERT + ALBERT |" in (out / "table2.md").read_text()
     plots = out / "plots"
-    for name in ("f1_per_type.png", "confusion.png", "confusion.csv", "learning_curves.png", "f1_per_type/shipped.csv", "diversity.png"):
+    for name in ("f1_per_type.png", "confusion.png", "confusion.csv", "learning_curves.png", "f1_per_type/shipped.csv",
+                 "diversity.png"):
         assert (plots / name).is_file(), name
     assert (out / "errors.md").read_text().startswith("# Where the shipped model is most wrong")
     combiners = json.loads((out / "combiners.json").read_text())

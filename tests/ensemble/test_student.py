@@ -23,7 +23,10 @@ from healthner.model.silver import SilverSet
 from healthner.model.train import SUMMARY_FILE, TrainResult, train
 from tests.tiny_models import REPO, untrained_ensemble
 
-TEXTS = ["頭痛發燒三天了，要吃什麼藥", "糖尿病人可以吃水果嗎", "膽結石需要開刀嗎", "咳嗽一直不好", "維生素D缺乏會怎樣", "醫生說是感冒"]
+TEXTS = [
+    "頭痛發燒三天了，要吃什麼藥", "糖尿病人可以吃水果嗎", "膽結石需要開刀嗎",
+    "咳嗽一直不好", "維生素D缺乏會怎樣", "醫生說是感冒",
+]
 
 
 def test_confidence_is_the_mean_probability_of_the_teachers_own_tags() -> None:
@@ -105,7 +108,9 @@ MEMBERS_F1 = {"bert": 0.70, "albert": 0.72}
 
 
 def _choose(student_runs: list[float], vote: float) -> Choice:
-    return choose(MEMBERS_F1, {"vote": KindScore([vote, vote])}, StackParams(min_gain=0.01), {STUDENT: KindScore(student_runs)})
+    return choose(
+        MEMBERS_F1, {"vote": KindScore([vote, vote])}, StackParams(min_gain=0.01), {STUDENT: KindScore(student_runs)}
+    )
 
 
 def test_the_student_ships_when_it_is_the_best_single_model_and_no_combiner_beats_it_by_min_gain() -> None:

@@ -34,7 +34,7 @@ def _brute_force(emissions, start, transitions, end) -> tuple[torch.Tensor, list
     scores = []
     for path in paths:
         score = start[path[0]] + emissions[0, path[0]] + end[path[-1]]
-        score = score + sum(transitions[a, b] + emissions[t + 1, b] for t, (a, b) in enumerate(zip(path, path[1:])))
+        score = score + sum(transitions[a, b] + emissions[t + 1, b] for t, (a, b) in enumerate(itertools.pairwise(path)))
         scores.append(float(score))
         if score > best_score:
             best, best_score = list(path), float(score)
@@ -71,7 +71,7 @@ def test_viterbi_equals_pytorch_crf_with_shared_scores() -> None:
 
 
 def test_marginals_fall_back_to_log_space_where_scaling_underflows(monkeypatch) -> None:
-    import healthner.model.crf as crf
+    from healthner.model import crf
 
     redone = []
     monkeypatch.setattr(crf, "crf_marginals_log", lambda *args: redone.append(args[0].shape[0]) or crf_marginals_log(*args))

@@ -28,7 +28,10 @@ def _predictor(seed: int, family: str, encoder_params: dict, vocab: CharVocab, u
 
 def test_joint_equals_separate_including_empty_and_windowed_sentences(encoder_params: dict) -> None:
     vocab = CharVocab.build(SENTENCES)
-    members = [_predictor(seed, family, encoder_params, vocab) for seed, family in ((0, "bert"), (1, "albert"), (2, "roberta"))]
+    members = [
+        _predictor(seed, family, encoder_params, vocab)
+        for seed, family in ((0, "bert"), (1, "albert"), (2, "roberta"))
+    ]
     joint, paths = joint_outputs(members, SENTENCES, paths=True)
     for member, probs, tags in zip(members, joint, paths):
         for alone, together, chars in zip(member.marginals(SENTENCES), probs, SENTENCES):

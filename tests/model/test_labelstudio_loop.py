@@ -74,7 +74,8 @@ def test_a_reviewed_export_validates_prepares_and_trains(tmp_path: Path, real_se
 
     prepared = prepare(params)
     assert prepared.splits["train"].sentences + prepared.splits["dev"].sentences == 120
-    assert prepared.splits["dev"].sentences > 0 and prepared.splits["train"].genres == {"FT": prepared.splits["train"].sentences}
+    assert prepared.splits["dev"].sentences > 0
+    assert prepared.splits["train"].genres == {"FT": prepared.splits["train"].sentences}
     for split in ("train", "dev"):
         rows = pq.read_table(params.prepare.output_dir / f"{split}.parquet").to_pylist()
         assert rows and all(row["tags"] == corrected[row["sent_id"]] for row in rows)  # the review, not the draft

@@ -61,7 +61,9 @@ def test_through_our_vocabulary_the_port_reads_each_character_as_lac_does(onnx_s
 
 
 def test_a_finetuned_lac_trains_at_its_own_rate_and_ships_inside_the_model(tiny_params: Params, monkeypatch) -> None:
-    params = tiny_params.with_updates(model={"lac": "finetune", "use_lexicon": False}, train={"max_steps": 6, "pretrained_lr": 1e-4})
+    params = tiny_params.with_updates(
+        model={"lac": "finetune", "use_lexicon": False}, train={"max_steps": 6, "pretrained_lr": 1e-4}
+    )
     vocab = CharVocab.load(params.prepare.output_dir / "bert")
     model = build_model(params, "bert", vocab)
     slow, rest = parameter_groups(model, params, "bert")

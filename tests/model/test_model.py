@@ -5,6 +5,7 @@ CRF inference itself (marginals and Viterbi against brute force): tests/code/tes
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import pytest
@@ -62,7 +63,7 @@ def test_padding_does_not_change_a_sentences_emissions(encoder_params: dict) -> 
 def _assert_valid_bio(paths: list[list[int]]) -> None:
     for path in paths:
         tags = [OUTSIDE] + [TAGS[i] for i in path]
-        assert all(is_valid_transition(a, b) for a, b in zip(tags, tags[1:])), tags
+        assert all(is_valid_transition(a, b) for a, b in itertools.pairwise(tags)), tags
 
 
 def test_crf_viterbi_is_valid_bio_even_after_training_steps(encoder_params: dict) -> None:

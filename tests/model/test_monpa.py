@@ -46,7 +46,9 @@ def test_our_vocabulary_gives_monpas_own_ids(extracted: Path, real_sentences: li
     assert ours.encode(chars)[0] == [theirs[c] for c in chars]
 
 
-def test_the_extracted_checkpoint_computes_what_monpas_encoder_computes(extracted: Path, real_sentences: list[Sentence]) -> None:
+def test_the_extracted_checkpoint_computes_what_monpas_encoder_computes(
+    extracted: Path, real_sentences: list[Sentence]
+) -> None:
     vocab = pretrained_vocab(str(extracted))
     ours = build_encoder(EncoderParams(family="albert", init="pretrained", checkpoint=str(extracted)), vocab, 128).eval()
     theirs = _monpa_encoder()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 
 import numpy as np
@@ -65,7 +66,8 @@ def test_train_saves_a_pickle_free_checkpoint_and_reports(trained: tuple[Params,
     assert result.model_dir == params.train.output_dir / "bert"
     assert 1 <= result.epochs_run <= params.train.epochs and 0.0 <= result.best_dev_f1 <= 1.0
     files = {p.name for p in result.model_dir.iterdir()}
-    assert {MODEL_FILE, CONFIG_FILE, LABELS_FILE, VOCAB_FILE, SUMMARY_FILE, LEXICON_FILE} <= files  # default: lexicon features
+    # default: lexicon features
+    assert {MODEL_FILE, CONFIG_FILE, LABELS_FILE, VOCAB_FILE, SUMMARY_FILE, LEXICON_FILE} <= files
     assert not [p for p in result.model_dir.rglob("*") if p.suffix in PICKLE_SUFFIXES]
     assert json.loads((result.model_dir / LABELS_FILE).read_text()) == list(TAGS)
     summary = json.loads((result.model_dir / SUMMARY_FILE).read_text())
@@ -117,7 +119,7 @@ def test_predictor_marginals_and_tags_for_any_length(trained: tuple[Params, Trai
     assert [len(t) for t in tags] == [len(s) for s in sentences]
     for path in tags:
         full = [OUTSIDE, *path]
-        assert all(is_valid_transition(a, b) for a, b in zip(full, full[1:]))
+        assert all(is_valid_transition(a, b) for a, b in itertools.pairwise(full))
     # batching must not change results: one sentence at a time gives the same tags
     assert [predictor.decode([s])[0] for s in sentences[-3:]] == tags[-3:]
 
@@ -133,7 +135,7 @@ def test_int8_quantised_predictor_stays_close_to_float(trained: tuple[Params, Tr
         assert a.size == 0 or np.abs(a - b).max() < 0.2  # int8 weights move probabilities a little, not the picture
     for path in quantised.decode(sentences):
         full = [OUTSIDE, *path]
-        assert all(is_valid_transition(a, b) for a, b in zip(full, full[1:]))
+        assert all(is_valid_transition(a, b) for a, b in itertools.pairwise(full))
 
 
 def test_bfloat16_predictor_stays_close_to_float(trained: tuple[Params, TrainResult]) -> None:
@@ -148,4 +150,4 @@ def test_bfloat16_predictor_stays_close_to_float(trained: tuple[Params, TrainRes
         assert a.size == 0 or np.abs(a - b).max() < 0.2
     for path in half.decode(sentences):
         full = [OUTSIDE, *path]
-        assert all(is_valid_transition(a, b) for a, b in zip(full, full[1:]))
+        assert all(is_valid_transition(a, b) for a, b in itertools.pairwise(full))

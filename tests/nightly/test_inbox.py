@@ -118,7 +118,8 @@ def test_a_hostile_line_is_a_reject_and_the_rest_of_the_file_is_read(tmp_path: P
         b'{"article_id": "s3", "text": "x", "title": "\\ud83d"}',            # ... in the title
         b'{"article_id": "ctl", "text": "a\x01b"}',                           # raw control character
     ]
-    path = write(tmp_path / "a.jsonl", [line(article_id="first", text="頭痛")] + hostile + [line(article_id="last", text="發燒")])
+    lines = [line(article_id="first", text="頭痛"), *hostile, line(article_id="last", text="發燒")]
+    path = write(tmp_path / "a.jsonl", lines)
     articles, rejects = read_inbox_file(str(path), MAX_CHARS)
     assert [a.article_id for a in articles] == ["first", "last"]
     assert [(r.location, r.reason) for r in rejects] == [

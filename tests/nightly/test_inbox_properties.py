@@ -28,7 +28,9 @@ scalars = st.one_of(
 )
 json_values = st.recursive(scalars, lambda inner: st.lists(inner, max_size=4) | st.dictionaries(texts, inner, max_size=4),
                            max_leaves=12)
-ids = st.one_of(st.integers(), texts, st.floats(allow_nan=False), st.booleans(), st.none(), st.lists(st.integers(), max_size=2))
+ids = st.one_of(
+    st.integers(), texts, st.floats(allow_nan=False), st.booleans(), st.none(), st.lists(st.integers(), max_size=2)
+)
 
 
 @st.composite

@@ -40,7 +40,9 @@ def test_stage_and_tag_log_counts_progress_and_timings(random_ensemble: Path, tm
     assert any("model_version" in m for m in messages)  # the ensemble says which model it loaded
 
 
-def test_no_progress_bar_when_not_on_a_terminal(random_ensemble: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+def test_no_progress_bar_when_not_on_a_terminal(
+    random_ensemble: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
     path = tmp_path / "a.jsonl"
     path.write_text(json.dumps({"article_id": "a", "text": "頭痛"}) + "\n", encoding="utf-8")
     articles, _ = read_inbox_file(str(path))

@@ -46,7 +46,9 @@ def test_csv_and_json_hold_every_row(warehouse: tuple[str, Path]) -> None:
 def test_parquet_goes_to_a_file_read_back_by_pyarrow(warehouse: tuple[str, Path], tmp_path: Path) -> None:
     _, params_file = warehouse
     out = tmp_path / "result" / "entities.parquet"
-    result = CliRunner().invoke(app, ["query", SQL, "--format", "parquet", "--output", str(out), "--params", str(params_file)])
+    result = CliRunner().invoke(
+        app, ["query", SQL, "--format", "parquet", "--output", str(out), "--params", str(params_file)]
+    )
     assert result.exit_code == 0, result.output
     assert result.stdout == f"{len(ARTICLES)} row(s) -> {out}\n"
     table = pq.read_table(out)

@@ -178,7 +178,8 @@ def test_labelstudio_tasks_have_the_documented_shape(params, random_ensemble, so
             [label] = value["labels"]
             spans.add((task["data"]["article_id"], label, value["start"], value["end"]))
         if prediction["result"]:
-            assert prediction["score"] == pytest.approx(sum(r["score"] for r in prediction["result"]) / len(prediction["result"]))
+            mean = sum(r["score"] for r in prediction["result"]) / len(prediction["result"])
+            assert prediction["score"] == pytest.approx(mean)
     assert spans == reference
 
 

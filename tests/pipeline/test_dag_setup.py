@@ -65,7 +65,9 @@ def asset_extras(run_id_prefix: str = "") -> dict[str, dict]:
                 select(AssetEvent).join(AssetModel, AssetEvent.asset_id == AssetModel.id)
                 .where(AssetModel.uri == f"healthner://warehouse/{table}").order_by(AssetEvent.id.desc()).limit(1)
             ).first()
-            found[table] = {"extra": event.extra, "dag": event.source_dag_id, "task": event.source_task_id} if event else None
+            found[table] = (
+                {"extra": event.extra, "dag": event.source_dag_id, "task": event.source_task_id} if event else None
+            )
     return found
 
 

@@ -58,7 +58,9 @@ def test_compose_mounts_dags_models_and_data() -> None:
 
 def test_dockerfile_passes_hadolint() -> None:
     hadolint = Path(sys.executable).parent / "hadolint"
-    result = subprocess.run([str(hadolint), str(REPO / "docker" / "Dockerfile")], capture_output=True, text=True)
+    result = subprocess.run(
+        [str(hadolint), str(REPO / "docker" / "Dockerfile")], capture_output=True, text=True, check=False
+    )
     assert result.returncode == 0, result.stdout + result.stderr
 
 
@@ -77,7 +79,8 @@ def test_gpu_override_builds_on_cuda_torch_and_reserves_a_gpu_per_worker() -> No
     worker = override["airflow-worker"]
     index = worker["build"]["args"]["TORCH_INDEX"]
     assert "/whl/cu" in index and index in (REPO / "docker" / "Dockerfile").read_text(encoding="utf-8")
-    assert worker["build"]["dockerfile"] == "docker/Dockerfile" and "ARG TORCH_INDEX" in (REPO / "docker" / "Dockerfile").read_text()
+    assert worker["build"]["dockerfile"] == "docker/Dockerfile"
+    assert "ARG TORCH_INDEX" in (REPO / "docker" / "Dockerfile").read_text()
     (device,) = worker["deploy"]["resources"]["reservations"]["devices"]
     assert device["driver"] == "nvidia" and device["capabilities"] == ["gpu"] and device["count"] == 1
     assert worker["image"] != compose()["services"]["airflow-worker"]["image"]  # never overwrites the CPU image tag

@@ -6,8 +6,8 @@ import yaml
 
 from tests.conftest import dvc
 
-STAGES = ["validate", "prepare", "train@bert", "train@roberta", "train@electra", "train@albert", "crossfit", "stack", "evaluate",
-          "unlabeled", "teach", "student"]
+STAGES = ["validate", "prepare", "train@bert", "train@roberta", "train@electra", "train@albert", "crossfit", "stack",
+          "evaluate", "unlabeled", "teach", "student"]
 
 
 def test_repro_ran_every_stage(tiny_repo):
@@ -120,7 +120,8 @@ def test_teacher_labels_the_unlabeled_sentences_and_the_rule_sees_the_student(ti
     assert shares == sorted(shares, reverse=True) and shares[0] == 1.0  # threshold 0 keeps every dev sentence
 
     report = json.loads((tiny_repo / "reports" / "student.json").read_text())
-    assert report["silver"]["sentences"] + report["silver"]["below_confidence"] + report["silver"]["outside_fraction"] == len(silver)
+    counts = report["silver"]
+    assert counts["sentences"] + counts["below_confidence"] + counts["outside_fraction"] == len(silver)
     assert list(report["seeds"]) == [str(s) for s in params["student"]["seeds"]]
     shipped_dir = tiny_repo / "models" / "shipped"
     shipped = read_manifest(shipped_dir)
@@ -131,7 +132,8 @@ def test_teacher_labels_the_unlabeled_sentences_and_the_rule_sees_the_student(ti
         return
     origin = shipped["provenance"]
     assert origin["teacher"]["model_version"] == ensemble["model_version"]
-    assert origin["silver"]["sha256"] == hashlib.sha256((tiny_repo / "data" / "silver" / "silver.parquet").read_bytes()).hexdigest()
+    published = (tiny_repo / "data" / "silver" / "silver.parquet").read_bytes()
+    assert origin["silver"]["sha256"] == hashlib.sha256(published).hexdigest()
     manifest_path = shipped_dir / "ensemble.json"
     saved = manifest_path.read_text()
     try:

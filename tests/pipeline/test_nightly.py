@@ -104,7 +104,9 @@ def night(tmp_path_factory, tiny_ensemble: Path, airflow_db: Path) -> dict:
     (day / BAD_FILE).write_bytes(b"\n".join(lines) + b"\n")
     next_day = root / "inbox" / f"dt={NEXT_DAY}"  # articles of the day that has just begun: not tonight's
     next_day.mkdir()
-    (next_day / "articles-000.jsonl").write_text(json.dumps({"article_id": "n1", "text": "明天的頭痛。"}, ensure_ascii=False))
+    (next_day / "articles-000.jsonl").write_text(
+        json.dumps({"article_id": "n1", "text": "明天的頭痛。"}, ensure_ascii=False)
+    )
     state = run_night(params_file)
     return {"root": root, "params": params_file, "texts": texts, "reasons": reasons, "state": state,
             "warehouse": root / "warehouse", "lines": len(texts) + sum(1 for line in lines if line.strip())}

@@ -66,7 +66,9 @@ def test_pool_processes_die_with_a_killed_parent(random_ensemble: Path) -> None:
 
 
 @pytest.mark.parametrize(("threads", "slots", "cores", "expected"), [(3, 8, 2, 1), (None, 2, 16, 8), (4, 1, 2, 2)])
-def test_threads_never_exceed_a_process_share_of_the_cores(threads: int | None, slots: int, cores: int, expected: int) -> None:
+def test_threads_never_exceed_a_process_share_of_the_cores(
+    threads: int | None, slots: int, cores: int, expected: int
+) -> None:
     assert tag_threads(TagParams(torch_threads=threads), NightlyParams(tag_slots=slots), cores) == expected
 
 

@@ -47,7 +47,9 @@ def one_line_error(result, *fragments: str) -> None:
     assert line.startswith("error: ") and all(f in line for f in fragments), line
 
 
-def test_output_equal_to_input_is_refused_and_the_input_kept(random_ensemble: Path, params_file: Path, tmp_path: Path) -> None:
+def test_output_equal_to_input_is_refused_and_the_input_kept(
+    random_ensemble: Path, params_file: Path, tmp_path: Path
+) -> None:
     source = articles(tmp_path / "a.jsonl")
     before = source.read_bytes()
     one_line_error(tag(random_ensemble, params_file, source, source), "is an input file")
