@@ -101,13 +101,23 @@ def table_uri(warehouse: str, name: str) -> str:
 
 def storage_options(warehouse: str) -> dict[str, str] | None:
     """deltalake's options for a warehouse URL: on s3, commits by conditional put (If-None-Match),
-    so concurrent writers need no lock table; plain HTTP allowed for a local endpoint (moto, MinIO)."""
+    so concurrent writers need no lock table; the credentials and endpoint fsspec is configured with
+    (`fsspec.config.conf["s3"]`, which the DAG fills from its Airflow connection), so the Delta
+    commits and the fsspec reads use the same account; plain HTTP allowed for a local endpoint
+    (moto, MinIO). Without fsspec settings, delta-rs takes the standard AWS chain."""
     if not str(warehouse).startswith("s3://"):
         return None
-    options = {"conditional_put": "etag"}
-    if os.environ.get("AWS_ENDPOINT_URL", "").startswith("http://"):
+    import fsspec.config
+
+    s3 = fsspec.config.conf.get("s3", {})
+    region = (s3.get("client_kwargs") or {}).get("region_name")
+    endpoint = s3.get("endpoint_url") or os.environ.get("AWS_ENDPOINT_URL", "")
+    options = {"conditional_put": "etag", "aws_access_key_id": s3.get("key"),
+               "aws_secret_access_key": s3.get("secret"), "aws_endpoint_url": s3.get("endpoint_url"),
+               "aws_region": region}
+    if endpoint.startswith("http://"):
         options["allow_http"] = "true"
-    return options
+    return {name: value for name, value in options.items() if value}
 
 
 def corrupt_log_entries(uri: str) -> list[str]:
