@@ -25,9 +25,11 @@ import torch
 import yaml
 from tqdm import tqdm
 
-from healthner.config import Params
+from healthner.config import NightlyParams, Params
 from healthner.nightly.batch import SAMPLE_JOIN, write_inbox_day
 from healthner.nightly.tagger import Tagger
+
+TAG_POOL = "healthner_tag"  # the DAG's pool for its tag tasks (dags/healthner_nightly.py)
 
 REPO_DAGS = Path(__file__).resolve().parents[1] / "dags"
 DAG_ID = "healthner_nightly"
@@ -183,8 +185,9 @@ def write_params(params: Params, path: Path) -> Path:
     return path
 
 
-def airflow_env(home: Path) -> dict[str, str]:
-    """A throwaway Airflow: its own home and SQLite metadata DB, migrated once."""
+def airflow_env(home: Path, tag_slots: int = NightlyParams().tag_slots) -> dict[str, str]:
+    """A throwaway Airflow: its own home and SQLite metadata DB, migrated once, with the DAG's tag
+    pool (whose absence fails a night at its first task)."""
     env = {
         "AIRFLOW_HOME": str(home),
         "AIRFLOW__CORE__DAGS_FOLDER": str(REPO_DAGS),
@@ -193,10 +196,11 @@ def airflow_env(home: Path) -> dict[str, str]:
         "HEALTHNER_RETRIES": "0",  # a failed night fails the benchmark at once
     }
     home.mkdir(parents=True, exist_ok=True)
-    migrate = [str(AIRFLOW_BIN), "db", "migrate"]
-    done = subprocess.run(migrate, env={**os.environ, **env}, capture_output=True, text=True, check=False)
-    if done.returncode:
-        raise RuntimeError(f"airflow db migrate failed:\n{(done.stdout + done.stderr)[-LOG_TAIL_CHARS:]}")
+    for args in (["db", "migrate"], ["pools", "set", TAG_POOL, str(tag_slots), "healthner tag tasks"]):
+        done = subprocess.run([str(AIRFLOW_BIN), *args], env={**os.environ, **env}, capture_output=True, text=True,
+                              check=False)
+        if done.returncode:
+            raise RuntimeError(f"airflow {' '.join(args)} failed:\n{(done.stdout + done.stderr)[-LOG_TAIL_CHARS:]}")
     return env
 
 
