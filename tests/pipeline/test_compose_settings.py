@@ -61,7 +61,8 @@ def test_compose_and_native_run_have_the_same_settings() -> None:
             same_except_host(env[key], native[key])
         assert urlsplit(env["AIRFLOW__CELERY__BROKER_URL"]).hostname == "redis"
         assert urlsplit(env["AIRFLOW__CELERY__RESULT_BACKEND"]).hostname == "postgres"
-        assert env["AIRFLOW__CELERY__RESULT_BACKEND"].startswith("db+postgresql+psycopg2://")  # SQLAlchemy 2.1's default driver is psycopg 3
+        # SQLAlchemy 2.1's default driver is psycopg 3: the driver is named
+        assert env["AIRFLOW__CELERY__RESULT_BACKEND"].startswith("db+postgresql+psycopg2://")
         assert urlsplit(env["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"]).path == "/execution/"
         assert urlsplit(native["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"]).path == "/execution/"
         for key in ("AIRFLOW__API_AUTH__JWT_SECRET", "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE",
@@ -73,7 +74,8 @@ def test_database_credentials_match_the_postgres_service() -> None:
     services = compose()["services"]
     pg = services["postgres"]["environment"]
     url = urlsplit(compose_env(services["airflow-scheduler"])["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"])
-    assert (url.username, url.password, url.path.lstrip("/")) == (pg["POSTGRES_USER"], pg["POSTGRES_PASSWORD"], pg["POSTGRES_DB"])
+    expected = (pg["POSTGRES_USER"], pg["POSTGRES_PASSWORD"], pg["POSTGRES_DB"])
+    assert (url.username, url.password, url.path.lstrip("/")) == expected
 
 
 def test_model_and_warehouse_paths_are_the_same_below_the_airflow_root() -> None:
