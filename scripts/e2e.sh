@@ -2,7 +2,7 @@
 # `make e2e`: the nightly DAG on the compose file's topology (CeleryExecutor, Redis, Postgres,
 # api-server, scheduler, dag-processor, triggerer, two Celery workers), natively on this machine,
 # with faults. Installs postgresql and redis-server from Debian's packages when missing, then runs
-# scripts/e2e.py (what it does and asserts: its docstring). Leaves no process running.
+# `python -m scripts.e2e` (what it does and asserts: scripts/e2e/__init__.py's docstring). Leaves no process running.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY="${PY:-.venv/bin/python}"
@@ -17,8 +17,8 @@ fi
 # Debian's packages start their own servers on the default ports; e2e uses its own, on free ports.
 
 start=$(date +%s)
-# e2e.py stops what it started when it ends or gets SIGTERM/SIGINT; pass those on to it
-PYTHONPATH="$PWD" "$PY" scripts/e2e.py &
+# scripts.e2e stops what it started when it ends or gets SIGTERM/SIGINT; pass those on to it
+PYTHONPATH="$PWD" "$PY" -m scripts.e2e &
 pid=$!
 trap 'kill -TERM "$pid" 2>/dev/null' TERM INT HUP
 code=0

@@ -1,7 +1,7 @@
 """docs/airflow.md: every command on the page is run, here or by `make e2e`. The pip commands run
 as written, dry (`--dry-run --no-index`: resolved against this venv, nothing downloaded or
 installed); the airflow commands run on the test metadata DB (the backfill as `--dry-run`), and
-`make e2e` runs them for real, read from the page (scripts/e2e.py: page_command)."""
+`make e2e` runs them for real, read from the page (scripts/e2e/settings.py: page_command)."""
 
 from __future__ import annotations
 
@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from scripts.e2e import settings as e2e
 from tests.pipeline.dag_runs import REPO, TAG_POOL, airflow
-from tests.pipeline.test_compose_settings import e2e_module
 
 PAGE = REPO / "docs" / "airflow.md"
 
@@ -28,7 +28,6 @@ def page_commands() -> list[str]:
 def test_every_command_on_the_page_is_one_this_file_or_make_e2e_runs() -> None:
     commands = page_commands()
     assert {c.split()[0] for c in commands} == {"pip", "airflow"}
-    e2e = e2e_module()
     run_by_e2e = [c for c in commands if c.startswith(e2e.PAGE_COMMANDS)]
     assert len(run_by_e2e) == len(e2e.PAGE_COMMANDS) == len([c for c in commands if c.startswith("airflow")])
     for prefix in e2e.PAGE_COMMANDS:
@@ -47,7 +46,6 @@ def test_the_install_commands_resolve_against_the_pins(command: str, tmp_path: P
 
 
 def test_the_pool_and_backfill_commands_run_on_a_metadata_db(airflow_db: Path) -> None:
-    e2e = e2e_module()
     pool = airflow(*e2e.page_command("airflow pools set")[1:])
     assert pool.returncode == 0, pool.stderr[-2000:]
     got = airflow("pools", "get", TAG_POOL, "-o", "json")

@@ -4,12 +4,12 @@ model and warehouse paths below the Airflow root. Reads files only; runs nothing
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import yaml
+
+from scripts.e2e import settings as e2e
 
 REPO = Path(__file__).resolve().parents[2]
 COMPOSE = REPO / "docker" / "docker-compose.yaml"
@@ -19,21 +19,12 @@ URL_SETTINGS = ("AIRFLOW__CELERY__BROKER_URL", "AIRFLOW__CELERY__RESULT_BACKEND"
                 "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN")
 
 
-def e2e_module():
-    spec = importlib.util.spec_from_file_location("healthner_e2e", REPO / "scripts" / "e2e.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # its dataclasses look their module up
-    spec.loader.exec_module(module)
-    return module
-
-
 def compose() -> dict:
     return yaml.safe_load(COMPOSE.read_text(encoding="utf-8"))
 
 
 def compose_env(service: dict) -> dict[str, str]:
     """What a container sees: its env_file(s), then `environment` on top (compose's order)."""
-    e2e = e2e_module()
     env: dict[str, str] = {}
     for name in service.get("env_file", []):
         env.update(e2e.read_env_file(COMPOSE.parent / name))
@@ -42,7 +33,6 @@ def compose_env(service: dict) -> dict[str, str]:
 
 
 def native_env() -> dict[str, str]:
-    e2e = e2e_module()
     return e2e.native_env(Path("/tmp/e2e"), e2e.Ports(postgres=5432, redis=6379, api=8080, moto=5000))
 
 
@@ -92,7 +82,6 @@ def test_database_credentials_match_the_postgres_service() -> None:
 def test_model_and_warehouse_paths_are_the_same_below_the_airflow_root() -> None:
     """Compose: params.yaml's relative nightly paths, taken from /opt/airflow where ../models and
     ../data are mounted. Native: the same relative paths below the run's opt-airflow folder."""
-    e2e = e2e_module()
     nightly = yaml.safe_load((REPO / "params.yaml").read_text(encoding="utf-8"))["nightly"]
     mounts = {}
     for volume in compose()["services"]["airflow-worker"]["volumes"]:

@@ -1,7 +1,7 @@
 """`make e2e` when no trained model exists: the test suite's tiny profile (real corpus files sliced,
 tiny encoders, a short training) run through real `dvc repro stack` in a temporary copy of the repo.
 
-    python scripts/e2e_model.py TARGET   # writes TARGET/models/ensemble and TARGET/data/prepared
+    PYTHONPATH=. python -m scripts.e2e.model TARGET   # writes TARGET/models/ensemble and TARGET/data/prepared
 
 Reuses tests/conftest.py (the same tiny profile the DAG tests tag with); ~2-4 minutes on 2 cores.
 """
@@ -15,10 +15,9 @@ from pathlib import Path
 
 import yaml
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+from tests.conftest import SLICE_SENTENCES, copy_repo, dvc, slice_corpus_file, tiny_params
 
-from tests.conftest import SLICE_SENTENCES, copy_repo, dvc, slice_corpus_file, tiny_params  # noqa: E402
+REPO = Path(__file__).resolve().parents[2]
 
 
 def build(target: Path) -> Path:
@@ -44,7 +43,6 @@ def build(target: Path) -> Path:
         shutil.rmtree(target, ignore_errors=True)
         partial.rename(target)
     return target / "models" / "ensemble"
-
 
 
 if __name__ == "__main__":
