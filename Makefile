@@ -13,9 +13,10 @@ export TOKENIZERS_PARALLELISM := false
 
 .PHONY: venv runtime run test e2e bench ablate repro release student lint clean
 
-# torch: the CPU build from PyTorch's CPU wheel index on a machine without an NVIDIA GPU (no nvidia-smi),
-# the default index's CUDA build with one. The CPU index is an extra index, so a local wheel or mirror
-# still serves; `make TORCH_INDEX= venv` uses the default index only.
+# torch: a wheel pip already finds without an index (a local wheel folder or mirror in pip's own
+# config) when there is one; else the CPU build from PyTorch's CPU wheel index on a machine without an
+# NVIDIA GPU (no nvidia-smi), the default index's CUDA build with one. `make TORCH_INDEX= venv`: the
+# default index only.
 TORCH_CPU_INDEX := https://download.pytorch.org/whl/cpu
 TORCH_INDEX ?= $(if $(shell command -v nvidia-smi 2>/dev/null),,$(TORCH_CPU_INDEX))
 TORCH_PIN = $(shell grep -E '^torch==' requirements.lock)
@@ -23,7 +24,9 @@ TORCH_PIN = $(shell grep -E '^torch==' requirements.lock)
 $(VENV)/.installed: requirements.lock pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q $(if $(TORCH_INDEX),--extra-index-url $(TORCH_INDEX)) "$(TORCH_PIN)"
+	$(PY) -m pip install -q --dry-run --no-index --no-deps "$(TORCH_PIN)" >/dev/null 2>&1 \
+	  && $(PY) -m pip install -q "$(TORCH_PIN)" \
+	  || $(PY) -m pip install -q $(if $(TORCH_INDEX),--extra-index-url $(TORCH_INDEX)) "$(TORCH_PIN)"
 	$(PY) -m pip install -q -r requirements.lock
 	$(PY) -m pip install -q --no-deps -e .
 	touch $@
