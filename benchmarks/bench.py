@@ -29,7 +29,6 @@ from benchmarks.stream_memory import stream_memory
 from healthner.config import BenchParams, Params
 from healthner.corpus.readers import read_sentences
 from healthner.model.metrics import score
-from healthner.model.precision import cpu_runs_bfloat16
 from healthner.nightly.pool import TaggerPool, closing_pool, load_tagging, tagging_processes, worker_params
 from healthner.nightly.tagger import Tagger
 
@@ -40,6 +39,7 @@ BENCH_VARIANTS = (("onnx", "float32"), ("torch", "float32"), ("torch", "bfloat16
 NAIVE_AGGREGATION = "simple"  # peers ask the pipeline for entities, not per-token labels
 PER_THOUSAND = 1000
 CPU_INFO = Path("/proc/cpuinfo")
+NATIVE_BFLOAT16_FLAGS = frozenset({"avx512_bf16", "amx_bf16"})  # CPU flags of bfloat16 arithmetic in hardware
 # Where stack tagging spends its time: (file, function) whose cumulative profile time is a phase
 # (phases may nest: padding is part of the forward).
 PROFILE_PHASES: dict[str, tuple[str, str]] = {
@@ -159,10 +159,10 @@ def tagging_benchmark(
     """chars/s of every contender on the same texts, repeats interleaved; ratios against the peers.
     `shipped`: what `healthner tag` runs; `taggers`: the stack in one process per variant (runtime and
     precision), the configured one first."""
-    from healthner.ensemble.stack import inference_device
+    from healthner.model.devices import tag_device
 
     slots = list(next(iter(taggers.values())).ensemble.predictors)
-    pipes = {slot: naive_pipeline(params.bench.model_dir / slot, inference_device(params)) for slot in slots}
+    pipes = {slot: naive_pipeline(params.bench.model_dir / slot, tag_device(params.tag)) for slot in slots}
     runs = contenders(shipped, taggers, pipes)
     chars = sum(len(t) for t in texts)
     rates: dict[str, list[float]] = {name: [] for name in runs}
@@ -313,6 +313,17 @@ def cpu_model() -> str:
             if line.startswith("model name"):
                 return line.split(":", 1)[1].strip()
     return platform.processor() or platform.machine()
+
+
+def cpu_runs_bfloat16(cpuinfo: Path = CPU_INFO) -> bool:
+    """Whether this CPU computes bfloat16 natively (AVX-512 BF16 or AMX flags), a fact of the machine
+    table: oneDNN's own check (torch.ops.mkldnn._is_mkldnn_bf16_supported) says yes for any AVX-512 CPU,
+    where bfloat16 is emulated and slower than float32."""
+    if not cpuinfo.is_file():
+        return False
+    flags = {flag for line in cpuinfo.read_text(encoding="utf-8", errors="replace").splitlines()
+             if line.startswith("flags") for flag in line.partition(":")[2].split()}
+    return bool(flags & NATIVE_BFLOAT16_FLAGS)
 
 
 def machine_facts() -> dict:

@@ -38,8 +38,9 @@ from healthner.ensemble.diversity import diversity, diversity_markdown
 from healthner.ensemble.kinds import FitData, MemberOutputs, fit_elsewhere, make_kind, out_of_fold
 from healthner.ensemble.plots import entity_pairs, plot_confusion, plot_diversity, plot_f1_per_type, plot_learning_curves
 from healthner.ensemble.shipped import Ensemble, member_outputs, read_manifest
-from healthner.ensemble.stack import fit_data, inference_device, load_predictors
+from healthner.ensemble.stack import fit_data, load_predictors
 from healthner.errors import ConfigError, UnknownName
+from healthner.model.devices import tag_device
 from healthner.model.metrics import score
 
 SPLITS = ("dev", "test")
@@ -307,7 +308,7 @@ def metrics_summary(metrics: dict) -> str:
 
 def evaluate(params: Params) -> dict:
     """Score everything, write every report; returns the metrics written to metrics.json."""
-    device = inference_device(params)
+    device = tag_device(params.tag)
     ensemble = Ensemble.load(params.stack.output_dir, device, **params.tag.batches_for(device))
     predictors = base_predictors(params, ensemble)
     prepared = params.prepare.output_dir
@@ -340,7 +341,7 @@ def score_model(params: Params, model_dir: Path, split: str) -> dict:
     if split not in SPLITS:
         raise UnknownName(f"split must be one of {SPLITS}, got {split!r}")
     sentences = read_sentences(params.prepare.output_dir / f"{split}.parquet")
-    device = inference_device(params)
+    device = tag_device(params.tag)
     predictor = SlotPredictor.load(model_dir, device=device, **params.tag.batches_for(device))
     predicted = predictor.decode([s.chars for s in sentences])
     return score([s.tags for s in sentences], predicted).as_dict()

@@ -25,6 +25,7 @@ from healthner.ensemble.crossfit import TRAIN_SPLIT, fold_params, read_folds
 from healthner.ensemble.kinds import KINDS, FitData, MemberOutputs, make_kind
 from healthner.ensemble.shipped import member_outputs, save_ensemble
 from healthner.ensemble.shipping import candidate_scores, choose, member_scores, selection_record
+from healthner.model.devices import tag_device
 
 if TYPE_CHECKING:
     from healthner.model.predict import SlotPredictor
@@ -52,18 +53,11 @@ class StackResult:
         )
 
 
-def inference_device(params: Params) -> str:
-    """params.tag.device, with auto resolved (the GPU when there is one)."""
-    from healthner.model.devices import tag_device
-
-    return tag_device(params.tag)
-
-
 def load_predictors(params: Params, members: Sequence[str]) -> dict[str, SlotPredictor]:
     """The trained base models, from train.output_dir/<slot>/ (models/<slot>/)."""
     from healthner.model.predict import SlotPredictor
 
-    device = inference_device(params)
+    device = tag_device(params.tag)
     batches = params.tag.batches_for(device)
     return {slot: SlotPredictor.load(params.train.output_dir / slot, device=device, **batches) for slot in members}
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import typing
-from pathlib import Path
 
 import torch
 
@@ -11,8 +10,6 @@ from healthner.config import Precision
 from healthner.model.network import NerTagger
 
 PRECISIONS: tuple[str, ...] = typing.get_args(Precision)
-CPU_INFO = Path("/proc/cpuinfo")
-NATIVE_BFLOAT16_FLAGS = frozenset({"avx512_bf16", "amx_bf16"})  # CPU flags of bfloat16 arithmetic in hardware
 
 
 def resolve_precision(precision: str, device: str | torch.device) -> str:
@@ -26,17 +23,6 @@ def resolve_precision(precision: str, device: str | torch.device) -> str:
     if precision != "auto":
         return precision
     return "bfloat16" if torch.device(device).type == "cuda" else "float32"
-
-
-def cpu_runs_bfloat16(cpuinfo: Path = CPU_INFO) -> bool:
-    """Whether this CPU computes bfloat16 natively (AVX-512 BF16 or AMX flags). oneDNN's own check
-    (torch.ops.mkldnn._is_mkldnn_bf16_supported) says yes for any AVX-512 CPU, where bfloat16 is
-    emulated: about 3x slower than float32 for a member's forward on this repo's CPU (BENCHMARKS.md)."""
-    if not cpuinfo.is_file():
-        return False
-    flags = {flag for line in cpuinfo.read_text(encoding="utf-8", errors="replace").splitlines()
-             if line.startswith("flags") for flag in line.partition(":")[2].split()}
-    return bool(flags & NATIVE_BFLOAT16_FLAGS)
 
 
 def with_precision(model: NerTagger, precision: str, device: torch.device) -> NerTagger:

@@ -81,16 +81,6 @@ def test_host_batches_go_to_the_gpu_pinned() -> None:
     assert moved.device.type == "cuda" and float(moved.sum()) == 3.0
 
 
-def test_bfloat16_is_native_only_with_its_cpu_flags(tmp_path) -> None:
-    from healthner.model.precision import cpu_runs_bfloat16
-
-    plain, native = tmp_path / "plain", tmp_path / "native"
-    plain.write_text("processor\t: 0\nflags\t\t: fpu sse2 avx2 avx512f avx512bw avx512_vnni\n", encoding="utf-8")
-    native.write_text("processor\t: 0\nflags\t\t: fpu avx512f avx512_bf16 amx_tile\n", encoding="utf-8")
-    assert not cpu_runs_bfloat16(plain)  # AVX-512 alone: bfloat16 emulated, float32 is faster
-    assert cpu_runs_bfloat16(native) and not cpu_runs_bfloat16(tmp_path / "missing")
-
-
 def test_auto_precision_is_float32_on_every_cpu() -> None:
     """bfloat16 changes a member's tags on CPUs that run it natively: auto keeps the CPU exact."""
     from healthner.model.precision import resolve_precision
