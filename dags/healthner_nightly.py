@@ -200,7 +200,7 @@ def healthner_nightly() -> None:
             published = night.publish(params(), version_dir)
         except Superseded as newer:
             raise AirflowSkipException(str(newer)) from newer
-        extra = night.asset_extra(published, list(shards))
+        extra = night.asset_extra(published)
         events = get_current_context()["outlet_events"]
         for asset in (ENTITIES, ARTICLES, REJECTS):
             events[asset].extra = extra

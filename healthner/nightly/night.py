@@ -61,13 +61,12 @@ def require_inputs(params: Params) -> None:
         raise NotSetUp(f"nightly.inbox_dir {nightly.inbox_dir}: no such folder")
 
 
-def asset_extra(published: dict, shards: Sequence[dict]) -> dict:
+def asset_extra(published: dict) -> dict:
     """What the warehouse's asset events carry for a downstream DAG: the day, the published version,
-    the rows of each table and the model that tagged them. The one function that knows the fields
-    of publish's result."""
-    models = sorted({shard["model_version"] for shard in shards})
+    the rows of each table and the model that tagged them (the night record's one model_version,
+    which publish checks). The one function that knows the fields of publish's result."""
     return {"dt": published["dt"], "version": published["version"], "rows": dict(published["rows"]),
-            "model_version": ",".join(models)}
+            "model_version": published["model_version"]}
 
 
 def night_day(requested: str | None, interval_start: datetime | None) -> str:
