@@ -71,9 +71,11 @@ repro: venv
 release: venv
 	$(BIN)/dvc repro release
 
-## teacher and student (after make run): unlabeled -> teach -> student; the rule's choice in models/shipped (docs/student.md)
+## teacher and student (after make run): unlabeled -> teach -> student; the rule's choice in models/shipped (docs/student.md);
+## then the results tables get the teacher's and the student's rows
 student: venv
 	$(BIN)/dvc repro student
+	$(PY) scripts/render_results.py
 
 clean:
 	rm -rf data models reports dvclive .airflow

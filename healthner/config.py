@@ -323,6 +323,9 @@ class EvaluateParams(_Section):
 
 
 class ReleaseParams(_Section):
+    # what ships and is retrained: the stack's choice, or the student stage's (student.shipped_dir; a student
+    # ships as a release student taught by a release teacher)
+    source_dir: Path = Path("models/ensemble")
     output_dir: Path = Path("models/release")  # the production model: what `tag` and the DAG load first
     work_dir: Path = Path("data/release")  # prepared windows and retrained members
     reports_dir: Path = Path("reports/release")  # the retrainings' DVCLive logs

@@ -23,6 +23,7 @@ MEMBERS = {"bert": "BERT", "roberta": "RoBERTa", "electra": "ELECTRA", "albert":
 PAPER_DEV = {"bert": 0.833, "roberta": 0.832, "electra": 0.822, "albert": 0.790}
 PAPER_TEST = {"bert": 0.7768}
 TABLE3 = "ablation/table3.json"  # make ablate's rows, when it has been run
+TEACH, STUDENT = "teach.json", "student.json"  # the teach and student stages' reports, when they have run
 TYPES = ("BODY", "SYMP", "INST", "EXAM", "CHEM", "DISE", "DRUG", "SUPP", "TREAT", "TIME")
 
 
@@ -34,15 +35,61 @@ def _paper(table: dict, model: str) -> str:
     return f"{table[model]:g}" if model in table else ""
 
 
-def summary_table(metrics: dict) -> str:
-    """Dev and test F1 per model beside the paper's."""
+def summary_table(metrics: dict, taught: dict | None = None, student: dict | None = None) -> str:
+    """Dev and test F1 per model beside the paper's; the teacher and the student (dev only) when they ran."""
     lines = ["| model | dev F1 | test F1 | paper dev F1 | paper test F1 |", "| --- | ---: | ---: | ---: | ---: |"]
     for model in metrics["dev"]:
         dev, test = metrics["dev"][model]["f1"], metrics["test"][model]["f1"]
         lines.append(
             f"| {_name(model)} | {dev:.4f} | {test:.4f} | {_paper(PAPER_DEV, model)} | {_paper(PAPER_TEST, model)} |"
         )
+    lines += [f"| {name} | {dev:.4f} | not scored |  |  |" for name, dev in teacher_student_rows(taught, student)]
     return "\n".join(lines)
+
+
+def teacher_dev_f1(taught: dict) -> float:
+    """The teacher's entity F1 on every dev sentence (the report's threshold 0)."""
+    return min(taught["dev_thresholds"], key=lambda row: row["threshold"])["f1"]
+
+
+def _student_slot(student: dict) -> str:
+    slot = Path(next(iter(student["seeds"].values()))["model_dir"]).name  # models/student/seed-N/<slot>
+    return MEMBERS.get(slot, slot)
+
+
+def teacher_student_rows(taught: dict | None, student: dict | None) -> list[tuple[str, float]]:
+    """(name, dev F1) of the teacher (on every dev sentence) and of the student (mean of its seeds), those
+    that ran: neither is scored on test."""
+    rows = []
+    if taught is not None:
+        teacher = taught["teacher"]
+        members = " + ".join(MEMBERS.get(m, m) for m in teacher["members"])
+        rows.append((f"teacher: {teacher['kind']} ({members})", teacher_dev_f1(taught)))
+    if student is not None:
+        seeds = len(student["seeds"])
+        name = (f"student: {_student_slot(student)} slot, gold + {student['silver']['sentences']:,} silver sentences "
+                f"(mean of {seeds} seed{'s' if seeds > 1 else ''})")
+        rows.append((name, student["mean_dev_f1"]))
+    return rows
+
+
+def teacher_table(taught: dict) -> str:
+    """The teacher's dev F1 on the dev sentences at or above each confidence threshold (choosing teach.min_confidence)."""
+    lines = ["| teacher confidence at least | dev sentences | share | teacher dev F1 |", "| ---: | ---: | ---: | ---: |"]
+    for row in sorted(taught["dev_thresholds"], key=lambda r: r["threshold"]):
+        lines.append(f"| {row['threshold']:g} | {row['sentences']:,} | {row['share']:.1%} | {row['f1']:.4f} |")
+    return "\n".join(lines)
+
+
+def student_table(student: dict) -> str:
+    """Each student seed's dev F1, their mean, and what the shipping rule chose with the student among the candidates."""
+    lines = ["| student seed | dev F1 | best epoch |", "| --- | ---: | ---: |"]
+    for seed, run in student["seeds"].items():
+        lines.append(f"| {seed} | {run['dev_f1']:.4f} | {run['best_epoch']} |")
+    lines.append(f"| mean | {student['mean_dev_f1']:.4f} | |")
+    chosen = student["chosen"]
+    ships = f"{chosen['kind']} ({' + '.join(MEMBERS.get(m, m) for m in chosen['members'])})"
+    return "\n".join(lines) + f"\n\n**What ships with the student as a candidate:** {ships}: {chosen['reason']}."
 
 
 def scores_table(metrics: dict) -> str:
@@ -70,13 +117,15 @@ def per_type_table(metrics: dict) -> str:
     return "\n".join(lines)
 
 
-def table2(rows: list[dict]) -> str:
-    """Every combination of members (the paper's Table 2), best on dev marked."""
+def table2(rows: list[dict], taught: dict | None = None, student: dict | None = None) -> str:
+    """Every combination of members (the paper's Table 2), best on dev marked; then the teacher and the
+    student (dev only) when they ran."""
     best = max(rows, key=lambda r: r["dev_f1"])
     lines = ["| members | dev F1 | test F1 | |", "| --- | ---: | ---: | --- |"]
     for row in rows:
         mark = "best on dev" if row is best else ""
         lines.append(f"| {row['model']} | {row['dev_f1']:.4f} | {row['test_f1']:.4f} | {mark} |")
+    lines += [f"| {name} | {dev:.4f} | not scored | |" for name, dev in teacher_student_rows(taught, student)]
     return "\n".join(lines)
 
 
@@ -205,17 +254,29 @@ def _read(reports: Path, name: str):
     return json.loads((reports / name).read_text(encoding="utf-8"))
 
 
+def _read_if_there(reports: Path, name: str):
+    return _read(reports, name) if (reports / name).is_file() else None
+
+
 def tables(reports: Path) -> dict[str, str]:
     metrics, combiners = _read(reports, "metrics.json"), _read(reports, "combiners.json")
-    return {
-        "summary": summary_table(metrics),
+    taught, student = _read_if_there(reports, TEACH), _read_if_there(reports, STUDENT)
+    generated = {
+        "summary": summary_table(metrics, taught, student),
         "choice": choice_line(combiners),
         "scores": scores_table(metrics),
         "per-type": per_type_table(metrics),
-        "table2": table2(_read(reports, "table2.json")),
+        "table2": table2(_read(reports, "table2.json"), taught, student),
         "combiners": combiners_table(combiners),
         "diversity": diversity_table(_read(reports, "diversity.json")),
-    } | ({"table3": table3(_read(reports, TABLE3))} if (reports / TABLE3).is_file() else {})
+    }
+    if (reports / TABLE3).is_file():
+        generated["table3"] = table3(_read(reports, TABLE3))
+    if taught is not None:
+        generated["teacher"] = teacher_table(taught)
+    if student is not None:
+        generated["student"] = student_table(student)
+    return generated
 
 
 def render(text: str, generated: dict[str, str]) -> str:

@@ -58,16 +58,31 @@ def student_params(params: Params, seed: int) -> Params:
     return params.with_updates(encoders={cfg.slot: {"overrides": overrides}})
 
 
+def load_silver(params: Params, path: Path) -> SilverSet:
+    """The silver sentences a student reads from `path`: the confident share, with probabilities for soft targets."""
+    cfg = params.student
+    return SilverSet.load(path, params.teach.min_confidence, cfg.silver_fraction, cfg.targets == "soft")
+
+
+def settings(params: Params) -> dict:
+    """The student settings that decide what it learns (not where it is written)."""
+    return params.student.model_dump(mode="json", exclude={"output_dir", "shipped_dir", "reports_dir", "report"})
+
+
+def provenance_of(params: Params, teacher: dict, silver_path: Path, silver: SilverSet) -> dict:
+    """A student's provenance: its teacher (teach.teacher_record), the silver data it read, its settings."""
+    data = {"path": str(silver_path), "sha256": hashlib.sha256(silver_path.read_bytes()).hexdigest(),
+            "sources": silver.sources, "sentences": len(silver), "min_confidence": params.teach.min_confidence}
+    return {"teacher": teacher, "silver": data, "student": settings(params)}
+
+
 def provenance(params: Params, silver: SilverSet) -> dict:
     """Where the student comes from: the teacher (as the teach stage recorded it), the silver data, the settings."""
     teach_report = params.teach.report
     if not teach_report.is_file():
         raise FileNotFoundError(f"{teach_report}: not found; run the teach stage first (dvc repro teach)")
     teacher = json.loads(teach_report.read_text(encoding="utf-8"))["teacher"]
-    data = {"path": str(params.teach.output), "sha256": hashlib.sha256(params.teach.output.read_bytes()).hexdigest(),
-            "sources": silver.sources, "sentences": len(silver), "min_confidence": params.teach.min_confidence}
-    settings = params.student.model_dump(mode="json", exclude={"output_dir", "shipped_dir", "reports_dir", "report"})
-    return {"teacher": teacher, "silver": data, "student": settings}
+    return provenance_of(params, teacher, params.teach.output, silver)
 
 
 def ship(params: Params, runs: dict[int, TrainResult], origin: dict) -> tuple[Choice, str]:
@@ -98,7 +113,7 @@ def ship(params: Params, runs: dict[int, TrainResult], origin: dict) -> tuple[Ch
 def train_student(params: Params) -> StudentReport:
     """The DVC `student` stage: a student per seed on gold + silver, then the shipping rule over all candidates."""
     cfg = params.student
-    silver = SilverSet.load(params.teach.output, params.teach.min_confidence, cfg.silver_fraction, cfg.targets == "soft")
+    silver = load_silver(params, params.teach.output)
     runs = {seed: train(student_params(params, seed), cfg.slot, silver=silver) for seed in cfg.seeds}
     origin = provenance(params, silver)
     choice, version = ship(params, runs, origin)

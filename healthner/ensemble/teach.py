@@ -12,7 +12,8 @@ Which confidence is enough is chosen on dev: the teacher labels the dev sentence
 report gives, for each threshold in `teach.thresholds`, the share of dev sentences at or above it
 and the teacher's entity F1 on them. (A combiner fit on dev scores itself optimistically there:
 compare thresholds with each other, not with the members.) The student stage applies
-`teach.min_confidence`, so a new threshold retrains students without relabelling.
+`teach.min_confidence`, so a new threshold retrains students without relabelling. The release
+(release.py) relabels the same sentences with a release teacher through `write_silver`.
 """
 
 from __future__ import annotations
@@ -68,11 +69,12 @@ def teacher_record(folder: Path) -> dict:
             "model_version": manifest["model_version"]}
 
 
-def load_teacher(params: Params) -> Ensemble:
+def load_teacher(params: Params, folder: Path) -> Ensemble:
+    """The teacher in `folder`, run as `healthner tag` runs it (tag.device and its batch sizes)."""
     from healthner.model.devices import tag_device
 
     device = tag_device(params.tag)
-    return Ensemble.load(params.teach.teacher, device=device, **params.tag.batches_for(device))
+    return Ensemble.load(folder, device=device, **params.tag.batches_for(device))
 
 
 def label(teacher: Ensemble, texts: list[str], batch: int) -> list[Prediction]:
@@ -96,8 +98,9 @@ def dev_thresholds(teacher: Ensemble, params: Params) -> list[dict]:
     return rows
 
 
-def teach(params: Params) -> TeachReport:
-    """The DVC `teach` stage: data/unlabeled in, the teacher's silver labels (data/silver) and its report out."""
+def write_silver(params: Params, teacher: Ensemble, output: Path) -> tuple[int, list[float]]:
+    """The teacher's labels of the unlabeled sentences (the first teach.max_sentences) as the silver file
+    `output`; returns how many unlabeled sentences there are and each labelled sentence's confidence."""
     cfg = params.teach
     source = params.unlabeled.output
     if not source.is_file():
@@ -106,9 +109,7 @@ def teach(params: Params) -> TeachReport:
     total = table.num_rows
     if cfg.max_sentences is not None:
         table = table.slice(0, cfg.max_sentences)
-    teacher = load_teacher(params)
-    texts = table.column("text").to_pylist()
-    predictions = label(teacher, texts, cfg.batch_sentences)
+    predictions = label(teacher, table.column("text").to_pylist(), cfg.batch_sentences)
     confidences = [confidence(p) for p in predictions]
     silver = pa.table(
         {
@@ -121,10 +122,18 @@ def teach(params: Params) -> TeachReport:
         },
         schema=SILVER_SCHEMA,
     )
-    cfg.output.parent.mkdir(parents=True, exist_ok=True)
-    pq.write_table(silver, cfg.output)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    pq.write_table(silver, output)
+    return total, confidences
+
+
+def teach(params: Params) -> TeachReport:
+    """The DVC `teach` stage: data/unlabeled in, the teacher's silver labels (data/silver) and its report out."""
+    cfg = params.teach
+    teacher = load_teacher(params, cfg.teacher)
+    total, confidences = write_silver(params, teacher, cfg.output)
     report = TeachReport(
-        teacher_record(cfg.teacher), total, silver.num_rows, float(np.mean(confidences)) if confidences else 0.0,
+        teacher_record(cfg.teacher), total, len(confidences), float(np.mean(confidences)) if confidences else 0.0,
         dev_thresholds(teacher, params), hashlib.sha256(cfg.output.read_bytes()).hexdigest(),
     )
     cfg.report.parent.mkdir(parents=True, exist_ok=True)

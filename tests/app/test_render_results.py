@@ -110,10 +110,48 @@ def test_table3_comes_from_make_ablate_when_it_ran(tmp_path: Path) -> None:
     assert "| softmax+CE | 0.3300 | 0.3000 | 44 | 4 | 0.799 |" in render_results.tables(reports)["table3"]
 
 
+def _teacher_and_student(reports: Path) -> None:
+    """The teach and student stages' reports, as they write them (a vote teacher, two student seeds)."""
+    thresholds = [{"threshold": 0.9, "sentences": 300, "share": 0.5, "f1": 0.81},
+                  {"threshold": 0.0, "sentences": 600, "share": 1.0, "f1": 0.7412}]
+    teach = {"teacher": {"path": "models/ensemble", "kind": "vote", "members": ["bert", "roberta"],
+                         "model_version": "abc"}, "unlabeled_sentences": 900, "labelled": 900,
+             "mean_confidence": 0.93, "dev_thresholds": thresholds, "sha256": "0" * 64}
+    seeds = {str(seed): {"dev_f1": f1, "best_epoch": 7, "seconds": 100.0, "model_dir": f"models/student/seed-{seed}/bert"}
+             for seed, f1 in ((13, 0.733), (14, 0.737))}
+    chosen = {"kind": "member", "members": ["student"], "reason": "no combiner beats student alone by 0.01 dev F1"}
+    student = {"silver": {"sentences": 12345}, "seeds": seeds, "mean_dev_f1": 0.735, "chosen": chosen,
+               "shipped_dir": "models/shipped", "model_version": "def"}
+    (reports / "teach.json").write_text(json.dumps(teach))
+    (reports / "student.json").write_text(json.dumps(student))
+
+
+def test_teacher_and_student_rows_appear_only_once_their_reports_exist(tmp_path: Path) -> None:
+    reports = _reports(tmp_path)
+    before = render_results.tables(reports)
+    assert "teacher" not in before and "student" not in before
+    assert "teacher" not in before["summary"] and "teacher" not in before["table2"]
+    _teacher_and_student(reports)
+    generated = render_results.tables(reports)
+    teacher_row = "| teacher: vote (BERT + RoBERTa) | 0.7412 | not scored |"  # its F1 on every dev sentence
+    student_row = "| student: BERT slot, gold + 12,345 silver sentences (mean of 2 seeds) | 0.7350 | not scored |"
+    for table in ("summary", "table2"):
+        assert teacher_row in generated[table] and student_row in generated[table]
+    assert generated["summary"].index("shipped model") < generated["summary"].index(teacher_row)
+    assert "| BERT+RoBERTa | 0.7200 | 0.6800 | best on dev |" in generated["table2"]  # the combinations' best
+    assert generated["teacher"].splitlines()[2:] == ["| 0 | 600 | 100.0% | 0.7412 |", "| 0.9 | 300 | 50.0% | 0.8100 |"]
+    assert "| 13 | 0.7330 | 7 |" in generated["student"] and "| mean | 0.7350 | |" in generated["student"]
+    assert generated["student"].endswith("**What ships with the student as a candidate:** member (student): "
+                                         "no combiner beats student alone by 0.01 dev F1.")
+    text = "<!-- results:student -->\n(not yet run)\n<!-- /results:student -->\n"
+    assert render_results.render(text, before) == text  # no report: what is between the markers stays
+    assert "| 14 | 0.7370 | 7 |" in render_results.render(text, generated)
+
+
 def test_every_document_carries_the_markers() -> None:
     names = {"README.md": ["summary", "choice", "profiles"],
              "results.md": ["choice", "scores", "per-type", "table2", "combiners", "diversity", "crossfit-choice",
-                            "crossfit-combiners", "crossfit-members", "table3", "monpa"]}
+                            "crossfit-combiners", "crossfit-members", "table3", "monpa", "teacher", "student"]}
     for document in render_results.DOCUMENTS:
         text = document.read_text(encoding="utf-8")
         for name in names[document.name]:
