@@ -74,7 +74,7 @@ def day_records(warehouse: str, dt: str, record: dict) -> Iterator[TextRecord]:
     unread = [article_id for article_id in published if len(texts.get(article_id, "")) != published[article_id]]
     if unread:
         raise PublishedTextError(
-            f"{warehouse} dt={dt}: article {unread[0]!r} (and {len(unread) - 1} more) no longer in its inbox files "
+            f"{warehouse} dt={dt}: {len(unread)} published article(s), first {unread[0]!r}, no longer in the inbox files "
             f"{list(record['inbox_files'])} as published (missing, or another length): the inbox changed after publishing")
     source = f"{SOURCE_PREFIX}/dt={dt}/{record[NIGHT_COLUMN]}"
     kept = [article_id for article_id in texts if article_id in published]
