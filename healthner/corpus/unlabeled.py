@@ -55,7 +55,7 @@ class TextRecord:
 
 
 @dataclass
-class FileCounts:
+class SourceCounts:
     records: int = 0
     undecodable_bytes: int = 0
     sentences: int = 0
@@ -68,7 +68,7 @@ class FileCounts:
 
 @dataclass
 class UnlabeledReport:
-    sources: dict[str, FileCounts]  # per file (by name) and per extra source
+    sources: dict[str, SourceCounts]  # per file (by name) and per extra source
     kept: int
     dropped: dict[str, int]
     sha256: str  # of the written sentences.parquet: what a teacher labelled
@@ -162,7 +162,7 @@ def build_unlabeled(params: Params, extra: Iterable[TextRecord] = ()) -> Unlabel
     for entry in [f for f in params.data.unlabeled_files if f.enabled]:
         path = params.data.unlabeled_dir / entry.name
         found, bad = records(path)
-        cut.counts[entry.name] = FileCounts(undecodable_bytes=bad)
+        cut.counts[entry.name] = SourceCounts(undecodable_bytes=bad)
         for line, texts in found:
             cut.take(TextRecord(entry.name, line, tuple(texts)))
     for record in extra:
@@ -180,10 +180,10 @@ class Cutter:
         self.convert, self.keep = convert, Filter(params, convert)
         self.delimiters, self.max_sentence_chars = params.tag.sentence_delimiters, params.tag.max_sentence_chars
         self.rows: list[tuple] = []
-        self.counts: dict[str, FileCounts] = {}
+        self.counts: dict[str, SourceCounts] = {}
 
     def take(self, record: TextRecord) -> None:
-        tally = self.counts.setdefault(record.source, FileCounts())
+        tally = self.counts.setdefault(record.source, SourceCounts())
         tally.records += 1
         for text in record.texts:
             converted = self.convert(text)
@@ -198,7 +198,7 @@ class Cutter:
                                       record.source, record.record))
 
 
-def _write(params: Params, rows: list[tuple], counts: dict[str, FileCounts]) -> UnlabeledReport:
+def _write(params: Params, rows: list[tuple], counts: dict[str, SourceCounts]) -> UnlabeledReport:
     out = params.unlabeled.output
     out.parent.mkdir(parents=True, exist_ok=True)
     pq.write_table(pa.Table.from_pylist([dict(zip(SCHEMA.names, row)) for row in rows], schema=SCHEMA), out)
