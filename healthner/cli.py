@@ -231,10 +231,13 @@ def prepare(ctx: typer.Context) -> None:
 
 @app.command(rich_help_panel=PIPELINE)
 def unlabeled(ctx: typer.Context) -> None:
-    """Raw health text (data.unlabeled_files) -> deduplicated Traditional sentences, dev and test removed."""
+    """Raw health text (data.unlabeled_files; the warehouse's published articles if unlabeled.warehouse.enabled)
+    -> deduplicated Traditional sentences, dev and test removed."""
     from healthner.corpus.unlabeled import build_unlabeled
+    from healthner.nightly.published_text import published_texts
 
-    typer.echo(build_unlabeled(params_of(ctx)))
+    params = params_of(ctx)
+    typer.echo(build_unlabeled(params, published_texts(params.unlabeled.warehouse)))
 
 
 @app.command(rich_help_panel=PIPELINE)

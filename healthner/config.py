@@ -136,6 +136,25 @@ class PrepareParams(_Section):
         return self
 
 
+class UnlabeledWarehouseParams(_Section):
+    """The `unlabeled` stage's second source, off by default: the text of the articles the nightly DAG
+    published to a warehouse, over a range of days, so the model keeps learning from what it tagged."""
+
+    enabled: bool = False
+    warehouse_dir: str = "data/warehouse"  # a local folder or an s3:// URL, as nightly.warehouse_dir
+    start: str | None = Field(None, pattern=r"^\d{4}-\d{2}-\d{2}$")  # first day read; None: the first published
+    end: str | None = Field(None, pattern=r"^\d{4}-\d{2}-\d{2}$")  # last day read; None: the latest published
+
+    @model_validator(mode="after")
+    def _range_ordered(self) -> UnlabeledWarehouseParams:
+        from datetime import date
+
+        days = [date.fromisoformat(day) for day in (self.start, self.end) if day]  # a ValueError names a bad day
+        if len(days) == 2 and days[0] > days[1]:
+            raise ValueError(f"start ({self.start}) is after end ({self.end})")
+        return self
+
+
 class UnlabeledParams(_Section):
     """The `unlabeled` stage: raw health text -> Traditional-script sentences for a teacher to label."""
 
@@ -144,6 +163,7 @@ class UnlabeledParams(_Section):
     max_chars: Count = 500  # longer ones are lists or run-ons; the tagger's windows would cut them anyway
     output: Path = Path("data/unlabeled/sentences.parquet")
     report: Path = Path("reports/unlabeled.json")
+    warehouse: UnlabeledWarehouseParams = UnlabeledWarehouseParams()
 
     @model_validator(mode="after")
     def _bounds_ordered(self) -> UnlabeledParams:

@@ -10,7 +10,14 @@ cut into sentences exactly as the tagger cuts articles, and filtered:
 - `in_dev` / `in_test`: the text is a dev or test sentence, or one of their sentence pieces, so
   that a model trained on it never sees what it is scored on.
 
-Counts reconcile: sentences cut = kept + every drop reason, per file and in all.
+Further sources come in as `TextRecord`s from the caller (`build_unlabeled(params, extra)`), e.g.
+the articles the nightly DAG published (healthner.nightly.published_text): this module reads only
+files and knows no warehouse, so the corpus layer never imports the nightly one, while every
+source goes through the one conversion, cut, dedup and leak filter here. Their text is converted
+too, although already Traditional: the leak filter compares converted text with the converted
+dev and test sentences, so every source must be in the same script form to be caught.
+
+Counts reconcile: sentences cut = kept + every drop reason, per source and in all.
 """
 
 from __future__ import annotations
@@ -20,7 +27,7 @@ import hashlib
 import io
 import json
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -37,8 +44,18 @@ SCHEMA = pa.schema([("sentence_id", pa.string()), ("text", pa.string()), ("sourc
 CSV_TEXT_COLUMNS = ("title", "ask", "answer")
 
 
+@dataclass(frozen=True)
+class TextRecord:
+    """One record of a source other than the files: its source's name (its key in the report, and
+    each kept sentence's `source`), its number within that source, and its texts."""
+
+    source: str
+    record: int
+    texts: tuple[str, ...]
+
+
 @dataclass
-class FileCounts:
+class SourceCounts:
     records: int = 0
     undecodable_bytes: int = 0
     sentences: int = 0
@@ -51,7 +68,7 @@ class FileCounts:
 
 @dataclass
 class UnlabeledReport:
-    files: dict[str, FileCounts]
+    sources: dict[str, SourceCounts]  # per file (by name) and per extra source
     kept: int
     dropped: dict[str, int]
     sha256: str  # of the written sentences.parquet: what a teacher labelled
@@ -136,34 +153,52 @@ class Filter:
         return next((f"in_{split}" for split, texts in self.held.items() if sentence in texts), None)
 
 
-def build_unlabeled(params: Params) -> UnlabeledReport:
-    """The DVC `unlabeled` stage: every configured source file in, data/unlabeled/sentences.parquet out."""
+def build_unlabeled(params: Params, extra: Iterable[TextRecord] = ()) -> UnlabeledReport:
+    """The DVC `unlabeled` stage: every configured source file, then the `extra` records, in;
+    data/unlabeled/sentences.parquet out. The files come first, so a text both hold is kept as the file's."""
     import opencc  # imported here: only this stage converts script
 
-    convert = opencc.OpenCC(params.unlabeled.opencc_config).convert
-    keep, rows, counts = Filter(params, convert), [], {}
+    cut = Cutter(params, opencc.OpenCC(params.unlabeled.opencc_config).convert)
     for entry in [f for f in params.data.unlabeled_files if f.enabled]:
         path = params.data.unlabeled_dir / entry.name
-        found, tally = records(path)
-        counts[entry.name] = tally = FileCounts(undecodable_bytes=tally)
+        found, bad = records(path)
+        cut.counts[entry.name] = SourceCounts(undecodable_bytes=bad)
         for line, texts in found:
-            tally.records += 1
-            for text in texts:
-                converted = convert(text)
-                for start, end in split_sentences(converted, params.tag.sentence_delimiters, params.tag.max_sentence_chars):
-                    tally.sentences += 1
-                    reason = keep.reason(converted[start:end])
-                    if reason:
-                        tally.dropped[reason] = tally.dropped.get(reason, 0) + 1
-                    else:
-                        tally.kept += 1
-                        rows.append((f"{entry.name}:{line}:{tally.kept}", converted[start:end], entry.name, line))
+            cut.take(TextRecord(entry.name, line, tuple(texts)))
+    for record in extra:
+        cut.take(record)
+    for name, tally in cut.counts.items():
         if not tally.reconciles():
-            raise AssertionError(f"{path}: sentences cut != kept + dropped: {tally}")
-    return _write(params, rows, counts)
+            raise AssertionError(f"{name}: sentences cut != kept + dropped: {tally}")
+    return _write(params, cut.rows, cut.counts)
 
 
-def _write(params: Params, rows: list[tuple], counts: dict[str, FileCounts]) -> UnlabeledReport:
+class Cutter:
+    """Records in, sentences kept as rows and every sentence counted, per source."""
+
+    def __init__(self, params: Params, convert: Callable[[str], str]) -> None:
+        self.convert, self.keep = convert, Filter(params, convert)
+        self.delimiters, self.max_sentence_chars = params.tag.sentence_delimiters, params.tag.max_sentence_chars
+        self.rows: list[tuple] = []
+        self.counts: dict[str, SourceCounts] = {}
+
+    def take(self, record: TextRecord) -> None:
+        tally = self.counts.setdefault(record.source, SourceCounts())
+        tally.records += 1
+        for text in record.texts:
+            converted = self.convert(text)
+            for start, end in split_sentences(converted, self.delimiters, self.max_sentence_chars):
+                tally.sentences += 1
+                reason = self.keep.reason(converted[start:end])
+                if reason:
+                    tally.dropped[reason] = tally.dropped.get(reason, 0) + 1
+                else:
+                    tally.kept += 1
+                    self.rows.append((f"{record.source}:{record.record}:{tally.kept}", converted[start:end],
+                                      record.source, record.record))
+
+
+def _write(params: Params, rows: list[tuple], counts: dict[str, SourceCounts]) -> UnlabeledReport:
     out = params.unlabeled.output
     out.parent.mkdir(parents=True, exist_ok=True)
     pq.write_table(pa.Table.from_pylist([dict(zip(SCHEMA.names, row)) for row in rows], schema=SCHEMA), out)

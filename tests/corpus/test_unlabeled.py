@@ -84,7 +84,7 @@ def test_duplicates_and_held_out_sentences_are_dropped_and_the_counts_reconcile(
     assert pq.read_table(params.unlabeled.output)["text"].to_pylist() == ["我頭痛三天了。"]
     assert report.dropped == {"too_short": 3, "in_dev": 1, "in_test": 1, "duplicate": 1}
     saved = json.loads(params.unlabeled.report.read_text(encoding="utf-8"))
-    for counts in saved["files"].values():
+    for counts in saved["sources"].values():
         assert counts["sentences"] == counts["kept"] + sum(counts["dropped"].values())
 
 
