@@ -119,6 +119,16 @@ def published_of(record: dict, already: bool) -> Published:
     return Published(record["dt"], record[NIGHT_COLUMN], rows, int(record["lines_read"]), record["model_version"], already)
 
 
+def vanished(warehouse: str, dt: str, night: str, version_dir: str, exc: FileNotFoundError) -> HealthnerError:
+    """Why a staged night's files disappeared while it was being read: a newer night of the day was
+    published meanwhile and cleaned the older tries away (Superseded, as if it had been seen first),
+    or something else removed them (named)."""
+    record = read_night(warehouse, dt)
+    if record is not None and record[NIGHT_COLUMN] > night:
+        return Superseded(f"dt={dt}: night {record[NIGHT_COLUMN]} was published while {night} was being read")
+    return PublishError(f"{version_dir}: staged files vanished while publishing ({exc.filename or exc})")
+
+
 def publish_day(nightly: NightlyParams, version_dir: str) -> Published:
     """Publish one checked, staged night of a day (see the module docstring). Idempotent: run again
     after the record is written it only cleans up and reports the published counts (`already`)."""
@@ -135,7 +145,10 @@ def publish_day(nightly: NightlyParams, version_dir: str) -> Published:
         clean_staging(fs, root, dt, night, nightly)
         logger.info("dt=%s night %s was already published", dt, night)
         return published_of(record, already=True)
-    manifest, tables = staged_tables(fs, version_dir)
+    try:
+        manifest, tables = staged_tables(fs, version_dir)
+    except FileNotFoundError as exc:
+        raise vanished(warehouse, dt, night, version_dir, exc) from exc
     fault_point("publish.verified")
     model_version = model_version_of(tables)
     metadata = {

@@ -1,6 +1,6 @@
 """Query the published Delta tables with DuckDB: `entities`, `articles`, `rejects` and `nights` as views.
 
-Each view scans `DeltaTable(...).to_pyarrow_dataset()` of the recorded night of every day, read
+Each view scans the Arrow dataset (warehouse.arrow_dataset) of the recorded night of every day, read
 once when the connection is made, so one connection sees one night of every day whatever is being
 published meanwhile. `as_of` (a `nights` table version, or an ISO timestamp) reads the warehouse as
 it was then. DuckDB's own `delta` extension is not used: it is downloaded at run time, so it does
@@ -25,7 +25,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from healthner.errors import HealthnerError
-from healthner.nightly.warehouse import DATASETS, NIGHTS, day_sources, load_table, read_nights
+from healthner.nightly.warehouse import DATASETS, NIGHTS, arrow_dataset, day_sources, load_table, read_nights
 
 TABLES = (*DATASETS, NIGHTS)
 QUERY_FORMATS = ("table", "csv", "json", "parquet")
@@ -59,7 +59,7 @@ def connect(warehouse: str, as_of: str | None = None) -> duckdb.DuckDBPyConnecti
             con.register(f"_{table}_{index}", source)
         con.execute(f"CREATE VIEW {table} AS " + " UNION ALL BY NAME ".join(
             f"SELECT * FROM _{table}_{index}" for index in range(len(sources))))
-    con.register(NIGHTS, load_table(warehouse, NIGHTS, version).to_pyarrow_dataset())
+    con.register(NIGHTS, arrow_dataset(warehouse, NIGHTS, load_table(warehouse, NIGHTS, version)))
     return con
 
 

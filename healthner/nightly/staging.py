@@ -11,6 +11,7 @@ longer than `nightly.keep_unpublished_s` (a failed night, with its article text)
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -132,13 +133,16 @@ def staged_age_s(night: str, now: float) -> float:
 
 def clean_staging(fs: fsspec.AbstractFileSystem, root: str, dt: str, night: str, nightly: NightlyParams) -> None:
     """Remove the day's staging folders up to the published night (it and older tries: their rows
-    are in the tables now) and any staging folder older than `keep_unpublished_s` (article text)."""
+    are in the tables now) and any staging folder older than `keep_unpublished_s` (article text).
+    Two publishes of a day may clean at once: what the other one removed first is already gone."""
     now = time.time()
     for folder in fs.glob(f"{root}/{STAGING_DIR}/dt=*/*"):
         day, name = version_of(folder)
         if (day == dt and name <= night) or staged_age_s(name, now) > nightly.keep_unpublished_s:
             logger.info("removing staging folder dt=%s %s", day, name)
-            fs.rm(folder, recursive=True)
+            with contextlib.suppress(FileNotFoundError):
+                fs.rm(folder, recursive=True)
     for folder in fs.glob(f"{root}/{STAGING_DIR}/dt=*"):
-        if not fs.ls(folder, detail=False):
-            fs.rmdir(folder)
+        with contextlib.suppress(FileNotFoundError, OSError):  # not empty again, or removed by the other
+            if not fs.ls(folder, detail=False):
+                fs.rmdir(folder)

@@ -20,10 +20,12 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 import fsspec
 import pyarrow as pa
 import pyarrow.dataset as pads
+import pyarrow.fs as pafs
 from fsspec.implementations.local import LocalFileSystem
 
 from healthner.corpus.labels import ENTITY_TYPES
@@ -120,6 +122,31 @@ def storage_options(warehouse: str) -> dict[str, str] | None:
     return {name: value for name, value in options.items() if value}
 
 
+def arrow_filesystem(warehouse: str, uri: str) -> pafs.FileSystem:
+    """Arrow's own filesystem rooted at table `uri`, that the table's Parquet files are read through
+    (on s3 with the account `storage_options` gives deltalake). deltalake's default reads through its
+    object store behind a Python filesystem handler, whose Arrow I/O threads can outlive the reader and
+    abort the interpreter at exit ("terminate called without an active exception", delta-rs#2184):
+    a short-lived reader such as `healthner query` would fail one run in a few after printing its
+    answer. Arrow's native filesystems shut their threads down cleanly."""
+    if not str(uri).startswith("s3://"):
+        return pafs.SubTreeFileSystem(os.path.abspath(uri), pafs.LocalFileSystem())
+    options = storage_options(warehouse) or {}
+    endpoint = urlsplit(options.get("aws_endpoint_url") or os.environ.get("AWS_ENDPOINT_URL", ""))
+    settings = {"access_key": options.get("aws_access_key_id"), "secret_key": options.get("aws_secret_access_key"),
+                "region": options.get("aws_region"), "endpoint_override": endpoint.netloc,
+                "scheme": endpoint.scheme}
+    s3 = pafs.S3FileSystem(**{name: value for name, value in settings.items() if value})
+    return pafs.SubTreeFileSystem(str(uri).removeprefix("s3://"), s3)
+
+
+def arrow_dataset(warehouse: str, name: str, table, days: list[str] | None = None) -> pads.Dataset:
+    """Table `name`'s files in this version (only the days' partitions, when given) as one Arrow dataset."""
+    pruning = [("dt", "in", days)] if days is not None else None
+    return table.to_pyarrow_dataset(file_pruning_predicate=pruning,
+                                    filesystem=arrow_filesystem(warehouse, table_uri(warehouse, name)))
+
+
 def corrupt_log_entries(uri: str) -> list[str]:
     """The table's log entries (newest first) that are not JSON lines."""
     fs, log = open_root(f"{uri}/_delta_log")
@@ -177,7 +204,7 @@ def read_nights(warehouse: str, as_of: int | str | None = None) -> dict[str, dic
     table = load_table(warehouse, NIGHTS, as_of)
     if table is None:
         return {}
-    return {row["dt"]: row for row in table.to_pyarrow_table().to_pylist()}
+    return {row["dt"]: row for row in arrow_dataset(warehouse, NIGHTS, table).to_table().to_pylist()}
 
 
 def published_days(warehouse: str) -> list[str]:
@@ -218,7 +245,7 @@ def day_sources(warehouse: str, name: str, records: dict[str, dict], as_of: bool
             raise WarehouseCorrupt(f"{table_uri(warehouse, name)} dt={dt}: {held} rows at version {table.version()}, "
                                    f"{record[f'{name}_rows']} in its night record; the table was altered after publishing")
         sources.append((table, [dt]))
-    return [table.to_pyarrow_dataset(file_pruning_predicate=[("dt", "in", days)])
+    return [arrow_dataset(warehouse, name, table, days)
             for table, days in ([(current, fresh)] if fresh else []) + sources]
 
 
