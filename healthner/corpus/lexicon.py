@@ -13,7 +13,6 @@ continues (M) or ends (E) there: the begin/middle/end sets of lexicon-enhanced C
 
 from __future__ import annotations
 
-import json
 import pickle
 import unicodedata
 from collections import Counter, defaultdict
@@ -24,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from healthner.config import LexiconParams, Params
+from healthner.io import write_json
 
 LEXICON_TYPES = ("disease", "symptom", "drug", "exam", "body", "ingredient", "herb", "treatment", "medical", "word")
 POSITIONS = ("B", "M", "E")
@@ -77,9 +77,7 @@ def build_lexicon(params: Params) -> LexiconReport:
     write_terms(typed, cfg.output)
     by_type = Counter(kind for kinds in typed.values() for kind in kinds)
     report = LexiconReport(len(typed), {t: by_type.get(t, 0) for t in LEXICON_TYPES}, by_source, str(cfg.output))
-    path = params.evaluate.reports_dir / LEXICON_REPORT
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(asdict(report), ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+    write_json(params.evaluate.reports_dir / LEXICON_REPORT, asdict(report))
     return report
 
 
