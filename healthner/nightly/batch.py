@@ -22,6 +22,7 @@ from healthner.config import Params, TagParams
 from healthner.corpus.labels import ENTITY_TYPES
 from healthner.errors import ModelIntegrityError
 from healthner.io import json_line
+from healthner.nightly.day import pinned_model, read_shard
 from healthner.nightly.inbox import (
     Article,
     day_files,
@@ -29,7 +30,6 @@ from healthner.nightly.inbox import (
 )
 from healthner.nightly.outputs import entity_rows
 from healthner.nightly.pool import worker_params
-from healthner.nightly.stage import pinned_model, read_shard
 from healthner.nightly.staging import version_dir_of
 from healthner.nightly.tagger import Entity, Tagger
 from healthner.nightly.warehouse import (
