@@ -28,8 +28,7 @@ from tqdm import tqdm
 from healthner.config import NightlyParams, Params
 from healthner.nightly.batch import SAMPLE_JOIN, write_inbox_day
 from healthner.nightly.tagger import Tagger
-
-TAG_POOL = "healthner_tag"  # the DAG's pool for its tag tasks (dags/healthner_nightly.py)
+from scripts.dag_constants import TAG_POOL
 
 REPO_DAGS = Path(__file__).resolve().parents[1] / "dags"
 DAG_ID = "healthner_nightly"

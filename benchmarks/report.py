@@ -187,48 +187,6 @@ def night(result: dict) -> list[str]:
     ]
 
 
-# Tried on this repo and left out of the defaults, with the measurement that decided it (not re-run by make bench).
-DROPPED = (
-    ("onnxruntime's transformer optimizer (`onnxruntime.transformers.optimizer`, bert fusions: BiasGelu and "
-     "SkipLayerNormalization fused, attention not, our masks and BiLSTM in the way): no faster on a real-size member, "
-     "slower with spinning threads; the plain exported graph ships."),
-    "Spinning onnxruntime threads (its default): up to 1.7x slower when shard processes share the cores; off.",
-    ("bfloat16 on the CPU (`tag.precision: bfloat16`; `auto` keeps float32 there, the torch bfloat16 row above "
-     "measures it each run): emulated without AVX-512 BF16/AMX, about 3x slower than float32 for a member's forward; "
-     "native on an AMD EPYC (AVX-512 BF16), no faster than onnx float32 in one process (22.9k against 23.8k chars/s) "
-     "and the shipped member's dev F1 moved from 0.7280 to 0.7269 (test 0.6853 to 0.6850): not a speed path."),
-    ("LAC's graph with the sentence lengths wired into its GRU nodes, so that sentences of different lengths share a "
-     "padded batch: the same states (bit for bit); 8% faster LAC at one thread on an Intel Xeon, 10-20% slower on an "
-     "AMD EPYC (20,010 characters, 100 sentences a call); not kept."),
-    ("Larger forward passes (16,384 characters against 4,096): slower (27k against 34k chars/s in one process). "
-     "Larger ensemble calls with cache-sized forward passes (`tag.batch_chars` 8,192, `tag.forward_batch_chars` "
-     "1,024): the same as 4,096 calls (47.6 against 47.3 µs per character, one process, median of 8 interleaved)."),
-    ("LAC's torch port with every sentence of a call in one padded batch (lengths given, states within 4.4e-6 of "
-     "onnxruntime): 27.5 against 15.8 µs per character on an AMD EPYC (one thread, median of 5)."),
-    ("What is left (the operator table under Where the time goes): a member's emissions graph spends most of its "
-     "time in the BiLSTM's LSTM node and the encoder's matrix products, LAC's graph in its GRU nodes. Per character "
-     "LAC's BiGRU does about 1.0 MFLOP and the member about 1.7, 1.1 of it in the BiLSTM (414 inputs per character: "
-     "the encoder's 128, 30 lexicon flags, LAC's 256 states): 2.7 MFLOP, against about 94 GFLOP/s of float32 "
-     "matrix product one core of the AMD EPYC sustains (numpy, large operands). 5x a naive pipeline of 9,600 chars/s "
-     "is 48k chars/s on 2 cores, about 41.6 µs per character per core for everything. On that EPYC, at one thread, "
-     "LAC's graph takes about 15 µs and the member's about 23 (no longer 28 with cache-sized forward passes): 38 of "
-     "the 41.6, leaving under 4 µs for lexicon flags, the CRF, decoding and entities, which take about 7. A cheaper "
-     "member (a narrower BiLSTM, LAC's states projected down before it, LAC's embeddings without its BiGRU) changes "
-     "its accuracy: a model decision, made on dev, not a speed path.")
-)
-KEPT = (
-    ("Each BiLSTM layer exported as one bidirectional ONNX LSTM node fed the rows' lengths (`sequence_lens`), instead "
-     "of a second node with every row reversed before and after it (GatherElements, Where, Expand, Transposes): "
-     "emissions within 1.4e-5 of torch, the same tags; 1-2 µs per character of the member graph."),
-    ("Member forward passes of at most `tag.forward_batch_chars` (1,024) characters inside each ensemble call of "
-     "`tag.batch_chars` (4,096): the BiLSTM's per-step gate buffers (1,024 floats per character and direction) stay in "
-     "cache instead of spilling the 32 MiB L3. One process, one thread, interleaved (median of 8, AMD EPYC): 47.3 against "
-     "52.2 µs per character for the whole tagger, the same emissions (tests/model/test_onnx_runtime.py)."),
-    ("Lexicon flags set in a bytearray in plain Python (a few bytes per match) instead of three numpy slice "
-     "assignments per match: 1.1 against 2.4 µs per character, the same flags on every dev and test sentence."),
-)
-
-
 def speed_paths(result: dict) -> list[str]:
     """Each stack variant against the torch float32 stack of the same run, and its dev F1."""
     tag = result["tagging"]
@@ -247,8 +205,8 @@ def speed_paths(result: dict) -> list[str]:
         (f"Processes (`tag.workers`): the configured variant as `healthner tag` runs a large input "
          f"({tag['shipped']}) tags {pooled:,.0f} chars/s, {pooled / median[tag['configured']]:.2f}x the same in one "
          "process on every core, with the same entities (tests/nightly/test_pool.py)."), "",
-        "Kept inside the onnx runtime:", "", *[f"- {line}" for line in KEPT], "",
-        "Tried and dropped:", "", *[f"- {line}" for line in DROPPED], "",
+        ("What was measured once and kept in the onnx runtime or left out of the defaults, and why: "
+         "[docs/speed.md](docs/speed.md)."), "",
     ]
 
 

@@ -39,7 +39,8 @@ REPO_ROOT = str(Path(__file__).resolve().parent.parent)  # the base of relative 
 PARAMS_FILE = os.environ.get("HEALTHNER_PARAMS", "params.yaml")
 RETRIES = int(os.environ.get("HEALTHNER_RETRIES", "2"))
 RETRY_DELAY = timedelta(seconds=int(os.environ.get("HEALTHNER_RETRY_DELAY_S", "300")))
-TAG_POOL = "healthner_tag"  # its size: tag tasks at once, at most the worker slots (docs/airflow.md)
+TAG_POOL = "healthner_tag"  # its size: tag tasks at once, at most the worker slots (docs/airflow.md); the one owner
+# of the name: make run, make e2e, the bench and the tests read it from here (scripts/dag_constants.py)
 CREATE_POOL = f'airflow pools set {TAG_POOL} N "healthner tag tasks"'  # N: see docs/airflow.md
 S3_CONNECTION = "healthner_s3"  # optional: the credentials of s3:// inbox and warehouse
 API_CONNECTION = "healthner_api"  # optional: the REST API that deployed tasks ask whether the pool exists

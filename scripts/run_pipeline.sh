@@ -28,7 +28,7 @@ read -r night warehouse slots < <(python -c "from healthner.config import load_p
 nightly = load_params().nightly; print(nightly.sample_date, nightly.warehouse_dir, nightly.tag_slots)")
 healthner sample-night
 airflow db migrate >/dev/null
-airflow pools set healthner_tag "$slots" "healthner tag tasks at once (nightly.tag_slots)" >/dev/null
+airflow pools set "$(python -m scripts.dag_constants TAG_POOL)" "$slots" "healthner tag tasks at once (nightly.tag_slots)" >/dev/null
 airflow dags test healthner_nightly -c "{\"dt\": \"$night\"}"          # the DAG param dt: tag that day
 python -c "import sys; from healthner.nightly.warehouse import read_night; sys.exit(read_night(sys.argv[1], sys.argv[2]) is None)" \
   "$warehouse" "$night" || { echo "the night $night was not published to $warehouse" >&2; exit 1; }

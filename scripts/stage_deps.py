@@ -4,8 +4,8 @@ A stage's `cmd` is `healthner COMMAND ...`; the CLI's function for COMMAND impor
 module(s) inside its body. The stage runs those modules and everything they import from
 `healthner`, at module level or inside functions (imports under `if TYPE_CHECKING:` never run),
 plus the `__init__.py` of every package on the way. That import closure is the stage's code.
-`cli.py` itself is left out: it only parses arguments and calls the step's function, and listing
-it would make every change to any command retrain every model.
+The CLI package (`healthner/cli/`) itself is left out: it only parses arguments and calls the step's
+function, and listing it would make every change to any command retrain every model.
 
     python scripts/stage_deps.py          # list each stage's missing and stale code deps (exit 1 if any)
     python scripts/stage_deps.py --write  # rewrite dvc.yaml's code deps (comments and data deps kept)
@@ -24,7 +24,7 @@ from ruamel.yaml import YAML
 
 REPO = Path(__file__).resolve().parents[1]
 PACKAGE = "healthner"
-CLI = Path(PACKAGE) / "cli.py"
+CLI = Path(PACKAGE) / "cli"  # the CLI package: one module per --help panel, the commands' functions in them
 CODE_PREFIX = f"{PACKAGE}/"
 
 
@@ -76,15 +76,15 @@ def closure(entries: set[str], repo: Path = REPO) -> set[Path]:
         seen.add(path)
         for module in imported_modules(ast.parse((repo / path).read_text(encoding="utf-8"))):
             todo.extend(_with_packages(module))
-    return seen - {CLI}
+    return {path for path in seen if CLI not in path.parents}
 
 
 def command_entries(command: str, repo: Path = REPO) -> set[str]:
     """The healthner modules the CLI's function for `command` imports (the step it calls)."""
-    tree = ast.parse((repo / CLI).read_text(encoding="utf-8"))
-    for node in ast.walk(tree):
-        if isinstance(node, ast.FunctionDef) and command in _command_names(node):
-            return imported_modules(node) | {f"{PACKAGE}.config"}  # cli.py loads params.yaml through it
+    for source in sorted((repo / CLI).glob("*.py")):
+        for node in ast.walk(ast.parse(source.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.FunctionDef) and command in _command_names(node):
+                return imported_modules(node) | {f"{PACKAGE}.config"}  # the CLI loads params.yaml through it
     raise KeyError(f"{CLI}: no command {command!r}")
 
 

@@ -39,6 +39,7 @@ from tqdm import tqdm
 
 from healthner.config import FetchParams, Params, PinnedFile
 from healthner.errors import HealthnerError
+from healthner.io import json_text
 
 BASE_URL_ENV = "HEALTHNER_FETCH_BASE_URL"  # overrides fetch.base_url (tests, mirrors)
 FILE_MODE = 0o644  # temporary files are created 0600; the corpus is meant to be readable by all
@@ -128,7 +129,7 @@ def read_lock(path: Path) -> dict[str, str]:
 
 
 def write_lock(path: Path, recorded: dict[str, str]) -> None:
-    text = json.dumps(dict(sorted(recorded.items())), indent=2) + "\n"
+    text = json_text(dict(sorted(recorded.items())), ascii_only=True)
     with _temporary_beside(path) as (fh, tmp):
         fh.write(text.encode("utf-8"))
         _commit(fh, tmp, path)

@@ -13,7 +13,6 @@ continues (M) or ends (E) there: the begin/middle/end sets of lexicon-enhanced C
 
 from __future__ import annotations
 
-import json
 import pickle
 import unicodedata
 from collections import Counter, defaultdict
@@ -24,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from healthner.config import LexiconParams, Params
+from healthner.io import write_json
 
 LEXICON_TYPES = ("disease", "symptom", "drug", "exam", "body", "ingredient", "herb", "treatment", "medical", "word")
 POSITIONS = ("B", "M", "E")
@@ -77,9 +77,7 @@ def build_lexicon(params: Params) -> LexiconReport:
     write_terms(typed, cfg.output)
     by_type = Counter(kind for kinds in typed.values() for kind in kinds)
     report = LexiconReport(len(typed), {t: by_type.get(t, 0) for t in LEXICON_TYPES}, by_source, str(cfg.output))
-    path = params.evaluate.reports_dir / LEXICON_REPORT
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(asdict(report), ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+    write_json(params.evaluate.reports_dir / LEXICON_REPORT, asdict(report))
     return report
 
 
@@ -193,7 +191,7 @@ class Lexicon:
         """(len(chars), FEATURES_PER_CHAR) uint8: column 3 * type + position (B, M, E) is 1 where a term
         of that type begins, continues or ends at the character. Only single-character tokens match."""
         flags = bytearray(len(chars) * FEATURES_PER_CHAR)  # row-major (char, column): set in plain Python,
-        if self.size and chars:  # a few bytes per match, instead of numpy indexing per match (about 2x faster)
+        if self.size and chars:  # a few bytes per match: cheaper than a numpy indexing call per match
             text = "".join(chars)
             if len(text) != len(chars):  # a multi-character token matches nothing and keeps its place
                 text = "".join(ch if len(ch) == 1 else "\x00" for ch in chars)

@@ -8,7 +8,6 @@ maps per-window outputs back to the sentence exactly.
 from __future__ import annotations
 
 import hashlib
-import json
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
@@ -23,6 +22,7 @@ from healthner.corpus.readers import Sentence, read_sentences, write_sentences
 from healthner.corpus.vocab import CharVocab, write_vocab_source
 from healthner.corpus.vocab import slot_vocab as encoder_vocab
 from healthner.corpus.windows import make_windows
+from healthner.io import write_json
 
 SPLITS = ("train", "dev", "test")
 PREPARE_REPORT = "prepare.json"
@@ -170,5 +170,4 @@ def prepare(params: Params) -> PrepareReport:
 
 
 def _write_report(report: PrepareReport, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(asdict(report), ensure_ascii=False, indent=2), encoding="utf-8")
+    write_json(path, asdict(report), final_newline=False)

@@ -25,7 +25,6 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
-import json
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
@@ -38,6 +37,7 @@ from healthner.config import Params
 from healthner.corpus.readers import read_sentences
 from healthner.corpus.windows import split_sentences
 from healthner.errors import HealthnerError
+from healthner.io import write_json
 
 ENCODING = "gb18030"
 SCHEMA = pa.schema([("sentence_id", pa.string()), ("text", pa.string()), ("source", pa.string()), ("record", pa.int32())])
@@ -204,6 +204,5 @@ def _write(params: Params, rows: list[tuple], counts: dict[str, SourceCounts]) -
     pq.write_table(pa.Table.from_pylist([dict(zip(SCHEMA.names, row)) for row in rows], schema=SCHEMA), out)
     dropped = sum((Counter(c.dropped) for c in counts.values()), Counter())
     report = UnlabeledReport(counts, len(rows), dict(dropped), hashlib.sha256(out.read_bytes()).hexdigest())
-    params.unlabeled.report.parent.mkdir(parents=True, exist_ok=True)
-    params.unlabeled.report.write_text(json.dumps(asdict(report), ensure_ascii=False, indent=2), encoding="utf-8")
+    write_json(params.unlabeled.report, asdict(report), final_newline=False)
     return report

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from healthner.config import EncoderParams
 from healthner.errors import HealthnerError
+from healthner.io import write_json
 
 PAD, UNK, CLS, SEP, MASK = "[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"
 SPECIALS = (PAD, UNK, CLS, SEP, MASK)
@@ -154,9 +155,7 @@ def write_vocab_source(directory: Path, enc: EncoderParams, vocab: CharVocab) ->
     """Record, beside the prepared vocabulary, the init and checkpoint it was made for and its digest."""
     source = {"init": enc.init, "checkpoint": enc.checkpoint if enc.init == "pretrained" else None,
               "tokens": len(vocab), "sha256": vocab_digest(vocab)}
-    path = Path(directory) / SOURCE_FILE
-    path.write_text(json.dumps(source, indent=2) + "\n", encoding="utf-8")
-    return path
+    return write_json(Path(directory) / SOURCE_FILE, source, ascii_only=True)
 
 
 def check_vocab_source(directory: Path, enc: EncoderParams, vocab: CharVocab) -> None:

@@ -8,7 +8,6 @@ then scored once on test, for the table only (no row, epoch or setting is chosen
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -16,6 +15,7 @@ from typing import Any
 from healthner.config import Params
 from healthner.ensemble.evaluate import score_model
 from healthner.errors import UnknownName
+from healthner.io import write_json
 from healthner.model.train import TrainResult, train
 
 
@@ -75,5 +75,5 @@ def ablate(params: Params, only: list[str] | None = None) -> list[AblationRow]:
         rows.append(AblationRow(name, result.best_dev_f1, test_f1, result.seconds, result.epochs_run))
     cfg.reports_dir.mkdir(parents=True, exist_ok=True)
     (cfg.reports_dir / "table3.md").write_text(table3_markdown(rows, cfg.slot, cfg.epochs), encoding="utf-8")
-    (cfg.reports_dir / "table3.json").write_text(json.dumps([r.as_dict() for r in rows], indent=2) + "\n")
+    write_json(cfg.reports_dir / "table3.json", [r.as_dict() for r in rows], ascii_only=True)
     return rows

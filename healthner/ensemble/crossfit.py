@@ -19,13 +19,13 @@ import shutil
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 
 import numpy as np
 
 from healthner.config import Params
 from healthner.corpus.readers import read_sentences
 from healthner.errors import ConfigError
+from healthner.io import write_json
 from healthner.model.train import SUMMARY_FILE, train
 
 FOLDS_FILE = "folds.json"
@@ -104,7 +104,7 @@ def crossfit(params: Params) -> CrossfitResult:
     shutil.rmtree(cfg.output_dir, ignore_errors=True)
     cfg.output_dir.mkdir(parents=True)
     if not cfg.folds:
-        _write(cfg.output_dir / FOLDS_FILE, {"folds": 0})
+        write_json(cfg.output_dir / FOLDS_FILE, {"folds": 0})
         return _report(params, CrossfitResult(0, 0))
     sent_ids = [s.sent_id for s in read_sentences(params.prepare.output_dir / TRAIN_SPLIT)]
     folds = assign_folds(sent_ids, cfg.folds, cfg.seed)
@@ -116,7 +116,7 @@ def crossfit(params: Params) -> CrossfitResult:
             log.info("crossfit: fold %d/%d %s", k + 1, cfg.folds, trained)
             result.members.append(FoldMember(slot, k, trained.best_dev_f1, trained.best_epoch, trained.seconds))
     result.seconds = time.perf_counter() - started
-    _write(cfg.output_dir / FOLDS_FILE, {"folds": cfg.folds, "seed": cfg.seed, "sent_ids": folds})
+    write_json(cfg.output_dir / FOLDS_FILE, {"folds": cfg.folds, "seed": cfg.seed, "sent_ids": folds})
     return _report(params, result)
 
 
@@ -127,10 +127,5 @@ def _full_dev_f1(params: Params, slot: str) -> float | None:
 
 
 def _report(params: Params, result: CrossfitResult) -> CrossfitResult:
-    _write(params.stack.crossfit.report, result.as_dict())
+    write_json(params.stack.crossfit.report, result.as_dict())
     return result
-
-
-def _write(path: Path, value: object) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(value, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")

@@ -19,7 +19,6 @@ outputs are computed once per split and shared by every combination.
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections.abc import Sequence
@@ -40,6 +39,7 @@ from healthner.ensemble.plots import entity_pairs, plot_confusion, plot_diversit
 from healthner.ensemble.shipped import Ensemble, member_outputs, read_manifest
 from healthner.ensemble.stack import fit_data, load_predictors
 from healthner.errors import ConfigError, UnknownName
+from healthner.io import write_json
 from healthner.model.devices import tag_device
 from healthner.model.metrics import score
 
@@ -248,11 +248,6 @@ def combiners_markdown(rows: Sequence[dict], reason: str, seeds: Sequence[int], 
     return "\n".join(lines) + "\n"
 
 
-def _write_json(path: Path, value: object) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(value, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-
-
 def base_predictors(params: Params, ensemble: Ensemble) -> dict:
     """Every slot's predictor; the stack's members are its own copies (what ships is what is scored)."""
     base = [slot for slot in SLOTS if slot in params.encoders]
@@ -267,7 +262,7 @@ def write_table2(params: Params, ensemble: Ensemble, data: dict[str, SplitOutput
     combos = member_combinations(params.stack.members, params.evaluate.combinations)
     rows = table2_rows(combos, data["dev"], data["test"], params, known)
     (out / "table2.md").write_text(table2_markdown(rows, params.stack.cv_folds), encoding="utf-8")
-    _write_json(out / "table2.json", table2_json(rows))
+    write_json(out / "table2.json", table2_json(rows))
     return rows
 
 
@@ -278,10 +273,10 @@ def write_combiners_and_diversity(params: Params, data: dict[str, SplitOutputs],
     reason = selection.get("chosen", {}).get("reason", "")
     markdown = combiners_markdown(rows, reason, params.stack.selection_seeds, params.stack.crossfit.folds)
     (out / "combiners.md").write_text(markdown, encoding="utf-8")
-    _write_json(out / "combiners.json", {"rows": rows, "selection": selection})
+    write_json(out / "combiners.json", {"rows": rows, "selection": selection})
     pairs = diversity(data["dev"].outputs, data["dev"].gold, members)
     (out / "diversity.md").write_text(diversity_markdown(pairs, "dev"), encoding="utf-8")
-    _write_json(out / "diversity.json", pairs)
+    write_json(out / "diversity.json", pairs)
     plot_diversity(pairs, members, out / "plots" / "diversity.png", "Members on dev")
 
 
@@ -327,7 +322,7 @@ def evaluate(params: Params) -> dict:
         }
         for name, d in data.items()
     }
-    _write_json(params.evaluate.reports_dir / "metrics.json", metrics)
+    write_json(params.evaluate.reports_dir / "metrics.json", metrics)
     write_table2(params, ensemble, data, shipped)
     write_combiners_and_diversity(params, data, fit_on)
     write_plots_and_errors(params, metrics, data["test"], shipped["test"])

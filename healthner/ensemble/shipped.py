@@ -32,6 +32,7 @@ from healthner.corpus.labels import TAGS
 from healthner.ensemble.combiner import BIO_GRAMMAR, Prediction
 from healthner.ensemble.kinds import KINDS, MemberOutputs, ShippedKind
 from healthner.errors import ModelIntegrityError
+from healthner.io import write_json
 
 if TYPE_CHECKING:
     from healthner.model.folder import MemberFiles
@@ -125,7 +126,7 @@ def save_ensemble(
     }
     version = model_digest(output_dir, Manifest.model_validate(manifest))
     manifest["model_version"] = version
-    (output_dir / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    write_json(output_dir / MANIFEST_FILE, manifest)
     return version
 
 

@@ -26,6 +26,7 @@ from healthner.config import Params, deep_merge
 from healthner.ensemble.kinds import MemberKind
 from healthner.ensemble.shipped import MANIFEST_FILE, read_manifest, save_ensemble
 from healthner.ensemble.shipping import Choice, KindScore, choose, scores_from_record, selection_record
+from healthner.io import write_json
 from healthner.model.silver import SilverSet
 from healthner.model.train import TrainResult, train
 
@@ -106,7 +107,7 @@ def ship(params: Params, runs: dict[int, TrainResult], origin: dict) -> tuple[Ch
     shutil.copytree(stacked, shipped)
     written = json.loads((shipped / MANIFEST_FILE).read_text(encoding="utf-8"))
     written["selection"] = record  # not part of model_version: the model is the stack's, unchanged
-    (shipped / MANIFEST_FILE).write_text(json.dumps(written, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    write_json(shipped / MANIFEST_FILE, written)
     return choice, manifest["model_version"]
 
 
@@ -123,10 +124,5 @@ def train_student(params: Params) -> StudentReport:
                          "model_dir": str(r.model_dir)} for seed, r in runs.items()}
     report = StudentReport({**origin["silver"], **counts}, seeds, KindScore([r.best_dev_f1 for r in runs.values()]).mean,
                            choice.as_dict(), str(cfg.shipped_dir), version)
-    _write(report, cfg.report)
+    write_json(cfg.report, asdict(report))
     return report
-
-
-def _write(report: StudentReport, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(asdict(report), ensure_ascii=False, indent=2) + "\n", encoding="utf-8")

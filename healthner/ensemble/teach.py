@@ -19,7 +19,6 @@ compare thresholds with each other, not with the members.) The student stage app
 from __future__ import annotations
 
 import hashlib
-import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -33,6 +32,7 @@ from healthner.corpus.labels import TAG_TO_ID
 from healthner.corpus.readers import read_sentences
 from healthner.ensemble.combiner import Prediction
 from healthner.ensemble.shipped import Ensemble, read_manifest
+from healthner.io import write_json
 from healthner.model.metrics import score
 from healthner.model.silver import SILVER_SCHEMA
 
@@ -136,8 +136,7 @@ def teach(params: Params) -> TeachReport:
         teacher_record(cfg.teacher), total, len(confidences), float(np.mean(confidences)) if confidences else 0.0,
         dev_thresholds(teacher, params), hashlib.sha256(cfg.output.read_bytes()).hexdigest(),
     )
-    cfg.report.parent.mkdir(parents=True, exist_ok=True)
-    cfg.report.write_text(json.dumps(asdict(report), ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+    write_json(cfg.report, asdict(report))
     return report
 
 

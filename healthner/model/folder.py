@@ -12,7 +12,6 @@ model_version) vouches for exactly what runs, even if the folder is replaced mid
 
 from __future__ import annotations
 
-import json
 import shutil
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
@@ -23,6 +22,7 @@ from safetensors.torch import save_file
 from healthner.config import EncoderParams, ModelParams
 from healthner.corpus.labels import TAGS
 from healthner.corpus.vocab import VOCAB_FILE, CharVocab
+from healthner.io import write_json
 from healthner.model.features import FeatureSpec
 from healthner.model.network import NerTagger
 
@@ -125,11 +125,7 @@ def save_model(
         "window_overlap": window_overlap,
         "tags": list(TAGS),
     }
-    _write_json(directory / CONFIG_FILE, config)
-    _write_json(directory / LABELS_FILE, list(TAGS))
+    write_json(directory / CONFIG_FILE, config, default=str)
+    write_json(directory / LABELS_FILE, list(TAGS))
     vocab.save(directory)
     return directory
-
-
-def _write_json(path: Path, value: object) -> None:
-    path.write_text(json.dumps(value, ensure_ascii=False, indent=2, default=str) + "\n", encoding="utf-8")

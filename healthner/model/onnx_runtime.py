@@ -31,8 +31,8 @@ WEIGHTS_KEY = "weights_sha256"  # ONNX metadata: which model.safetensors the gra
 EXPORT_CHARS = (7, 4)  # characters per window of the traced batch: two lengths, so padding is traced
 AXES = {"input_ids": {0: "batch", 1: "tokens"}, "attention_mask": {0: "batch", 1: "tokens"},
         "features": {0: "batch", 1: "chars"}, "emissions": {0: "batch", 1: "chars"}}
-# On the shared 2-core CPU (BENCHMARKS.md): one thread, torch float32 and ONNX Runtime run a member's forward
-# at about the same speed; two threads on busy cores, torch's OpenMP collapses (3.7x-14x slower) and ORT not.
+# On the CPU ONNX Runtime: at one thread it runs a member's forward about as fast as torch float32, and on busy
+# cores with more threads it keeps its speed where torch's OpenMP collapses (make bench measures both).
 AUTO_RUNTIME_ON_CPU = "onnx"
 
 

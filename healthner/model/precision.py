@@ -14,10 +14,9 @@ PRECISIONS: tuple[str, ...] = typing.get_args(Precision)
 
 def resolve_precision(precision: str, device: str | torch.device) -> str:
     """`auto`: bfloat16 on CUDA (autocast, as training), float32 on the CPU. On the CPU bfloat16 is no
-    speed path: emulated without AVX-512 BF16/AMX it is about 3x slower, and where it is native (an AMD
-    EPYC here) it was no faster than ONNX Runtime float32 and moved the shipped member's dev F1 by 0.1
-    point (make bench); float32 gives evaluate's own tags. float32, bfloat16 and int8 (CPU only) are taken
-    as they are."""
+    speed path: without AVX-512 BF16 or AMX it is emulated, slower than float32, and where it is native
+    it is no faster than ONNX Runtime float32 while its rounding changes some tags (docs/speed.md);
+    float32 gives evaluate's own tags. float32, bfloat16 and int8 (CPU only) are taken as they are."""
     if precision not in PRECISIONS:
         raise ValueError(f"precision {precision!r}: expected one of {PRECISIONS}")
     if precision != "auto":

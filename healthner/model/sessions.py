@@ -14,7 +14,8 @@ def cpu_session(model: Path | bytes, threads: int, profile_prefix: str | None = 
     options.intra_op_num_threads, options.inter_op_num_threads = threads, 1
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    # no busy-waiting between ops: parallel shard processes share the cores (spinning cost up to 1.7x there)
+    # no busy-waiting between ops: parallel shard processes share the cores, and a spinning thread takes its
+    # core from another process's work
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     if profile_prefix:
         options.enable_profiling, options.profile_file_prefix = True, profile_prefix

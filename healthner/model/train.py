@@ -10,7 +10,6 @@ kinds of batch in every epoch or runs silver epochs first.
 
 from __future__ import annotations
 
-import json
 import random
 import time
 from dataclasses import asdict, dataclass
@@ -27,6 +26,7 @@ from healthner.corpus.lexicon import Lexicon
 from healthner.corpus.readers import read_sentences
 from healthner.corpus.vocab import CharVocab, check_vocab_source
 from healthner.errors import UnknownName
+from healthner.io import write_json
 from healthner.model.devices import resolve_device
 from healthner.model.encoders import SPECIAL_TOKENS_PER_WINDOW, build_encoder
 from healthner.model.features import CharFeaturizer
@@ -351,6 +351,4 @@ def _write_summary(result: TrainResult, trainer: _Trainer) -> None:
                "train_windows": len(trainer.train_windows), "train_chars_per_epoch": trainer.train_windows.n_chars,
                "silver_windows": len(trainer.silver) if trainer.silver is not None else 0,
                "dev_sentences": len(trainer.dev)}
-    path = result.model_dir / SUMMARY_FILE
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+    write_json(result.model_dir / SUMMARY_FILE, summary, ascii_only=True)

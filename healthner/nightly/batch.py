@@ -8,7 +8,6 @@ The CLI's `healthner tag` of files is nightly/tag_files.py.
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import time
@@ -22,6 +21,8 @@ import pyarrow.parquet as pq
 from healthner.config import Params, TagParams
 from healthner.corpus.labels import ENTITY_TYPES
 from healthner.errors import ModelIntegrityError
+from healthner.io import json_line
+from healthner.nightly.day import pinned_model, read_shard
 from healthner.nightly.inbox import (
     Article,
     day_files,
@@ -29,7 +30,6 @@ from healthner.nightly.inbox import (
 )
 from healthner.nightly.outputs import entity_rows
 from healthner.nightly.pool import worker_params
-from healthner.nightly.stage import pinned_model, read_shard
 from healthner.nightly.staging import version_dir_of
 from healthner.nightly.tagger import Entity, Tagger
 from healthner.nightly.warehouse import (
@@ -185,5 +185,5 @@ def write_inbox_day(inbox_dir: str, dt: str, records: Sequence[dict]) -> str:
     path = f"{root}/dt={dt}/{SAMPLE_FILE}"
     fs.makedirs(path.rsplit("/", 1)[0], exist_ok=True)
     with fs.open(path, "w", encoding="utf-8") as fh:
-        fh.writelines(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
+        fh.writelines(json_line(r) for r in records)
     return path

@@ -98,7 +98,7 @@ def discover(params: Params, dt: str) -> list[str]:
 
 
 def stage(params: Params, dt: str, files: Sequence[str]) -> list[str]:
-    from healthner.nightly.stage import stage_day
+    from healthner.nightly.day import stage_day
 
     fault_point("stage.start")
     shards = stage_day(params, dt, files)

@@ -24,6 +24,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from healthner.corpus.labels import ENTITY_TYPES
+from healthner.io import json_line
 from healthner.nightly.inbox import Article, Reject
 from healthner.nightly.tagger import Entity
 from healthner.nightly.warehouse import ENTITIES_SCHEMA, REJECTS_SCHEMA
@@ -98,8 +99,7 @@ class TextEntities(EntityWriter):
 class JsonlEntities(TextEntities):
     def write(self, tagged: Sequence[Tagged]) -> None:
         for article, found in tagged:
-            self.fh.writelines(json.dumps(row, ensure_ascii=False) + "\n"
-                               for row in entity_rows(article.article_id, found, self.model_version))
+            self.fh.writelines(json_line(row) for row in entity_rows(article.article_id, found, self.model_version))
 
 
 def bio_tags(length: int, entities: Sequence[Entity]) -> list[str]:

@@ -14,7 +14,6 @@ rename, so a reader never sees half of it).
 from __future__ import annotations
 
 import io
-import json
 import os
 import uuid
 from pathlib import Path
@@ -25,6 +24,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from healthner.errors import HealthnerError
+from healthner.io import json_text
 from healthner.nightly.warehouse import DATASETS, NIGHTS, arrow_dataset, day_sources, load_table, read_nights
 
 TABLES = (*DATASETS, NIGHTS)
@@ -91,7 +91,7 @@ def run_query(warehouse: str, sql: str, format: str = "table", output: Path | No
 def encoded(table: pa.Table, format: str) -> str | bytes:
     """`table` as CSV (header first) or JSON text, or Parquet bytes."""
     if format == "json":
-        return json.dumps(table.to_pylist(), ensure_ascii=False, default=str, indent=1) + "\n"
+        return json_text(table.to_pylist(), indent=1, default=str)
     sink = io.BytesIO()
     if format == "csv":
         pacsv.write_csv(table, sink)

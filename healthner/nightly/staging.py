@@ -24,6 +24,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from healthner.config import NightlyParams
+from healthner.io import json_text
 from healthner.nightly.warehouse import DATASETS, SCHEMAS, PublishError, is_local
 
 logger = logging.getLogger(__name__)
@@ -68,7 +69,7 @@ def write_part(fs: fsspec.AbstractFileSystem, path: str, table: pa.Table) -> Non
 
 def write_json(fs: fsspec.AbstractFileSystem, path: str, value: dict) -> None:
     """Write a small JSON file whole: a temporary file renamed over it (local), one PUT (object stores)."""
-    data = json.dumps(value, ensure_ascii=False, indent=1, sort_keys=True).encode("utf-8")
+    data = json_text(value, indent=1, sort_keys=True, final_newline=False).encode("utf-8")
     folder, name = path.rsplit("/", 1)
     fs.makedirs(folder, exist_ok=True)
     if not is_local(fs):

@@ -13,6 +13,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from scripts.dag_constants import TAG_POOL  # noqa: F401  (the DAG file owns it; the scenarios take it from here)
+
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 AIRFLOW = str(BIN / "airflow")
@@ -24,7 +26,6 @@ ARTICLES = 32
 BAD_LINES = ['{"article_id": "broken-1", "text": "寫到一', '{"article_id": "empty-1", "text": ""}']
 MARKER = "HEALTHNER_E2E_ROOT"
 NIGHT_TIMEOUT_S = 420
-TAG_POOL = "healthner_tag"  # the DAG's pool for tag tasks
 TAG_POOL_SLOTS = 2  # two workers, each of concurrency 1 (docker/airflow.env)
 RETRIES = 2  # per task ($HEALTHNER_RETRIES), 5 s apart
 S3_BUCKET = "healthner-e2e"

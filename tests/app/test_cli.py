@@ -104,14 +104,19 @@ def test_the_installed_command_prints_one_line_and_no_rich_traceback(tmp_path: P
 
 # --- one error path, one --params, three help panels ------------------------------------------------------------------
 
-CLI_SOURCE = REPO / "healthner" / "cli.py"
+CLI_PACKAGE = REPO / "healthner" / "cli"
+
+
+def cli_source() -> str:
+    """The CLI package's source, every module of it."""
+    return "\n".join(path.read_text(encoding="utf-8") for path in sorted(CLI_PACKAGE.glob("*.py")))
 
 
 def command_functions() -> list:
-    """Every function in cli.py registered as a command (`@app.command`, `@corpus_app.command`, ...)."""
+    """Every function in the CLI package registered as a command (`@app.command`, `@corpus_app.command`, ...)."""
     import ast
 
-    tree = ast.parse(CLI_SOURCE.read_text(encoding="utf-8"))
+    tree = ast.parse(cli_source())
     return [node for node in tree.body if isinstance(node, ast.FunctionDef) and any(
         isinstance(d, ast.Call) and isinstance(d.func, ast.Attribute) and d.func.attr == "command"
         for d in node.decorator_list)]
@@ -153,7 +158,7 @@ def test_an_errors_details_come_above_its_one_line(monkeypatch: pytest.MonkeyPat
 
 
 def test_params_is_declared_once_on_the_callback() -> None:
-    source = CLI_SOURCE.read_text(encoding="utf-8")
+    source = cli_source()
     assert source.count('"--params"') == 1 and source.count("load_params(") == 1
     assert all("params" not in [a.arg for a in command.args.args] for command in command_functions())
 
@@ -179,7 +184,7 @@ def test_params_are_loaded_once_per_invocation(params_file: Path, monkeypatch: p
     import typer
     import typer.main
 
-    from healthner import cli
+    from healthner.cli import group as cli
 
     loads: list[Path] = []
     monkeypatch.setattr(cli, "load_params", lambda path: loads.append(path) or object())

@@ -92,8 +92,9 @@ def package_of(path: Path) -> str:
 
 def command_imports(command: str) -> set[str]:
     """The modules a CLI command imports in its body (the CLI keeps heavy imports there)."""
-    tree = ast.parse((PACKAGE / "cli.py").read_text(encoding="utf-8"))
-    (function,) = [node for node in tree.body if isinstance(node, ast.FunctionDef) and node.name == command]
+    trees = [ast.parse(path.read_text(encoding="utf-8")) for path in sorted((PACKAGE / "cli").glob("*.py"))]
+    (function,) = [node for tree in trees for node in tree.body
+                   if isinstance(node, ast.FunctionDef) and node.name == command]
     return {name for name in imported_names(list(ast.walk(function)), "healthner") if name}
 
 

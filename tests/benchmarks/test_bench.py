@@ -49,6 +49,7 @@ def test_reports_are_written(bench: dict) -> None:
     for heading in ("## Machine", "## Tagging throughput", "## Speed paths", "## Where the time goes", "## Training",
                     "## Peak memory", "## A night"):
         assert heading in report
+    assert "[docs/speed.md](docs/speed.md)" in report  # what was measured once is prose there, not rendered here
 
 
 def test_every_figure_is_min_median_max_over_the_repeats(bench: dict) -> None:

@@ -9,9 +9,9 @@ from pathlib import Path
 from healthner.config import Params, load_params
 from healthner.nightly.batch import write_tagged
 from healthner.nightly.checks import check_version
+from healthner.nightly.day import read_shard, stage_day
 from healthner.nightly.inbox import day_files
 from healthner.nightly.publish import Published, publish_day
-from healthner.nightly.stage import read_shard, stage_day
 from healthner.nightly.staging import version_dir_of
 from healthner.nightly.tagger import Entity
 

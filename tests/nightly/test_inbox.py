@@ -9,6 +9,7 @@ import pyarrow.parquet as pq
 
 from healthner.corpus.readers import read_conll
 from healthner.nightly.batch import sample_articles
+from healthner.nightly.day import assign_shards, read_day
 from healthner.nightly.inbox import (
     DUPLICATE_ID,
     EMPTY_TEXT,
@@ -21,7 +22,6 @@ from healthner.nightly.inbox import (
     read_inbox_file,
 )
 from healthner.nightly.inputs import read_input
-from healthner.nightly.stage import assign_shards, read_day
 
 REPO = Path(__file__).resolve().parents[2]
 WA = REPO.parent / "shared" / "data" / "rocling2023_multiner_WA.txt"
@@ -106,8 +106,8 @@ def test_sample_articles_keep_one_source_each() -> None:
 
 
 def test_a_hostile_line_is_a_reject_and_the_rest_of_the_file_is_read(tmp_path: Path) -> None:
+    from healthner.nightly.day import rejects_table
     from healthner.nightly.inbox import INVALID_TEXT
-    from healthner.nightly.stage import rejects_table
 
     hostile = [
         b"[" * 100_000 + b"]" * 100_000,                                      # RecursionError in the decoder

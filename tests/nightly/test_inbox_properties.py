@@ -12,8 +12,8 @@ import pyarrow.parquet as pq
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
+from healthner.nightly.day import SHARD_SCHEMA, rejects_table
 from healthner.nightly.inbox import REASONS, UTF8_BOM, read_inbox_lines
-from healthner.nightly.stage import SHARD_SCHEMA, rejects_table
 
 MAX_CHARS = 300
 HUGE = "<huge number>"  # a marker, swapped for 5,000 digits once the line is dumped

@@ -11,8 +11,8 @@ import pytest
 
 from healthner.config import load_params
 from healthner.nightly.batch import tag_shard
+from healthner.nightly.day import stage_day
 from healthner.nightly.inbox import day_files, read_inbox_file
-from healthner.nightly.stage import stage_day
 from healthner.nightly.tag_files import tag_chunks
 from healthner.nightly.tagger import Tagger
 

@@ -15,9 +15,9 @@ from deltalake import DeltaTable, write_deltalake
 
 from healthner.nightly.batch import write_tagged
 from healthner.nightly.checks import CheckFailed, check_published, check_version
+from healthner.nightly.day import read_shard, stage_day
 from healthner.nightly.inbox import day_files
 from healthner.nightly.publish import publish_day
-from healthner.nightly.stage import read_shard, stage_day
 from healthner.nightly.staging import version_dir_of
 from healthner.nightly.tagger import Entity
 from healthner.nightly.upkeep import compact, migrate, vacuum

@@ -9,9 +9,10 @@ import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from scripts.dag_constants import TAG_POOL  # noqa: F401  (the DAG file owns it; the tests take it from here)
+
 REPO = Path(__file__).resolve().parents[2]
 DT = "2026-11-24"
-TAG_POOL = "healthner_tag"
 
 
 def airflow(*args: str) -> subprocess.CompletedProcess:

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from scripts.dag_constants import dag_constant
+
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -37,6 +39,7 @@ def test_nightly_structure(dagbag) -> None:
         assert downstream in dag.get_task(upstream).downstream_task_ids
     assert dag.get_task("tag").is_mapped  # one task instance per shard
     assert dag.get_task("tag").pool == "healthner_tag"  # bounded: nightly.tag_slots per machine
+    assert dag_constant("TAG_POOL") == "healthner_tag"  # what make run, make e2e, the bench and the tests create
     assert all(dag.get_task(t).retries >= 1 for t in dag.task_ids)
     outlets = {asset.uri for asset in dag.get_task("publish").outlets}
     assert outlets == {f"healthner://warehouse/{table}" for table in ("entities", "articles", "rejects")}

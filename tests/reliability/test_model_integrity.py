@@ -20,8 +20,8 @@ from healthner.model.onnx_runtime import ONNX_FILE, export_member
 from healthner.model.predict import SlotPredictor
 from healthner.nightly.batch import tag_shard, write_tagged
 from healthner.nightly.checks import CheckFailed, check_version
+from healthner.nightly.day import read_shard, stage_day
 from healthner.nightly.inbox import day_files
-from healthner.nightly.stage import read_shard, stage_day
 from healthner.nightly.staging import MANIFEST_FILE as STAGE_MANIFEST
 from healthner.nightly.staging import version_dir_of
 from healthner.nightly.tagger import Tagger

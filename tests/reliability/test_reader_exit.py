@@ -29,7 +29,7 @@ def test_reader_processes_of_a_published_day_all_exit_zero(tmp_path: Path) -> No
     script = tmp_path / "read.py"
     script.write_text(READ, encoding="utf-8")
     command = [sys.executable, str(script), params.nightly.warehouse_dir, DAY]
-    runs = [subprocess.run(command, cwd=REPO, capture_output=True, text=True, env={"PYTHONPATH": str(REPO)})
+    runs = [subprocess.run(command, cwd=REPO, capture_output=True, text=True, env={"PYTHONPATH": str(REPO)}, check=False)
             for _ in range(READERS)]
     failed = [(run.returncode, run.stderr.strip()[-300:]) for run in runs if run.returncode != 0]
     assert not failed, f"{len(failed)} of {READERS} readers failed: {failed[:3]}"
