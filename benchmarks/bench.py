@@ -28,6 +28,8 @@ from benchmarks.isolated import isolated, load_tagger, night_benchmark, tagging_
 from benchmarks.stream_memory import stream_memory
 from healthner.config import BenchParams, Params
 from healthner.corpus.readers import read_sentences
+from healthner.ensemble.shipped import MANIFEST_FILE
+from healthner.ensemble.student import BEST_DIR
 from healthner.model.metrics import score
 from healthner.nightly.pool import TaggerPool, closing_pool, load_tagging, tagging_processes, worker_params
 from healthner.nightly.tagger import Tagger
@@ -126,11 +128,14 @@ def char_lists(texts: Sequence[str]) -> list[list[str]]:
     return [list(text) for text in texts]
 
 
-def contenders(shipped: tuple[str, Tagger | TaggerPool], taggers: dict[str, Tagger], pipes: dict) -> dict[str, Contender]:
-    """What `healthner tag` runs (`shipped`: its name and tagger), the full stack in one process in each
-    runtime and precision (the configured one first), then per member of the configured stack: its
-    Viterbi tags, its marginals, the peer pipeline on its encoder."""
+def contenders(shipped: tuple[str, Tagger | TaggerPool], taggers: dict[str, Tagger], pipes: dict,
+               student: tuple[str, Tagger | TaggerPool] | None = None) -> dict[str, Contender]:
+    """What `healthner tag` runs (`shipped`: its name and tagger), the student the same way when one was
+    trained, the full stack in one process in each runtime and precision (the configured one first),
+    then per member of the configured stack: its Viterbi tags, its marginals, the peer pipeline on its encoder."""
     found: dict[str, Contender] = {shipped[0]: ("shipped", "configured", shipped[1].tag)}
+    if student is not None:
+        found[student[0]] = ("student", "student", student[1].tag)
     found.update({f"stack {name}": ("stack", name, tagger.tag) for name, tagger in taggers.items()})
     tagger = next(iter(taggers.values()))
     found["stack forward passes"] = ("floor", "all", lambda texts: forward_passes(tagger, texts))
@@ -154,16 +159,17 @@ def forward_passes(tagger: Tagger, texts: list[str]) -> None:
 
 
 def tagging_benchmark(
-    params: Params, shipped: tuple[str, Tagger | TaggerPool], taggers: dict[str, Tagger], texts: list[str], bar: tqdm
+    params: Params, shipped: tuple[str, Tagger | TaggerPool], taggers: dict[str, Tagger], texts: list[str], bar: tqdm,
+    student: tuple[str, Tagger | TaggerPool] | None = None,
 ) -> dict:
     """chars/s of every contender on the same texts, repeats interleaved; ratios against the peers.
-    `shipped`: what `healthner tag` runs; `taggers`: the stack in one process per variant (runtime and
-    precision), the configured one first."""
+    `shipped`: what `healthner tag` runs; `student`: the student stage's best seed, run the same way;
+    `taggers`: the stack in one process per variant (runtime and precision), the configured one first."""
     from healthner.model.devices import tag_device
 
     slots = list(next(iter(taggers.values())).ensemble.predictors)
     pipes = {slot: naive_pipeline(params.bench.model_dir / slot, tag_device(params.tag)) for slot in slots}
-    runs = contenders(shipped, taggers, pipes)
+    runs = contenders(shipped, taggers, pipes, student)
     chars = sum(len(t) for t in texts)
     rates: dict[str, list[float]] = {name: [] for name in runs}
     for name, (_, _, tag) in runs.items():
@@ -183,6 +189,8 @@ def tagging_benchmark(
         "rows": rows,
         "shipped": shipped[0],
         "shipped_vs_naive": {slot: median[shipped[0]] / median[f"{slot} naive"] for slot in slots},
+        "student": student[0] if student else None,
+        "student_vs_naive": {slot: median[student[0]] / median[f"{slot} naive"] for slot in slots} if student else {},
         "configured": next(iter(taggers)),
         "stack_vs_naive": {p: {slot: median[f"stack {p}"] / median[f"{slot} naive"] for slot in slots} for p in taggers},
         "naive_members_chars_per_s": naive_members,
@@ -388,10 +396,16 @@ def stack_variants(params: Params) -> tuple[dict[str, Tagger], dict[str, str]]:
     return taggers, skipped
 
 
-def shipped_name(tagging: Tagger | TaggerPool) -> str:
+def shipped_name(tagging: Tagger | TaggerPool, what: str = "shipped") -> str:
     """The contender name of what `healthner tag` runs on a large input: how many processes tag."""
     processes = tagging.processes if isinstance(tagging, TaggerPool) else 1
-    return f"shipped, {processes} process{'es' if processes > 1 else ''}"
+    return f"{what}, {processes} process{'es' if processes > 1 else ''}"
+
+
+def trained_student(params: Params) -> Tagger | TaggerPool | None:
+    """The student stage's best seed as `healthner tag` loads it (student.output_dir/best), if one was trained."""
+    folder = params.student.output_dir / BEST_DIR
+    return load_tagging(folder, params.tag) if (folder / MANIFEST_FILE).is_file() else None
 
 
 def run_benchmarks(params: Params) -> dict:
@@ -408,8 +422,12 @@ def run_benchmarks(params: Params) -> dict:
     nights = (bench.night_repeats or bench.repeats) * len(bench.night_shards) * 2
     total = bench.repeats * (len(taggers) + 2 + 3 * members + 1 + len(params.encoders)) + nights + 1
     shipped = load_tagging(params.bench.model_dir, params.tag)  # as `healthner tag` on a large input (tag.workers)
-    with tqdm(total=total, desc="bench", unit="run") as bar, closing_pool(shipped, own=True):
-        tagging = tagging_benchmark(params, (shipped_name(shipped), shipped), taggers, texts, bar)
+    student = trained_student(params)
+    total += bench.repeats if student is not None else 0
+    student_run = (shipped_name(student, "student"), student) if student is not None else None
+    with (tqdm(total=total, desc="bench", unit="run") as bar, closing_pool(shipped, own=True),
+          closing_pool(student, own=True)):
+        tagging = tagging_benchmark(params, (shipped_name(shipped), shipped), taggers, texts, bar, student_run)
         bar.set_postfix_str("dev F1 per variant")
         tagging["dev_f1"], tagging["skipped"] = precision_check(params, taggers), skipped
         bar.set_postfix_str("profile")

@@ -8,6 +8,8 @@ from datetime import UTC, datetime
 WHAT = {
     "shipped": "what `healthner tag` runs on a large input: the shipped model in tag.workers processes, each "
                "tagging its share of the texts with its share of the cores (nightly/pool.py)",
+    "student": "the student stage's best seed (student.output_dir/best) as `healthner tag` runs it, like the shipped "
+               "model",
     "stack": "full stack, members' forward passes in this runtime and precision: members' CRF marginals and Viterbi "
              "paths, combiner, entities (Tagger.tag)",
     "floor": "the configured stack's forward passes alone: character features once, every member's encoder + "
@@ -45,6 +47,8 @@ def versus(tagging: dict, row: dict) -> str:
     """The stack against the fastest peer; a base model against the peer on its own encoder."""
     if row["kind"] == "shipped":
         return f"{min(tagging['shipped_vs_naive'].values()):.1f}x the fastest naive"
+    if row["kind"] == "student":
+        return f"{min(tagging['student_vs_naive'].values()):.1f}x the fastest naive"
     if row["kind"] == "stack":
         return f"{min(tagging['stack_vs_naive'][row['slot']].values()):.1f}x the fastest naive"
     if row["kind"] == "floor":
@@ -68,7 +72,9 @@ def tagging(result: dict) -> list[str]:
          f"here: {tag['configured']}) >= {goal['goal']:g}x the naive per-sentence "
          f"pipeline of one encoder: {goal['value']:.1f}x, {met(goal)}. In one process it runs at "
          f"{min(tag['stack_vs_naive'][tag['configured']].values()):.1f}x, its forward passes alone at "
-         f"{tag['floor_vs_naive']:.1f}x that pipeline."), "",
+         f"{tag['floor_vs_naive']:.1f}x that pipeline."
+         + (f" The student ({tag['student']}, what would ship if the rule chose it): "
+            f"{min(tag['student_vs_naive'].values()):.1f}x." if tag.get("student") else "")), "",
         "The same four encoders tagged the peer way, each member's naive pipeline in turn (no forest): "
         f"{tag['naive_members_chars_per_s']:,.0f} chars/s; the stack is "
         + ", ".join(f"{ratio:.1f}x that in {p}" for p, ratio in tag["stack_vs_naive_members"].items()) + ".", "",

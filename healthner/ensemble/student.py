@@ -31,6 +31,7 @@ from healthner.model.silver import SilverSet
 from healthner.model.train import TrainResult, train
 
 STUDENT = "student"  # the student's name among the candidates and its folder in the shipped model
+BEST_DIR = "best"  # under student.output_dir: the best seed as a folder `healthner tag` and `make bench` load
 
 
 @dataclass
@@ -87,7 +88,9 @@ def provenance(params: Params, silver: SilverSet) -> dict:
 
 
 def ship(params: Params, runs: dict[int, TrainResult], origin: dict) -> tuple[Choice, str]:
-    """The shipping rule with the student among the candidates; writes student.shipped_dir."""
+    """The shipping rule with the student among the candidates; writes student.shipped_dir, and the best
+    seed as a taggable folder (student.output_dir/best) whether it ships or not, so it can be tagged
+    with and timed beside what ships."""
     stacked, shipped = params.stack.output_dir, params.student.shipped_dir
     manifest = read_manifest(stacked)
     members_f1, candidates = scores_from_record(manifest["selection"])
@@ -95,11 +98,14 @@ def ship(params: Params, runs: dict[int, TrainResult], origin: dict) -> tuple[Ch
     choice = choose(members_f1, candidates, params.stack, {STUDENT: student})
     record = selection_record(members_f1, candidates, choice, manifest["selection"].get("fit_on", "dev"))
     record["students_dev_f1"] = {STUDENT: student.as_dict()}
+    seed = max(runs, key=lambda s: runs[s].best_dev_f1)
+    best = save_ensemble(params.student.output_dir / BEST_DIR, MemberKind([STUDENT]), {STUDENT: runs[seed].model_dir},
+                         record, {**origin, "seed": seed})
     if choice.members == [STUDENT]:
-        seed = max(runs, key=lambda s: runs[s].best_dev_f1)
-        version = save_ensemble(shipped, MemberKind([STUDENT]), {STUDENT: runs[seed].model_dir}, record,
-                                {**origin, "seed": seed})
-        return choice, version
+        if shipped.exists():
+            shutil.rmtree(shipped)
+        shutil.copytree(params.student.output_dir / BEST_DIR, shipped)
+        return choice, best
     if (choice.kind, choice.members) != (manifest["kind"], manifest["members"]):
         raise AssertionError(f"the rule chose {choice.kind} of {choice.members}, not the stack's {manifest['kind']}")
     if shipped.exists():

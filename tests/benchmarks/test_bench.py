@@ -13,6 +13,9 @@ from benchmarks.bench import naive_pipeline, naive_tags, run_benchmarks
 from healthner.config import load_params
 from healthner.corpus.labels import TAGS
 from healthner.corpus.readers import read_sentences
+from healthner.ensemble.kinds import MemberKind
+from healthner.ensemble.shipped import save_ensemble
+from healthner.ensemble.student import BEST_DIR, STUDENT
 
 pytestmark = pytest.mark.slow
 TINY_BENCH = {"repeats": 1, "throughput_chars": 300, "train_steps": 1, "train_warmup_steps": 0,
@@ -22,12 +25,15 @@ MACHINE_FACTS = ("cpu", "cores", "torch_threads", "torch", "gpu", "onnxruntime",
 
 @pytest.fixture(scope="module")
 def bench(tiny_repo: Path, tiny_ensemble: Path, tmp_path_factory) -> dict:
+    """The bench over the tiny ensemble, with a trained student's best-seed folder beside it (its bert member)."""
     out = tmp_path_factory.mktemp("bench")
+    save_ensemble(out / "student" / BEST_DIR, MemberKind([STUDENT]), {STUDENT: tiny_ensemble / "bert"})
     params = load_params(tiny_repo / "params.yaml").with_updates(
         prepare={"output_dir": str(tiny_repo / "data" / "prepared")},
         lexicon={"output": str(tiny_repo / "data" / "lexicon" / "terms.tsv")},  # the training timings featurise
         bench={**TINY_BENCH, "model_dir": str(tiny_ensemble), "report": str(out / "BENCHMARKS.md"),
                "json_report": str(out / "reports" / "bench.json")},
+        student={"output_dir": str(out / "student")},
     )
     return {"params": params, "result": run_benchmarks(params)}
 
@@ -107,3 +113,12 @@ def test_the_onnxruntime_graphs_are_timed_per_operator(bench: dict) -> None:
     assert ("LAC states" in operators) == reads_lac
     assert not reads_lac or operators["LAC states"]["GRU"] > 0
     assert "Inside the onnxruntime graphs" in bench["params"].bench.report.read_text(encoding="utf-8")
+
+
+def test_a_trained_student_is_timed_beside_the_shipped_model_and_the_naive_pipelines(bench: dict) -> None:
+    tagging = bench["result"]["tagging"]
+    row = tagging["rows"][tagging["student"]]
+    assert row["kind"] == "student" and row["chars_per_s"]["median"] > 0
+    assert set(tagging["student_vs_naive"]) == set(tagging["shipped_vs_naive"])  # against every member's naive pipeline
+    report = Path(bench["params"].bench.report).read_text(encoding="utf-8")
+    assert f"| {tagging['student']} |" in report and "The student (" in report

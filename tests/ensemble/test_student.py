@@ -16,7 +16,7 @@ from healthner.ensemble.combiner import Prediction
 from healthner.ensemble.kinds import MemberKind
 from healthner.ensemble.shipped import Ensemble, read_manifest, save_ensemble
 from healthner.ensemble.shipping import Choice, KindScore, choose, selection_record
-from healthner.ensemble.student import STUDENT, ship, student_params
+from healthner.ensemble.student import BEST_DIR, STUDENT, ship, student_params
 from healthner.ensemble.teach import confidence, teach
 from healthner.errors import ModelIntegrityError
 from healthner.model.silver import SilverSet
@@ -136,7 +136,7 @@ def stacked(tmp_path: Path) -> tuple[Params, dict[int, TrainResult]]:
     folder = untrained_ensemble(tmp_path / "random").parent / "members"
     params = load_params(REPO / "params.yaml").with_updates(
         stack={"output_dir": tmp_path / "ensemble", "members": ["bert", "albert"], "min_gain": 0.01},
-        student={"shipped_dir": tmp_path / "shipped"},
+        student={"shipped_dir": tmp_path / "shipped", "output_dir": tmp_path / "student"},
     )
     choice = choose(MEMBERS_F1, {"vote": KindScore([0.70, 0.70])}, params.stack)
     record = selection_record(MEMBERS_F1, {"vote": KindScore([0.70, 0.70])}, choice)
@@ -157,6 +157,7 @@ def test_a_shipped_student_carries_its_provenance_in_model_version(stacked) -> N
     assert manifest["model_version"] == version and manifest["provenance"]["seed"] == 13  # the best seed ships
     assert manifest["selection"]["students_dev_f1"][STUDENT]["runs"] == [0.75, 0.73]
     assert Ensemble.load(params.student.shipped_dir).members == [STUDENT]
+    assert read_manifest(params.student.output_dir / BEST_DIR)["model_version"] == version  # the same folder
     path = params.student.shipped_dir / "ensemble.json"
     edited = json.loads(path.read_text())
     edited["provenance"]["silver"]["sentences"] = 6
@@ -181,3 +182,5 @@ def test_when_the_student_loses_the_stacks_model_is_shipped_unchanged(stacked) -
     shipped = read_manifest(params.student.shipped_dir)
     assert version == shipped["model_version"] == stacked_manifest["model_version"]
     assert "provenance" not in shipped and shipped["selection"]["students_dev_f1"][STUDENT]["mean"] == pytest.approx(0.60)
+    best = read_manifest(params.student.output_dir / BEST_DIR)  # the losing student can still be tagged with, timed
+    assert best["members"] == [STUDENT] and best["provenance"]["seed"] == 13 and best["model_version"] != version
