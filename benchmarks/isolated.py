@@ -25,9 +25,10 @@ import torch
 import yaml
 from tqdm import tqdm
 
-from healthner.config import NightlyParams, Params
+from healthner.config import Params
 from healthner.nightly.batch import SAMPLE_JOIN, write_inbox_day
 from healthner.nightly.tagger import Tagger
+from healthner.sections.tagging import NightlyParams
 
 TAG_POOL = "healthner_tag"  # the DAG's pool for its tag tasks (dags/healthner_nightly.py)
 

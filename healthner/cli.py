@@ -31,8 +31,9 @@ import typer
 from pydantic import ValidationError
 from typer.core import TyperGroup
 
-from healthner.config import SLOTS, Params, describe_errors, load_params
+from healthner.config import Params, describe_errors, load_params
 from healthner.errors import HealthnerError
+from healthner.sections.base import SLOTS
 
 DEBUG_ENV = "HEALTHNER_DEBUG"
 DEBUG_KEY = "healthner.debug"  # click context meta: set by --debug

@@ -10,10 +10,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import get_args
 
-from healthner.config import GENRE_IN_RECORDS, CorpusFile, CorpusFormat
 from healthner.corpus.labelstudio import read_labelstudio_json
 from healthner.corpus.readers import ReadResult, read_conll, read_healthner_jsonl
 from healthner.errors import HealthnerError
+from healthner.sections.corpus import GENRE_IN_RECORDS, CorpusFile, CorpusFormat
 
 # files named on the command line without --format
 FORMAT_BY_SUFFIX = {".jsonl": "healthner_jsonl", ".txt": "conll", ".conll": "conll", ".json": "labelstudio_json"}

@@ -23,12 +23,13 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
-from healthner.config import CorpusFile, Params
+from healthner.config import Params
 from healthner.corpus.expectations import NO_GX, ChecksExtraMissing, GxOutcome, gx_installed, run_suites
 from healthner.corpus.formats import read_corpus_file
 from healthner.corpus.labels import OUTSIDE, repair_bio, spans
 from healthner.corpus.readers import Defect, Sentence, write_sentences
 from healthner.errors import HealthnerError
+from healthner.sections.corpus import CorpusFile
 
 log = logging.getLogger(__name__)
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 import torch
 
-from healthner.config import EncoderParams, TagParams
 from healthner.corpus.labels import TAGS
 from healthner.corpus.vocab import CharVocab
 from healthner.model.devices import resolve_device, tag_device, to_device
@@ -13,6 +12,8 @@ from healthner.model.encoders import build_encoder
 from healthner.model.network import NerTagger
 from healthner.model.precision import resolve_precision
 from healthner.model.predict import SlotPredictor
+from healthner.sections.model import EncoderParams
+from healthner.sections.tagging import TagParams
 
 CHARS = list("病人發燒頭痛咳嗽三天")
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device on this machine")
