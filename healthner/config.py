@@ -5,6 +5,7 @@ Params, which params.yaml, slot overrides and `--set` assignments are merged int
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
@@ -79,16 +80,37 @@ class Params(Section):
 
 
 
-def deep_merge(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
-    """`base` with `overrides` applied key by key, recursing into nested mappings (lists are replaced)."""
+def deep_merge(base: dict[str, Any], overrides: dict[str, Any], *, whole: Collection[str] = (), by_name: bool = False,
+               empty_replaces: bool = False) -> dict[str, Any]:
+    """`base` with `overrides` applied key by key, recursing into nested mappings (lists are replaced).
+
+    A params file written as differences from another (configs/overrides/) adds three rules: `whole`
+    names keys whose entries are replaced whole, not merged (each slot under `encoders`: an encoder is
+    defined as one piece); `by_name` merges lists of mappings with `name` keys entry by entry, matched
+    by name, new entries appended (data.files); `empty_replaces` makes an empty mapping replace what it
+    overrides instead of changing nothing."""
+    rules = {"whole": whole, "by_name": by_name, "empty_replaces": empty_replaces}
     merged = dict(base)
     for key, value in overrides.items():
-        if isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key] = deep_merge(merged[key], value)
+        current = merged.get(key)
+        if isinstance(value, dict) and isinstance(current, dict) and (value or not empty_replaces):
+            merged[key] = {**current, **value} if key in whole else deep_merge(current, value, **rules)
+        elif by_name and _named(current) and _named(value):
+            merged[key] = _merge_named(current, value, rules)
         else:
             merged[key] = value
     return merged
 
+
+def _named(value: Any) -> bool:
+    return isinstance(value, list) and bool(value) and all(isinstance(e, dict) and "name" in e for e in value)
+
+
+def _merge_named(base: list[dict[str, Any]], overrides: list[dict[str, Any]], rules: dict[str, Any]) -> list[dict[str, Any]]:
+    by_name = {entry["name"]: entry for entry in overrides}
+    merged = [deep_merge(entry, by_name.pop(entry["name"]), **rules) if entry["name"] in by_name else entry
+              for entry in base]
+    return merged + list(by_name.values())
 
 
 def parse_overrides(assignments: list[str]) -> dict[str, Any]:
