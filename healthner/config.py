@@ -79,7 +79,6 @@ class Params(Section):
         return Params.model_validate(deep_merge(self.model_dump(by_alias=True), overrides))
 
 
-
 def deep_merge(base: dict[str, Any], overrides: dict[str, Any], *, whole: Collection[str] = (), by_name: bool = False,
                empty_replaces: bool = False) -> dict[str, Any]:
     """`base` with `overrides` applied key by key, recursing into nested mappings (lists are replaced).
@@ -129,7 +128,6 @@ def parse_overrides(assignments: list[str]) -> dict[str, Any]:
     return nested
 
 
-
 def describe_errors(error: ValidationError) -> str:
     """pydantic's errors on one line, each naming its field: 'nightly.shards: Input should be greater than 0 (got 0)'."""
     parts = []
@@ -138,7 +136,6 @@ def describe_errors(error: ValidationError) -> str:
         got = "" if item["type"] == "missing" else f" (got {item['input']!r:.60})"
         parts.append(f"{field}: {item['msg']}{got}")
     return "; ".join(parts)
-
 
 
 def load_params(path: Path | str = DEFAULT_PARAMS) -> Params:
@@ -158,4 +155,3 @@ def load_params(path: Path | str = DEFAULT_PARAMS) -> Params:
         raise ConfigError(f"{path}: not valid YAML: {' '.join(str(exc).split())}") from exc
     except ValidationError as exc:
         raise ConfigError(f"{path}: {describe_errors(exc)}") from exc
-

@@ -25,7 +25,6 @@ class PinnedFile(Section):
     enabled: bool = True  # false: an optional extra source, neither fetched nor read
 
 
-
 class CorpusFile(PinnedFile):
     """One labeled file: its format and, for a format whose records carry no genre, the genre of all of it.
 
@@ -43,7 +42,6 @@ class CorpusFile(PinnedFile):
                 f"{self.name}: a {self.format} file needs `genre` (one of validate.genres) in its data.files entry"
             )
         return self
-
 
 
 class DataParams(Section):
@@ -65,20 +63,6 @@ class DataParams(Section):
         """The corpus files the pipeline fetches and reads (entries with `enabled: false` are skipped)."""
         return [f for f in self.files if f.enabled]
 
-    def corpus_paths(self) -> list[tuple[CorpusFile, Path]]:
-        """Each configured corpus file with its path; a clear error names the first one missing."""
-        if not self.corpus_dir.is_dir():
-            raise FileNotFoundError(
-                f"corpus folder {self.corpus_dir} not found: set data.corpus_dir in params.yaml "
-                "or pass --corpus-dir"
-            )
-        pairs = [(f, self.corpus_dir / f.name) for f in self.enabled_files]
-        for _, path in pairs:
-            if not path.is_file():
-                raise FileNotFoundError(f"{path}: corpus file not found (listed in params.yaml data.files)")
-        return pairs
-
-
 
 class FetchParams(Section):
     """`healthner corpus fetch`: where the corpus files come from and how they are downloaded."""
@@ -92,7 +76,6 @@ class FetchParams(Section):
     min_bytes: NonNegative = 1024  # an unpinned file smaller than this is an error page, never recorded
 
 
-
 class ValidateParams(Section):
     bio_repair: Literal["conlleval", "reject", "fail"] = "conlleval"
     max_examples: NonNegative = 20
@@ -103,13 +86,11 @@ class ValidateParams(Section):
     genres: list[str] = ["FT", "SM", "WA"]  # every sentence's genre must be one of these
 
 
-
 class SplitParams(Section):
     test_sources: list[str]
     dev_fraction: float = Field(0.1, ge=0.0, lt=1.0)
     seed: Seed = 13
     drop_test_duplicates: bool = True
-
 
 
 class PrepareParams(Section):
@@ -123,7 +104,6 @@ class PrepareParams(Section):
         if self.window_overlap >= self.window_chars:
             raise ValueError(f"window_overlap ({self.window_overlap}) must be less than window_chars ({self.window_chars})")
         return self
-
 
 
 class UnlabeledParams(Section):
@@ -142,7 +122,6 @@ class UnlabeledParams(Section):
         return self
 
 
-
 class LexiconParams(Section):
     sources: list[Literal["thuocl", "cmekg", "cccedict"]] = ["thuocl", "cmekg", "cccedict"]
     min_len: Count = 2  # characters per term
@@ -154,4 +133,3 @@ class LexiconParams(Section):
         if self.min_len > self.max_len:
             raise ValueError(f"min_len ({self.min_len}) must not exceed max_len ({self.max_len})")
         return self
-

@@ -25,7 +25,6 @@ class TeachParams(Section):
     report: Path = Path("reports/teach.json")
 
 
-
 class StudentParams(Section):
     """The `student` stage: one member trained on gold + the teacher's silver data, then the shipping rule."""
 
@@ -42,7 +41,6 @@ class StudentParams(Section):
     shipped_dir: Path = Path("models/shipped")  # what the rule ships once it has seen the student
     reports_dir: Path = Path("reports/student")  # the seeds' DVCLive logs
     report: Path = Path("reports/student.json")
-
 
 
 class CrossfitParams(Section):
@@ -62,7 +60,6 @@ class CrossfitParams(Section):
         if self.folds == 1:
             raise ValueError("stack.crossfit.folds: 0 (off) or at least 2 (one fold leaves nothing to train on)")
         return self
-
 
 
 class StackParams(Section):
@@ -90,19 +87,16 @@ class StackParams(Section):
     crossfit: CrossfitParams = CrossfitParams()
 
 
-
 class EvaluateParams(Section):
     combinations: Literal["all"] | list[list[str]] = "all"
     reports_dir: Path = Path("reports")
     error_examples: NonNegative = 50
 
 
-
 class ReleaseParams(Section):
     output_dir: Path = Path("models/release")  # the production model: what `tag` and the DAG load first
     work_dir: Path = Path("data/release")  # prepared windows and retrained members
     reports_dir: Path = Path("reports/release")  # the retrainings' DVCLive logs
-
 
 
 class AblationParams(Section):
@@ -113,4 +107,3 @@ class AblationParams(Section):
     output_dir: Path = Path("models/ablation")
     reports_dir: Path = Path("reports/ablation")
     rows: dict[str, dict[str, dict[str, Any]]] = {}
-

@@ -20,7 +20,6 @@ class EncoderParams(Section):
     overrides: dict[Literal["model", "train", "loss"], dict[str, Any]] = Field(default_factory=dict)
 
 
-
 class ModelParams(Section):
     use_bilstm: bool = True
     lstm_hidden: Count = 128
@@ -49,7 +48,6 @@ class ModelParams(Section):
         return data
 
 
-
 class FocalParams(Section):
     enabled: bool = True
     gamma: float = Field(2.0, ge=0.0)
@@ -57,17 +55,14 @@ class FocalParams(Section):
     weight: float = Field(1.0, ge=0.0)
 
 
-
 class RDropParams(Section):
     enabled: bool = True
     alpha: float = Field(1.0, ge=0.0)
 
 
-
 class LossParams(Section):
     focal: FocalParams = FocalParams()
     rdrop: RDropParams = RDropParams()
-
 
 
 class TrainParams(Section):
@@ -87,4 +82,3 @@ class TrainParams(Section):
     torch_threads: Count = 2
     max_steps: Count | None = None
     export_onnx: bool = True  # write the member's emissions graph (emissions.onnx) beside its weights
-

@@ -18,7 +18,6 @@ def usable_cores() -> int:
     return os.cpu_count() or 1
 
 
-
 class TagParams(Section):
     sentence_delimiters: str = "。！？；\n"
     max_sentence_chars: Count = 1000  # a longer sentence is tagged in pieces of at most this many (tagger.bounded_pieces)
@@ -47,11 +46,6 @@ class TagParams(Section):
         share = max(1, (cores or usable_cores()) // max(1, processes))
         return min(self.torch_threads, share) if self.torch_threads else share
 
-    def batch_chars_for(self, device: str) -> int:
-        """Characters per ensemble call on `device`."""
-        return self.batches_for(device)["batch_chars"]
-
-
 
 class NightlyParams(Section):
     inbox_dir: str = "data/inbox"
@@ -73,7 +67,6 @@ class NightlyParams(Section):
         return self.model_dir if (self.model_dir / "ensemble.json").is_file() else self.fallback_model_dir
 
 
-
 class BenchParams(Section):
     model_dir: Path = Path("models/ensemble")
     repeats: Count = 3  # every figure is min / median / max over this many runs
@@ -93,4 +86,3 @@ class BenchParams(Section):
     stream_tolerance: float = Field(0.2, ge=0.0)  # flat: the larger run's peak within this share of the smaller's
     report: Path = Path("BENCHMARKS.md")
     json_report: Path = Path("reports/bench.json")
-

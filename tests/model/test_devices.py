@@ -29,8 +29,8 @@ def test_auto_is_the_gpu_when_torch_sees_one(monkeypatch) -> None:
 
 def test_batches_are_sized_per_device() -> None:
     tag = TagParams(batch_chars=1000, batch_chars_cuda=50_000)
-    assert tag.batch_chars_for("cpu") == 1000
-    assert tag.batch_chars_for("cuda") == tag.batch_chars_for("cuda:1") == 50_000
+    assert tag.batches_for("cpu")["batch_chars"] == 1000
+    assert tag.batches_for("cuda")["batch_chars"] == tag.batches_for("cuda:1")["batch_chars"] == 50_000
 
 
 def test_forward_passes_are_cache_sized_on_the_cpu_only() -> None:
