@@ -1,7 +1,7 @@
 """Which reader reads each `data.files` format, and the entry a file named on the command line gets.
 
 A format whose records carry no genre (CoNLL, a Label Studio export) is read with the genre its
-data.files entry states (config.CorpusFile requires one); HealthNER JSON lines carry their own.
+data.files entry states (sections.corpus.CorpusFile requires one); HealthNER JSON lines carry their own.
 """
 
 from __future__ import annotations
