@@ -26,13 +26,14 @@ from tqdm import tqdm
 
 from benchmarks.isolated import isolated, load_tagger, night_benchmark, tagging_run, training_run
 from benchmarks.stream_memory import stream_memory
-from healthner.config import BenchParams, Params
+from healthner.config import Params
 from healthner.corpus.readers import read_sentences
 from healthner.ensemble.shipped import MANIFEST_FILE
 from healthner.ensemble.student import BEST_DIR
 from healthner.model.metrics import score
 from healthner.nightly.pool import TaggerPool, closing_pool, load_tagging, tagging_processes, worker_params
 from healthner.nightly.tagger import Tagger
+from healthner.sections.tagging import BenchParams
 
 TEST_SPLIT, TRAIN_SPLIT, DEV_SPLIT = "test.parquet", "train.parquet", "dev.parquet"
 # (runtime, precision) the stack is timed and scored in, besides the configured one; a pair this device

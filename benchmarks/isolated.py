@@ -25,9 +25,10 @@ import torch
 import yaml
 from tqdm import tqdm
 
-from healthner.config import NightlyParams, Params
+from healthner.config import Params
 from healthner.nightly.batch import SAMPLE_JOIN, write_inbox_day
 from healthner.nightly.tagger import Tagger
+from healthner.sections.tagging import NightlyParams
 from scripts.dag_constants import TAG_POOL
 
 REPO_DAGS = Path(__file__).resolve().parents[1] / "dags"

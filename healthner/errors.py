@@ -1,6 +1,6 @@
 """Anticipated failures: the errors a user can cause and fix (a missing file, a bad param, a tampered
 model, a bad query). The CLI prints them as one line on stderr and exits 1; anything else is a bug
-and keeps its traceback. Every layer may import this module (like healthner.config).
+and keeps its traceback. Every layer may import this module (like healthner.config and healthner.sections).
 """
 
 from __future__ import annotations

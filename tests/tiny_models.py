@@ -99,12 +99,12 @@ def untrained_ensemble(folder: Path, members: tuple[str, ...] = ("bert", "albert
     features, so every code path of loading and tagging runs (and random tags give entities)."""
     from sklearn.ensemble import RandomForestClassifier
 
-    from healthner.config import StackParams
     from healthner.ensemble.combiner import n_features
     from healthner.ensemble.kinds import ForestKind
     from healthner.ensemble.shipped import save_ensemble
     from healthner.model.folder import Architecture, save_model
     from healthner.model.train import build_model
+    from healthner.sections.ensemble import StackParams
 
     torch.manual_seed(seed)
     params = load_params(REPO / "params.yaml").with_updates(

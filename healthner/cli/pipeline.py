@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from healthner.cli.group import PIPELINE, app, params_of
-from healthner.config import SLOTS
+from healthner.sections.base import SLOTS
 
 
 @app.command(rich_help_panel=PIPELINE)

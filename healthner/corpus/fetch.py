@@ -37,9 +37,10 @@ import requests
 import urllib3
 from tqdm import tqdm
 
-from healthner.config import FetchParams, Params, PinnedFile
+from healthner.config import Params
 from healthner.errors import HealthnerError
 from healthner.io import json_text
+from healthner.sections.corpus import FetchParams, PinnedFile
 
 BASE_URL_ENV = "HEALTHNER_FETCH_BASE_URL"  # overrides fetch.base_url (tests, mirrors)
 FILE_MODE = 0o644  # temporary files are created 0600; the corpus is meant to be readable by all

@@ -1,7 +1,7 @@
 """Which reader reads each `data.files` format, and the entry a file named on the command line gets.
 
 A format whose records carry no genre (CoNLL, a Label Studio export) is read with the genre its
-data.files entry states (config.CorpusFile requires one); HealthNER JSON lines carry their own.
+data.files entry states (sections.corpus.CorpusFile requires one); HealthNER JSON lines carry their own.
 """
 
 from __future__ import annotations
@@ -10,10 +10,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import get_args
 
-from healthner.config import GENRE_IN_RECORDS, CorpusFile, CorpusFormat
 from healthner.corpus.labelstudio import read_labelstudio_json
 from healthner.corpus.readers import ReadResult, read_conll, read_healthner_jsonl
 from healthner.errors import HealthnerError
+from healthner.sections.corpus import GENRE_IN_RECORDS, CorpusFile, CorpusFormat
 
 # files named on the command line without --format
 FORMAT_BY_SUFFIX = {".jsonl": "healthner_jsonl", ".txt": "conll", ".conll": "conll", ".json": "labelstudio_json"}

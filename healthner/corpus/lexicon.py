@@ -22,8 +22,9 @@ from pathlib import Path
 
 import numpy as np
 
-from healthner.config import LexiconParams, Params
+from healthner.config import Params
 from healthner.io import write_json
+from healthner.sections.corpus import LexiconParams
 
 LEXICON_TYPES = ("disease", "symptom", "drug", "exam", "body", "ingredient", "herb", "treatment", "medical", "word")
 POSITIONS = ("B", "M", "E")

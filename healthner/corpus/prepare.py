@@ -16,13 +16,15 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from healthner.config import EncoderParams, Params, SplitParams
+from healthner.config import Params
 from healthner.corpus.labels import TAG_TO_ID, spans
 from healthner.corpus.readers import Sentence, read_sentences, write_sentences
 from healthner.corpus.vocab import CharVocab, write_vocab_source
 from healthner.corpus.vocab import slot_vocab as encoder_vocab
 from healthner.corpus.windows import make_windows
 from healthner.io import write_json
+from healthner.sections.corpus import SplitParams
+from healthner.sections.model import EncoderParams
 
 SPLITS = ("train", "dev", "test")
 PREPARE_REPORT = "prepare.json"

@@ -18,8 +18,8 @@ import numpy as np
 from sklearn.ensemble import RandomForestClassifier
 from sklearn.model_selection import GroupKFold
 
-from healthner.config import StackParams
 from healthner.corpus.labels import OUTSIDE, TAG_TO_ID, TAGS, is_valid_transition
+from healthner.sections.ensemble import StackParams
 
 N_TAGS = len(TAGS)
 PROB_FLOOR = 1e-9  # probability of a tag the forest never saw, so that its log stays finite

@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from healthner.config import SLOTS, Params
+from healthner.config import Params
 from healthner.corpus.labels import spans
 from healthner.corpus.readers import Sentence, read_sentences
 from healthner.ensemble.combiner import forest_inputs, subset_predictions
@@ -42,6 +42,7 @@ from healthner.errors import ConfigError, UnknownName
 from healthner.io import write_json
 from healthner.model.devices import tag_device
 from healthner.model.metrics import score
+from healthner.sections.base import SLOTS
 
 SPLITS = ("dev", "test")
 SHIPPED = "shipped"

@@ -26,7 +26,7 @@ import skops.io as sio
 from sklearn.ensemble import RandomForestClassifier
 from sklearn.linear_model import LogisticRegression
 
-from healthner.config import StackParams, describe_errors
+from healthner.config import describe_errors
 from healthner.corpus.labels import OUTSIDE, TAG_TO_ID, Span, spans
 from healthner.ensemble.combiner import (
     N_TAGS,
@@ -41,6 +41,7 @@ from healthner.ensemble.combiner import (
     tag_ids,
 )
 from healthner.errors import ModelIntegrityError
+from healthner.sections.ensemble import StackParams
 
 FOREST_FILE = "forest.skops"
 LOGISTIC_FILE = "logistic.skops"

@@ -18,9 +18,9 @@ import statistics
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 
-from healthner.config import StackParams
 from healthner.ensemble.kinds import KINDS, FitData, MemberOutputs, fit_elsewhere, out_of_fold
 from healthner.model.metrics import score
+from healthner.sections.ensemble import StackParams
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import torch
 
-from healthner.config import TagParams
+from healthner.sections.tagging import TagParams
 
 
 def resolve_device(device: str) -> torch.device:

@@ -22,8 +22,8 @@ from transformers import (
     RobertaConfig,
 )
 
-from healthner.config import EncoderParams
 from healthner.corpus.vocab import CharVocab, checkpoint_of
+from healthner.sections.model import EncoderParams
 
 FAMILY_CONFIGS: dict[str, type[PretrainedConfig]] = {
     "bert": BertConfig,

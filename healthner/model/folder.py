@@ -19,12 +19,12 @@ from pathlib import Path
 
 from safetensors.torch import save_file
 
-from healthner.config import EncoderParams, ModelParams
 from healthner.corpus.labels import TAGS
 from healthner.corpus.vocab import VOCAB_FILE, CharVocab
 from healthner.io import write_json
 from healthner.model.features import FeatureSpec
 from healthner.model.network import NerTagger
+from healthner.sections.model import EncoderParams, ModelParams
 
 MODEL_FILE, CONFIG_FILE, LABELS_FILE, LEXICON_FILE = "model.safetensors", "config.json", "labels.json", "lexicon.tsv"
 ONNX_FILE = "emissions.onnx"  # the member's emissions graph (onnx_runtime.export_member)

@@ -16,9 +16,9 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from healthner.config import LossParams
 from healthner.corpus.labels import TAG_TO_ID, TAGS
 from healthner.model.network import NerTagger, char_mask
+from healthner.sections.model import LossParams
 
 DEFAULT_ALPHA = 1.0  # focal weight of a class that a per-tag alpha mapping leaves out
 

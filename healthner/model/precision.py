@@ -6,8 +6,8 @@ import typing
 
 import torch
 
-from healthner.config import Precision
 from healthner.model.network import NerTagger
+from healthner.sections.base import Precision
 
 PRECISIONS: tuple[str, ...] = typing.get_args(Precision)
 

@@ -30,8 +30,9 @@ from healthner.model.folder import CONFIG_FILE, LEXICON_FILE, MODEL_FILE, Member
 from healthner.model.network import NerTagger
 from healthner.model.onnx_runtime import OnnxEmissions, onnx_runner
 from healthner.model.precision import resolve_precision, with_precision
+from healthner.sections.tagging import TagParams
 
-DEFAULT_BATCH_CHARS = 4096  # tokens per forward batch; params.tag.batch_chars where params are at hand
+DEFAULT_BATCH_CHARS = TagParams().batch_chars  # tag.batch_chars's default, for a load made without params
 
 
 class SlotPredictor:

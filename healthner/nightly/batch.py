@@ -18,7 +18,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from healthner.config import Params, TagParams
+from healthner.config import Params
 from healthner.corpus.labels import ENTITY_TYPES
 from healthner.errors import ModelIntegrityError
 from healthner.io import json_line
@@ -40,6 +40,7 @@ from healthner.nightly.warehouse import (
     TYPE_COUNT_COLUMNS,
     open_root,
 )
+from healthner.sections.tagging import TagParams
 
 __all__ = ["build_sample_inbox", "day_files", "read_inbox_file", "tag_shard"]
 

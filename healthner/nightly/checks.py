@@ -26,7 +26,7 @@ from healthner.corpus.expectations import DATA_DOCS_RUN_PAGES, DATA_DOCS_SITE
 from healthner.corpus.labels import ENTITY_TYPES
 from healthner.errors import HealthnerError
 from healthner.nightly.staging import CHECK_FILE, MANIFEST_FILE, part_fingerprints, read_json, version_of, write_json
-from healthner.nightly.warehouse import REPORTS_DIR, SCHEMAS, PublishError, is_local, open_root, read_day
+from healthner.nightly.warehouse import REPORTS_DIR, SCHEMAS, PublishError, is_local, open_root
 
 logger = logging.getLogger(__name__)
 GX_RESULT_FORMAT = "SUMMARY"
@@ -209,12 +209,3 @@ def check_version(warehouse: str, version_dir: str) -> CheckResult:
     if not result.success:
         raise CheckFailed(str(result))
     return result
-
-
-def check_published(warehouse: str, dt: str) -> CheckResult:
-    """Run the suite on the published day (its recorded night); no Data Docs, no verdict file."""
-    day = read_day(warehouse, dt)
-    if day is None:
-        raise PublishError(f"{warehouse}: dt={dt} was never published")
-    result = run_suite(dt, check_frames(day.tables, day.lines_read))
-    return CheckResult(dt, result.success, result.failures, {k: t.num_rows for k, t in day.tables.items()})

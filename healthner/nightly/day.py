@@ -14,7 +14,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from healthner.config import NightlyParams, Params
+from healthner.config import Params
 from healthner.errors import ModelIntegrityError
 from healthner.nightly.inbox import Article, InboxRead, Reject, read_inbox
 from healthner.nightly.staging import (
@@ -28,6 +28,7 @@ from healthner.nightly.staging import (
     write_part,
 )
 from healthner.nightly.warehouse import ARTICLE_META, REJECTS_SCHEMA, open_root, url_of
+from healthner.sections.tagging import NightlyParams
 
 SHARD_SCHEMA = pa.schema(
     [("article_id", pa.string()), ("text", pa.string()), ("location", pa.string())]

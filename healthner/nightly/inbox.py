@@ -20,9 +20,9 @@ import logging
 from dataclasses import asdict, dataclass
 from typing import Any, NamedTuple
 
-from healthner.config import NightlyParams
 from healthner.corpus.readers import first_surrogate, loads_line
 from healthner.nightly.warehouse import ARTICLE_META, open_root
+from healthner.sections.tagging import NightlyParams
 
 log = logging.getLogger(__name__)
 

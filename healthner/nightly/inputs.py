@@ -23,7 +23,6 @@ from typing import BinaryIO
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from healthner.config import NightlyParams
 from healthner.errors import InputFormatError
 from healthner.nightly.inbox import (
     INVALID_UTF8,
@@ -38,6 +37,7 @@ from healthner.nightly.inbox import (
     safe_text,
 )
 from healthner.nightly.warehouse import ARTICLE_META
+from healthner.sections.tagging import NightlyParams
 
 STDIN = "-"
 JSONL, PARQUET, TXT = ".jsonl", ".parquet", ".txt"

@@ -14,10 +14,11 @@ from dataclasses import asdict
 from datetime import date, datetime
 from pathlib import Path
 
-from healthner.config import NightlyParams, Params, TagParams, load_params
+from healthner.config import Params, load_params
 from healthner.errors import HealthnerError
 from healthner.nightly.faults import fault_point
 from healthner.nightly.staging import version_dir_of
+from healthner.sections.tagging import NightlyParams, TagParams
 
 logger = logging.getLogger(__name__)
 

@@ -23,8 +23,8 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Self
 
-from healthner.config import TagParams, usable_cores
 from healthner.nightly.tagger import Entity, Tagger
+from healthner.sections.tagging import TagParams, usable_cores
 
 _WORKER: dict[str, Tagger] = {}  # the tagger a pool process loaded (one per process)
 PR_SET_PDEATHSIG = 1  # prctl option (linux/prctl.h): a signal this process gets when its parent dies

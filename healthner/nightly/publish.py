@@ -21,7 +21,6 @@ from datetime import UTC, datetime
 
 import pyarrow as pa
 
-from healthner.config import NightlyParams
 from healthner.errors import HealthnerError
 from healthner.nightly.faults import fault_point
 from healthner.nightly.staging import clean_staging, staged_tables, staging_dir, version_of
@@ -39,6 +38,7 @@ from healthner.nightly.warehouse import (
     storage_options,
     table_uri,
 )
+from healthner.sections.tagging import NightlyParams
 
 logger = logging.getLogger(__name__)
 COMMIT_TRIES = 20  # a commit that lost a race with another day's or night's commit is retried

@@ -17,11 +17,11 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from healthner.config import UnlabeledWarehouseParams
 from healthner.corpus.unlabeled import TextRecord
 from healthner.errors import HealthnerError
 from healthner.nightly.inbox import read_inbox
 from healthner.nightly.warehouse import NIGHT_COLUMN, open_root, read_day, read_nights
+from healthner.sections.corpus import UnlabeledWarehouseParams
 
 SOURCE_PREFIX = "warehouse"
 

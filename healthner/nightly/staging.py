@@ -23,9 +23,9 @@ import fsspec
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from healthner.config import NightlyParams
 from healthner.io import json_text
 from healthner.nightly.warehouse import DATASETS, SCHEMAS, PublishError, is_local
+from healthner.sections.tagging import NightlyParams
 
 logger = logging.getLogger(__name__)
 STAGING_DIR = "_staging"

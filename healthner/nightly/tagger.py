@@ -21,9 +21,9 @@ from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 
-from healthner.config import TagParams
 from healthner.corpus.labels import TAG_TO_ID, spans
 from healthner.corpus.windows import split_sentences
+from healthner.sections.tagging import TagParams
 
 EDGE_CATEGORIES = ("C", "S", "Z")  # first letters of the Unicode categories an entity never begins or ends on
 LEAD_CATEGORIES = ("M",)  # ... never begins on (a combining mark closes the character before it)

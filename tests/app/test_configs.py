@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from healthner.config import load_params
+from healthner.config import deep_merge, load_params
 
 REPO = Path(__file__).resolve().parents[2]
 SPEC = importlib.util.spec_from_file_location("make_configs", REPO / "scripts" / "make_configs.py")
@@ -58,17 +58,22 @@ def test_overrides_merge_key_by_key_and_replace_a_slot_or_an_empty_mapping_whole
             "stack": {"max_depth": None, "opts": {"a": 1}}}
     override = {"train": {"epochs": 25}, "encoders": {"bert": {"init": "pretrained", "config": {"dropout": 0.1}}},
                 "stack": {"opts": {}}}
-    assert make_configs.merge(base, override) == {
+    assert deep_merge(base, override, **make_configs.RULES) == {
         "train": {"epochs": 25, "seed": 13}, "encoders": {"bert": {"init": "pretrained", "config": {"dropout": 0.1}}},
         "stack": {"max_depth": None, "opts": {}},
     }
+    # without the override file's rules (params merged in code): slots merge, and {} changes nothing
+    assert deep_merge(base, override)["encoders"]["bert"]["config"] == {"hidden_size": 128, "dropout": 0.1}
+    assert deep_merge(base, override)["stack"]["opts"] == {"a": 1}
 
 
 def test_named_list_entries_merge_by_name() -> None:
     base = [{"name": "a", "format": "conll"}, {"name": "b", "format": "jsonl", "enabled": False}]
-    merged = make_configs.merge(base, [{"name": "b", "enabled": True}, {"name": "c", "format": "conll"}])
+    override = [{"name": "b", "enabled": True}, {"name": "c", "format": "conll"}]
+    merged = deep_merge({"files": base}, {"files": override}, **make_configs.RULES)["files"]
     assert merged == [base[0], {"name": "b", "format": "jsonl", "enabled": True}, {"name": "c", "format": "conll"}]
-    assert make_configs.merge([1, 2], [3]) == [3]  # other lists are replaced
+    assert deep_merge({"files": base}, {"files": override})["files"] == override  # without the rule: replaced
+    assert deep_merge({"x": [1, 2]}, {"x": [3]}, **make_configs.RULES) == {"x": [3]}  # other lists are replaced
 
 
 def test_the_paper_profile_is_the_papers_settings() -> None:

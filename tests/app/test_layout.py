@@ -9,6 +9,7 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parents[2] / "healthner"
 LAYERS = ("corpus", "model", "ensemble", "nightly")  # each may import only the ones before it
+BOTTOM = ("healthner.config", "healthner.sections", "healthner.errors", "healthner.io")  # every layer may import these
 
 
 def _imports(path: Path) -> set[str]:
@@ -24,10 +25,7 @@ def _imports(path: Path) -> set[str]:
 
 @pytest.mark.parametrize("layer", LAYERS)
 def test_a_sub_package_imports_only_the_layers_below_it_and_the_config(layer: str) -> None:
-    allowed = {
-        "healthner.config", "healthner.errors", "healthner.io",  # the bottom: usable by every layer
-        *(f"healthner.{below}" for below in LAYERS[: LAYERS.index(layer) + 1]),
-    }
+    allowed = {*BOTTOM, *(f"healthner.{below}" for below in LAYERS[: LAYERS.index(layer) + 1])}
     upward = {
         f"{path.name}: {module}"
         for path in (PACKAGE / layer).glob("*.py")
@@ -35,6 +33,17 @@ def test_a_sub_package_imports_only_the_layers_below_it_and_the_config(layer: st
         if not any(module == ok or module.startswith(ok + ".") for ok in allowed)
     }
     assert not upward, f"healthner.{layer} reaches up: {sorted(upward)}"
+
+
+def test_the_bottom_imports_no_layer() -> None:
+    files = [PACKAGE / "config.py", PACKAGE / "errors.py", *(PACKAGE / "sections").glob("*.py")]
+    upward = {
+        f"{path.relative_to(PACKAGE)}: {module}"
+        for path in files
+        for module in _imports(path)
+        if not any(module == ok or module.startswith(ok + ".") for ok in BOTTOM)
+    }
+    assert not upward, f"the bottom reaches up: {sorted(upward)}"
 
 
 @pytest.mark.parametrize("layer", LAYERS)

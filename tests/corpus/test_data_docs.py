@@ -7,9 +7,9 @@ from pathlib import Path
 
 import yaml
 
-from healthner.config import CorpusFile
 from healthner.corpus.labelstudio import read_labelstudio_json
 from healthner.corpus.readers import read_conll, read_healthner_jsonl
+from healthner.sections.corpus import CorpusFile
 
 REPO = Path(__file__).resolve().parents[2]
 README, DATA_DOC = REPO / "README.md", REPO / "docs" / "data.md"

@@ -20,6 +20,7 @@ from typer.testing import CliRunner
 from healthner.cli import app
 from healthner.config import Params, load_params
 from healthner.corpus.fetch import FetchError, fetch_corpus
+from healthner.corpus.validate import configured_files
 from tests.http_site import QuietHandler, serving
 
 REPO = Path(__file__).resolve().parents[2]
@@ -229,4 +230,5 @@ def test_disabled_files_are_neither_fetched_nor_read() -> None:
     paper = load_params(REPO / "configs" / "paper.yaml")
     assert [f.name for f in PARAMS.data.enabled_files] == [f.name for f in PARAMS.data.files if f.enabled]
     assert "healthner_train.jsonl" in [f.name for f in paper.data.enabled_files]
-    assert [f.name for f, _ in PARAMS.data.corpus_paths()] == [f.name for f in PARAMS.data.enabled_files]
+    read = configured_files(PARAMS, PARAMS.data.corpus_dir)  # what the validate stage reads
+    assert [f.name for f, _ in read] == [f.name for f in PARAMS.data.enabled_files]

@@ -11,7 +11,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from healthner.config import CorpusFile
 from healthner.corpus.formats import read_corpus_file
 from healthner.corpus.labels import TAGS
 from healthner.corpus.readers import (
@@ -21,6 +20,7 @@ from healthner.corpus.readers import (
     read_sentences,
     write_sentences,
 )
+from healthner.sections.corpus import CorpusFile
 
 
 def conll(path: Path, *sentences: list[str], eol: str = "\r\n") -> Path:

@@ -3,17 +3,18 @@ shipped folders of every kind."""
 
 import pytest
 
-from healthner.config import SLOTS, Params
+from healthner.config import Params
 from healthner.corpus.readers import Sentence
+from healthner.sections.base import SLOTS
 from tests.tiny_models import _one_thread, encoder_params, real_sentences, tiny_params  # noqa: F401
 
 
 @pytest.fixture(scope="session")
 def tiny_member_folders(tiny_repo, tmp_path_factory) -> dict:
     """Shipped folders of three kinds (one member, a vote, mean emissions) over the tiny pipeline's members."""
-    from healthner.config import StackParams
     from healthner.ensemble.kinds import MemberKind, VoteKind, make_kind
     from healthner.ensemble.shipped import save_ensemble
+    from healthner.sections.ensemble import StackParams
 
     dirs = {slot: tiny_repo / "models" / slot for slot in ("bert", "roberta")}
     root = tmp_path_factory.mktemp("kinds")

@@ -9,13 +9,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from healthner.config import Params, StackParams
+from healthner.config import Params
 from healthner.corpus.readers import Sentence
 from healthner.ensemble.crossfit import FOLDS_FILE, assign_folds, crossfit, fold_params, read_folds
 from healthner.ensemble.kinds import MemberOutputs, VoteKind, fit_elsewhere
 from healthner.ensemble.shipping import candidate_scores
 from healthner.errors import ConfigError
 from healthner.model.train import Windows
+from healthner.sections.ensemble import StackParams
 from tests.ensemble.test_kinds import one_hot, outputs_of, sentences
 
 MEMBERS = ["bert", "roberta", "electra"]

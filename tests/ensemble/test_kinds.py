@@ -9,11 +9,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from healthner.config import StackParams
 from healthner.corpus.labels import TAG_TO_ID, TAGS
 from healthner.ensemble.kinds import KINDS, MemberOutputs, VoteKind, make_kind, out_of_fold, voted_tags
 from healthner.ensemble.shipping import KindScore, choose
 from healthner.model.metrics import score
+from healthner.sections.ensemble import StackParams
 
 PARAMS = StackParams(members=["bert", "roberta", "electra"], n_estimators=8, cv_folds=3, n_jobs=1, context=0,
                      viterbi_features=True, selection_seeds=[1, 2])

@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 from sklearn.tree import DecisionTreeClassifier
 
-from healthner.config import SLOTS, Params, StackParams
+from healthner.config import Params
 from healthner.corpus.labels import OUTSIDE, TAG_TO_ID, TAGS, is_valid_transition
 from healthner.corpus.readers import Sentence
 from healthner.ensemble.combiner import (
@@ -41,6 +41,8 @@ from healthner.ensemble.kinds import FOREST_FILE, load_trusted
 from healthner.ensemble.shipped import MANIFEST_FILE
 from healthner.errors import ModelIntegrityError
 from healthner.model.metrics import score
+from healthner.sections.base import SLOTS
+from healthner.sections.ensemble import StackParams
 
 N_SLICE = 60  # real sentences the forest is fit on in unit tests (a few thousand characters)
 SMALL = StackParams(n_estimators=12, min_samples_leaf=1, cv_folds=3, n_jobs=1, seed=0)

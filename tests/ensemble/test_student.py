@@ -10,7 +10,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from healthner.config import Params, StackParams, load_params
+from healthner.config import Params, load_params
 from healthner.corpus.labels import TAGS
 from healthner.ensemble.combiner import Prediction
 from healthner.ensemble.kinds import MemberKind
@@ -21,6 +21,7 @@ from healthner.ensemble.teach import confidence, teach
 from healthner.errors import ModelIntegrityError
 from healthner.model.silver import SilverSet
 from healthner.model.train import SUMMARY_FILE, TrainResult, train
+from healthner.sections.ensemble import StackParams
 from tests.tiny_models import REPO, untrained_ensemble
 
 TEXTS = [

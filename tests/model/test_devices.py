@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 import torch
 
-from healthner.config import EncoderParams, TagParams
 from healthner.corpus.labels import TAGS
 from healthner.corpus.vocab import CharVocab
 from healthner.model.devices import resolve_device, tag_device, to_device
@@ -13,6 +12,8 @@ from healthner.model.encoders import build_encoder
 from healthner.model.network import NerTagger
 from healthner.model.precision import resolve_precision
 from healthner.model.predict import SlotPredictor
+from healthner.sections.model import EncoderParams
+from healthner.sections.tagging import TagParams
 
 CHARS = list("病人發燒頭痛咳嗽三天")
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device on this machine")
@@ -28,8 +29,8 @@ def test_auto_is_the_gpu_when_torch_sees_one(monkeypatch) -> None:
 
 def test_batches_are_sized_per_device() -> None:
     tag = TagParams(batch_chars=1000, batch_chars_cuda=50_000)
-    assert tag.batch_chars_for("cpu") == 1000
-    assert tag.batch_chars_for("cuda") == tag.batch_chars_for("cuda:1") == 50_000
+    assert tag.batches_for("cpu")["batch_chars"] == 1000
+    assert tag.batches_for("cuda")["batch_chars"] == tag.batches_for("cuda:1")["batch_chars"] == 50_000
 
 
 def test_forward_passes_are_cache_sized_on_the_cpu_only() -> None:

@@ -5,12 +5,12 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from healthner.config import EncoderParams
 from healthner.corpus.labels import TAGS
 from healthner.corpus.vocab import CharVocab
 from healthner.model.encoders import build_encoder
 from healthner.model.network import NerTagger
 from healthner.model.predict import SlotPredictor, joint_outputs
+from healthner.sections.model import EncoderParams
 
 SENTENCES = [list("病人發燒頭痛咳嗽三天"), [], list("服用阿斯匹靈"), list("血壓" * 30)]
 

@@ -12,7 +12,8 @@ from healthner.corpus.labels import Span, spans
 from healthner.corpus.prepare import prepare
 from healthner.corpus.readers import Sentence
 from healthner.corpus.validate import validate
-from healthner.model.predict import MODEL_FILE, SlotPredictor
+from healthner.model.folder import MODEL_FILE
+from healthner.model.predict import SlotPredictor
 from healthner.model.train import train
 from tests.labelstudio_export import annotation, task, write_export
 from tests.tiny_models import REPO, tiny_encoders, tiny_lexicon

@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 import torch
 
-from healthner.config import EncoderParams
 from healthner.corpus.labels import TAGS
 from healthner.corpus.lexicon import FEATURES_PER_CHAR, Lexicon
 from healthner.corpus.vocab import CharVocab
@@ -17,6 +16,7 @@ from healthner.model.features import CharFeaturizer, FeatureSpec
 from healthner.model.folder import Architecture, save_model
 from healthner.model.network import NerTagger
 from healthner.model.predict import SlotPredictor
+from healthner.sections.model import EncoderParams
 
 
 def test_a_lexicon_model_saves_its_term_list_and_tags_after_reloading(tmp_path: Path, encoder_params: dict) -> None:

@@ -6,12 +6,12 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from healthner.config import EncoderParams, LossParams
 from healthner.corpus.labels import TAG_TO_ID, TAGS
 from healthner.corpus.vocab import CharVocab
 from healthner.model.encoders import build_encoder
 from healthner.model.losses import Objective, alpha_vector, focal_loss, soft_target_loss, symmetric_kl, window_labels
 from healthner.model.network import NerTagger
+from healthner.sections.model import EncoderParams, LossParams
 
 
 def _emissions() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

@@ -12,11 +12,11 @@ import pytest
 import torch
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from healthner.config import EncoderParams
 from healthner.corpus.labels import OUTSIDE, TAGS, is_valid_transition
 from healthner.corpus.vocab import CharVocab, slot_vocab
 from healthner.model.encoders import build_encoder, encoder_from_config_dict
 from healthner.model.network import MaskedBiLSTM, NerTagger
+from healthner.sections.model import EncoderParams
 
 CHARS = list("病人發燒頭痛咳嗽三天")
 

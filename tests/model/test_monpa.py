@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from healthner.config import EncoderParams
 from healthner.corpus.readers import Sentence
 from healthner.corpus.vocab import pretrained_vocab
 from healthner.model.checkpoints import MONPA_CONFIG, MONPA_PREFIX, MONPA_VOCAB, MONPA_WEIGHTS, extract_monpa, monpa_folder
 from healthner.model.encoders import build_encoder
+from healthner.sections.model import EncoderParams
 
 pytest.importorskip("monpa")
 N_SENTENCES = 6

@@ -8,12 +8,13 @@ from pathlib import Path
 
 from healthner.config import Params, load_params
 from healthner.nightly.batch import write_tagged
-from healthner.nightly.checks import check_version
+from healthner.nightly.checks import CheckResult, check_frames, check_version, run_suite
 from healthner.nightly.day import read_shard, stage_day
 from healthner.nightly.inbox import day_files
 from healthner.nightly.publish import Published, publish_day
 from healthner.nightly.staging import version_dir_of
 from healthner.nightly.tagger import Entity
+from healthner.nightly.warehouse import read_day
 
 REPO = Path(__file__).resolve().parents[2]
 DAY, OTHER_DAY = "2026-11-24", "2026-11-23"
@@ -61,3 +62,11 @@ def night_params(root: Path, **nightly) -> Params:
         nightly={"inbox_dir": str(root / "inbox"), "warehouse_dir": str(root / "warehouse"), "shards": 2,
                  "model_dir": no_model, "fallback_model_dir": no_model, **nightly}
     )
+
+
+def check_published(warehouse: str, dt: str) -> CheckResult:
+    """The night's suite (the frames and expectations check_version runs on a staged night) on the
+    published day, as the warehouse reads it back."""
+    day = read_day(warehouse, dt)
+    assert day is not None, f"{warehouse}: dt={dt} was never published"
+    return run_suite(dt, check_frames(day.tables, day.lines_read))

@@ -159,8 +159,8 @@ def test_article_ids_are_strings_or_integers_stripped_and_bounded(tmp_path: Path
 
 
 def test_the_id_bound_is_the_nightly_param() -> None:
-    from healthner.config import NightlyParams
     from healthner.nightly.inbox import MAX_ID_CHARS
+    from healthner.sections.tagging import NightlyParams
 
     assert MAX_ID_CHARS == NightlyParams().max_article_id_chars
 

@@ -6,9 +6,9 @@ from datetime import UTC, datetime
 
 import pytest
 
-from healthner.config import NightlyParams, TagParams
 from healthner.errors import HealthnerError
 from healthner.nightly.night import NoDay, night_day, tag_threads
+from healthner.sections.tagging import NightlyParams, TagParams
 
 
 def test_a_run_tags_its_data_interval_day_unless_given_one() -> None:

@@ -8,10 +8,11 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from healthner.config import TagParams, load_params
+from healthner.config import load_params
 from healthner.nightly.pool import TaggerPool, balanced_groups, load_tagging, tagging_processes, usable_cores
 from healthner.nightly.tag_files import tag_files
 from healthner.nightly.tagger import Tagger
+from healthner.sections.tagging import TagParams
 
 REPO = Path(__file__).resolve().parents[2]
 TEXTS = ["病人主訴頭痛、發燒已三天。服用普拿疼後仍未改善。", "", "醫師安排電腦斷層檢查；結果顯示白血球偏高！",

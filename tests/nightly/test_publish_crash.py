@@ -29,7 +29,7 @@ CLEAN_REPUBLISHES = 20  # plain switches between the interrupted ones, for the r
 READER_WARMUP_S = 3.0
 PUBLISH_IN_A_PROCESS = """
 import json, sys
-from healthner.config import NightlyParams
+from healthner.sections.tagging import NightlyParams
 from healthner.nightly.publish import publish_day
 publish_day(NightlyParams(**json.loads(sys.argv[1])), sys.argv[2])
 """

@@ -10,10 +10,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from healthner.config import TagParams
 from healthner.corpus.labels import TAG_TO_ID, TAGS
 from healthner.corpus.windows import split_sentences
 from healthner.nightly.tagger import Piece, Tagger, entities_of, length_batches
+from healthner.sections.tagging import TagParams
 
 REPO = Path(__file__).resolve().parents[2]
 DELIMITERS = TagParams().sentence_delimiters

@@ -14,7 +14,7 @@ import pytest
 from deltalake import DeltaTable, write_deltalake
 
 from healthner.nightly.batch import write_tagged
-from healthner.nightly.checks import CheckFailed, check_published, check_version
+from healthner.nightly.checks import CheckFailed, check_version
 from healthner.nightly.day import read_shard, stage_day
 from healthner.nightly.inbox import day_files
 from healthner.nightly.publish import publish_day
@@ -32,7 +32,16 @@ from healthner.nightly.warehouse import (
     read_night,
     read_partition,
 )
-from tests.nightly.nights import ARTICLES, DAY, OTHER_DAY, night_params, publish_day_checked, stage_and_tag, write_inbox
+from tests.nightly.nights import (
+    ARTICLES,
+    DAY,
+    OTHER_DAY,
+    check_published,
+    night_params,
+    publish_day_checked,
+    stage_and_tag,
+    write_inbox,
+)
 
 
 @pytest.fixture

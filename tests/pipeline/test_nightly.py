@@ -19,10 +19,10 @@ from deltalake import DeltaTable
 
 from healthner.config import load_params
 from healthner.nightly.batch import build_sample_inbox
-from healthner.nightly.checks import check_published
 from healthner.nightly.faults import FAULTS_ENV, arm
 from healthner.nightly.inbox import DUPLICATE_ID, EMPTY_TEXT, INVALID_JSON, INVALID_UTF8, MISSING_ID, TOO_LONG
 from healthner.nightly.warehouse import NIGHTS, load_table, read_day, read_night
+from tests.nightly.nights import check_published
 from tests.pipeline.dag_runs import load_dag, run_night, scheduled_run
 
 REPO = Path(__file__).resolve().parents[2]

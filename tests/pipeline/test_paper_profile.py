@@ -11,7 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from healthner.cli import app
-from healthner.config import SLOTS, EncoderParams, Params, load_params
+from healthner.config import Params, load_params
 from healthner.corpus.labels import repair_bio
 from healthner.corpus.prepare import prepare
 from healthner.corpus.readers import Sentence, read_conll, write_sentences
@@ -20,6 +20,8 @@ from healthner.ensemble.evaluate import evaluate
 from healthner.ensemble.stack import fit_stack
 from healthner.model.encoders import build_encoder
 from healthner.model.train import train
+from healthner.sections.base import SLOTS
+from healthner.sections.model import EncoderParams
 
 REPO = Path(__file__).resolve().parents[2]
 FILES = {"rocling2023_multiner_FT.txt": ("FT", 80), "rocling2023_multiner_WA.txt": ("WA", 20)}  # WA: the test split

@@ -16,10 +16,10 @@ import psutil
 import pytest
 import torch
 
-from healthner.config import NightlyParams, TagParams
 from healthner.nightly.night import tag_threads
 from healthner.nightly.pool import load_tagging
 from healthner.nightly.tagger import Tagger
+from healthner.sections.tagging import NightlyParams, TagParams
 
 pytestmark = pytest.mark.reliability
 REPO = Path(__file__).resolve().parents[2]
@@ -27,7 +27,7 @@ START_S, GONE_S = 300, 10  # a slow shared CI machine may take minutes to start 
 
 POOLED_TAGGING = textwrap.dedent("""
     import sys
-    from healthner.config import TagParams
+    from healthner.sections.tagging import TagParams
     from healthner.nightly.pool import TaggerPool
 
     pool = TaggerPool(sys.argv[1], TagParams(device="cpu"), "cpu", processes=2)
