@@ -71,8 +71,8 @@ repro: venv
 release: venv
 	$(BIN)/dvc repro release
 
-## teacher and student (after make run): unlabeled -> teach -> student; the rule's choice in models/shipped (docs/student.md);
-## then the results tables get the teacher's and the student's rows
+## teacher and student alone (make run runs them too): unlabeled -> teacher -> teach -> student; the rule's choice in
+## models/shipped (docs/student.md); then the results tables get the teacher's and the student's rows
 student: venv
 	$(BIN)/dvc repro student
 	$(PY) scripts/render_results.py

@@ -28,7 +28,7 @@ TYPES = ("BODY", "SYMP", "INST", "EXAM", "CHEM", "DISE", "DRUG", "SUPP", "TREAT"
 
 
 def _name(model: str) -> str:
-    return f"{MEMBERS[model]}-BiLSTM-CRF" if model in MEMBERS else "shipped model (models/ensemble)"
+    return f"{MEMBERS[model]}-BiLSTM-CRF" if model in MEMBERS else "the stack's choice (models/ensemble)"
 
 
 def _paper(table: dict, model: str) -> str:
@@ -36,15 +36,19 @@ def _paper(table: dict, model: str) -> str:
 
 
 def summary_table(metrics: dict, taught: dict | None = None, student: dict | None = None) -> str:
-    """Dev and test F1 per model beside the paper's; the teacher and the student (dev only) when they ran."""
+    """Dev and test F1 per model beside the paper's; the teacher and the student when they ran."""
     lines = ["| model | dev F1 | test F1 | paper dev F1 | paper test F1 |", "| --- | ---: | ---: | ---: | ---: |"]
     for model in metrics["dev"]:
         dev, test = metrics["dev"][model]["f1"], metrics["test"][model]["f1"]
         lines.append(
             f"| {_name(model)} | {dev:.4f} | {test:.4f} | {_paper(PAPER_DEV, model)} | {_paper(PAPER_TEST, model)} |"
         )
-    lines += [f"| {name} | {dev:.4f} | not scored |  |  |" for name, dev in teacher_student_rows(taught, student)]
+    lines += [f"| {name} | {dev:.4f} | {_scored(test)} |  |  |" for name, dev, test in teacher_student_rows(taught, student)]
     return "\n".join(lines)
+
+
+def _scored(f1: float | None) -> str:
+    return "not scored" if f1 is None else f"{f1:.4f}"
 
 
 def teacher_dev_f1(taught: dict) -> float:
@@ -57,19 +61,19 @@ def _student_slot(student: dict) -> str:
     return MEMBERS.get(slot, slot)
 
 
-def teacher_student_rows(taught: dict | None, student: dict | None) -> list[tuple[str, float]]:
-    """(name, dev F1) of the teacher (on every dev sentence) and of the student (mean of its seeds), those
-    that ran: neither is scored on test."""
+def teacher_student_rows(taught: dict | None, student: dict | None) -> list[tuple[str, float, float | None]]:
+    """(name, dev F1, test F1) of the teacher (on every dev sentence) and of the student (mean of its seeds),
+    those that ran. Test F1 only for a student that ships (scored once, after the choice); else None."""
     rows = []
     if taught is not None:
         teacher = taught["teacher"]
         members = " + ".join(MEMBERS.get(m, m) for m in teacher["members"])
-        rows.append((f"teacher: {teacher['kind']} ({members})", teacher_dev_f1(taught)))
+        rows.append((f"teacher: {teacher['kind']} ({members})", teacher_dev_f1(taught), None))
     if student is not None:
         seeds = len(student["seeds"])
         name = (f"student: {_student_slot(student)} slot, gold + {student['silver']['sentences']:,} silver sentences "
                 f"(mean of {seeds} seed{'s' if seeds > 1 else ''})")
-        rows.append((name, student["mean_dev_f1"]))
+        rows.append((name, student["mean_dev_f1"], (student.get("test") or {}).get("f1")))
     return rows
 
 
@@ -125,13 +129,15 @@ def table2(rows: list[dict], taught: dict | None = None, student: dict | None = 
     for row in rows:
         mark = "best on dev" if row is best else ""
         lines.append(f"| {row['model']} | {row['dev_f1']:.4f} | {row['test_f1']:.4f} | {mark} |")
-    lines += [f"| {name} | {dev:.4f} | not scored | |" for name, dev in teacher_student_rows(taught, student)]
+    lines += [f"| {name} | {dev:.4f} | {_scored(test)} | |" for name, dev, test in teacher_student_rows(taught, student)]
     return "\n".join(lines)
 
 
-def choice_line(combiners: dict) -> str:
-    """What ships and why, as the stack stage decided it on dev."""
-    return f"**What ships:** {_ships(combiners)}: {combiners['selection']['chosen']['reason']}."
+def choice_line(combiners: dict, student: dict | None = None) -> str:
+    """What ships and why, decided on dev: by the student stage's rule when it ran (the student among the
+    candidates), else by the stack stage's."""
+    chosen = (student or combiners["selection"])["chosen"]
+    return f"**What ships:** {_ships(chosen)}: {chosen['reason']}."
 
 
 def combiners_table(combiners: dict) -> str:
@@ -221,7 +227,7 @@ def profiles_table(reports: Path, profiles: dict[str, Path]) -> str:
     lines = ["| profile | what ships | shipped: dev / test F1 | " + " | ".join(MEMBERS.values()) + " |",
              "| --- | --- | --- | " + " | ".join("---" for _ in MEMBERS) + " |"]
     for name, folder in {"default (params.yaml)": reports, **{f"configs/{k}.yaml": v for k, v in profiles.items()}}.items():
-        metrics, ships = _read(folder, "metrics.json"), _ships(_read(folder, "combiners.json"))
+        metrics, ships = _read(folder, "metrics.json"), _ships(_read(folder, "combiners.json")["selection"]["chosen"])
         members = " | ".join(_pair(metrics, m) for m in MEMBERS)
         lines.append(f"| {name} | {ships} | {_pair(metrics, 'shipped')} | {members} |")
     return "\n".join(lines)
@@ -239,14 +245,14 @@ def profile_table(reports: Path, profile: Path) -> str:
         for row in (r for r in combiners["rows"] if r["kind"] != "member"):  # a member alone is above
             cell = f"{row['dev_f1']:.4f} / {row['test_f1']:.4f}"
             rows.setdefault(f"{row['kind']} of {len(row['members'])}", ["", ""])[column] = cell
-        rows.setdefault("what ships", ["", ""])[column] = f"{_ships(combiners)}: {_pair(metrics, 'shipped')}"
+        ships = _ships(combiners["selection"]["chosen"])
+        rows.setdefault("what ships", ["", ""])[column] = f"{ships}: {_pair(metrics, 'shipped')}"
     lines = ["| model | default: dev / test F1 | this profile: dev / test F1 |", "| --- | --- | --- |"]
     lines += [f"| {name} | {cells[0]} | {cells[1]} |" for name, cells in rows.items()]
     return "\n".join(lines)
 
 
-def _ships(combiners: dict) -> str:
-    chosen = combiners["selection"]["chosen"]
+def _ships(chosen: dict) -> str:
     return f"{chosen['kind']} ({' + '.join(MEMBERS.get(m, m) for m in chosen['members'])})"
 
 
@@ -263,7 +269,7 @@ def tables(reports: Path) -> dict[str, str]:
     taught, student = _read_if_there(reports, TEACH), _read_if_there(reports, STUDENT)
     generated = {
         "summary": summary_table(metrics, taught, student),
-        "choice": choice_line(combiners),
+        "choice": choice_line(combiners, student),
         "scores": scores_table(metrics),
         "per-type": per_type_table(metrics),
         "table2": table2(_read(reports, "table2.json"), taught, student),

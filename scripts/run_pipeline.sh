@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # `make run`: the whole job on the embedded default (local files, SQLite Airflow, CPU):
 #   the corpus fetched when missing (healthner corpus fetch), dvc repro (validate -> prepare -> train x4 -> crossfit (off: seconds)
-#   -> stack -> evaluate), then one sample night through the real Airflow DAG, then a DuckDB query over
-#   the published Delta tables.
+#   -> stack -> evaluate; unlabeled -> teacher -> teach -> student: the shipping rule with the student among the
+#   candidates, into models/shipped), then one sample night through the real Airflow DAG with what ships, then a
+#   DuckDB query over the published Delta tables.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$PWD/.venv/bin:$PATH"
@@ -13,12 +14,12 @@ export HEALTHNER_PARAMS="$PWD/params.yaml"
 
 git rev-parse --git-dir >/dev/null 2>&1 || { echo "dvc repro needs a git repository: run from a clone" >&2; exit 1; }
 
-echo "== 1/3 dvc repro evaluate (then make release retrains what ships on every labeled sentence)"
+echo "== 1/3 dvc repro evaluate student (then make release retrains what ships on every labeled sentence)"
 # the corpus, the lexicon and the unlabeled text (params.yaml data.files, lexicon_files, unlabeled_files): fetched
 # from their pinned sources, verified, when missing or damaged; folders already holding every file, valid, are only
 # checked (no network, nothing written)
 healthner corpus fetch
-dvc repro evaluate
+dvc repro evaluate student
 dvc metrics show reports/metrics.json > reports/metrics_show.txt   # every model x split x type: wide
 cat reports/table2.md                                               # F1 of each model and combination
 python scripts/render_results.py                                    # README.md and docs/results.md tables from reports/

@@ -29,9 +29,11 @@ TINY_OVERRIDES = {
     "stack": {"n_estimators": 10, "cv_folds": 2, "n_jobs": 1},
     "evaluate": {"combinations": [["bert"], ["bert", "roberta"], ["bert", "roberta", "electra", "albert"]]},
     "nightly": {"sample_articles": 8, "shards": 2},
-    # the teacher labels a few unlabeled sentences; one student seed, soft targets, silver epochs first
-    "teach": {"max_sentences": 60},
-    "student": {"seeds": [13], "targets": "soft", "curriculum": "silver_then_gold"},
+    # the teacher (the vote) labels a few unlabeled sentences, every one kept (a tiny teacher is never sure);
+    # two student seeds side by side (workers), soft targets, silver epochs first, the slot's own architecture
+    "teach": {"max_sentences": 60, "min_confidence": 0.0},
+    "student": {"slot": "bert", "overrides": {}, "seeds": [13, 14], "workers": 2, "targets": "soft",
+                "curriculum": "silver_then_gold"},
 }
 
 

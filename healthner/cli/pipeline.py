@@ -67,8 +67,16 @@ def unlabeled(ctx: typer.Context) -> None:
 
 
 @app.command(rich_help_panel=PIPELINE)
+def teacher(ctx: typer.Context) -> None:
+    """Combine the stack's members by teach.kind (default: their vote) into the teacher's folder (teach.teacher)."""
+    from healthner.ensemble.teacher import build_teacher
+
+    typer.echo(build_teacher(params_of(ctx)))
+
+
+@app.command(rich_help_panel=PIPELINE)
 def teach(ctx: typer.Context) -> None:
-    """A shipped model (teach.teacher) labels the unlabeled sentences: tags, probabilities, confidence (data/silver)."""
+    """The teacher (teach.teacher) labels the unlabeled sentences: tags, probabilities, confidence (data/silver)."""
     from healthner.ensemble.teach import teach as run
 
     typer.echo(run(params_of(ctx)))

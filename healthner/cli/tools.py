@@ -65,7 +65,7 @@ def score_model(
     split: Annotated[str, typer.Option(help="dev or test")] = "dev",
 ) -> None:
     """Entity P/R/F1 (conlleval-exact) of one trained slot on a prepared split."""
-    from healthner.ensemble.evaluate import score_model as run
+    from healthner.model.scoring import score_model as run
 
     result = run(params_of(ctx), model, split)
     typer.echo(f"{model} {split}: P {result['precision']:.4f} R {result['recall']:.4f} F1 {result['f1']:.4f}")

@@ -29,7 +29,8 @@ def tag(
         list[str] | None, typer.Option("--types", help="only these types, e.g. DRUG,DISE (repeatable)")
     ] = None,
     model: Annotated[
-        Path | None, typer.Option("--model", help="shipped model folder (default: models/release, else models/ensemble)")
+        Path | None,
+        typer.Option("--model", help="shipped model folder (default: nightly.model_dir, else nightly.fallback_model_dir)"),
     ] = None,
     device: Annotated[str | None, typer.Option(help="auto, cpu or cuda (default: tag.device)")] = None,
     runtime: Annotated[str | None, typer.Option(help="auto, torch or onnx (default: tag.runtime)")] = None,

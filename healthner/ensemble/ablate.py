@@ -13,9 +13,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from healthner.config import Params
-from healthner.ensemble.evaluate import score_model
 from healthner.errors import UnknownName
 from healthner.io import write_json
+from healthner.model.scoring import score_model
 from healthner.model.train import TrainResult, train
 
 

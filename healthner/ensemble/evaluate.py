@@ -24,7 +24,6 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from itertools import combinations as subsets
-from pathlib import Path
 
 import numpy as np
 from tqdm import tqdm
@@ -38,13 +37,13 @@ from healthner.ensemble.kinds import FitData, MemberOutputs, fit_elsewhere, make
 from healthner.ensemble.plots import entity_pairs, plot_confusion, plot_diversity, plot_f1_per_type, plot_learning_curves
 from healthner.ensemble.shipped import Ensemble, member_outputs, read_manifest
 from healthner.ensemble.stack import fit_data, load_predictors
-from healthner.errors import ConfigError, UnknownName
+from healthner.errors import ConfigError
 from healthner.io import write_json
 from healthner.model.devices import tag_device
 from healthner.model.metrics import score
+from healthner.model.scoring import SPLITS
 from healthner.sections.base import SLOTS
 
-SPLITS = ("dev", "test")
 SHIPPED = "shipped"
 DISPLAY = {"bert": "BERT", "roberta": "RoBERTa", "electra": "ELECTRA", "albert": "ALBERT"}
 
@@ -328,16 +327,3 @@ def evaluate(params: Params) -> dict:
     write_combiners_and_diversity(params, data, fit_on)
     write_plots_and_errors(params, metrics, data["test"], shipped["test"])
     return metrics
-
-
-def score_model(params: Params, model_dir: Path, split: str) -> dict:
-    """Scores of one trained slot folder (its own CRF decode) on a prepared split: the ablation rows."""
-    from healthner.model.predict import SlotPredictor
-
-    if split not in SPLITS:
-        raise UnknownName(f"split must be one of {SPLITS}, got {split!r}")
-    sentences = read_sentences(params.prepare.output_dir / f"{split}.parquet")
-    device = tag_device(params.tag)
-    predictor = SlotPredictor.load(model_dir, device=device, **params.tag.batches_for(device))
-    predicted = predictor.decode([s.chars for s in sentences])
-    return score([s.tags for s in sentences], predicted).as_dict()

@@ -18,7 +18,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import multiprocessing
 import shutil
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -27,10 +29,12 @@ from healthner.ensemble.kinds import MemberKind
 from healthner.ensemble.shipped import MANIFEST_FILE, read_manifest, save_ensemble
 from healthner.ensemble.shipping import Choice, KindScore, choose, scores_from_record, selection_record
 from healthner.io import write_json
+from healthner.model.scoring import score_model
 from healthner.model.silver import SilverSet
 from healthner.model.train import TrainResult, train
 
 STUDENT = "student"  # the student's name among the candidates and its folder in the shipped model
+TEST_SPLIT = "test"
 BEST_DIR = "best"  # under student.output_dir: the best seed as a folder `healthner tag` and `make bench` load
 
 
@@ -42,6 +46,7 @@ class StudentReport:
     chosen: dict  # the shipping rule's choice with the student among the candidates
     shipped_dir: str
     model_version: str
+    test: dict | None = None  # the shipped student's test scores (scored once, after the choice); None: not shipped
 
     def __str__(self) -> str:
         seeds = f"mean of {len(self.seeds)} seeds" if len(self.seeds) > 1 else "1 seed"
@@ -58,6 +63,24 @@ def student_params(params: Params, seed: int) -> Params:
                      "reports_dir": str(cfg.reports_dir / f"seed-{seed}")}}
     overrides = deep_merge(deep_merge(params.encoders[cfg.slot].overrides, cfg.overrides), own)
     return params.with_updates(encoders={cfg.slot: {"overrides": overrides}})
+
+
+def train_seed(params: Params, seed: int, silver: SilverSet) -> TrainResult:
+    """One student seed (student_params), trained on gold + `silver`."""
+    return train(student_params(params, seed), params.student.slot, silver=silver)
+
+
+def train_seeds(params: Params, silver: SilverSet) -> dict[int, TrainResult]:
+    """Every seed's student: one after the other, or `student.workers` at once in processes of their own, the
+    torch threads shared out between them. Parallel processes, because one training step of these small models
+    keeps fewer than two cores busy: two seeds side by side finish sooner than one after the other."""
+    seeds, workers = params.student.seeds, min(params.student.workers, len(params.student.seeds))
+    if workers <= 1:
+        return {seed: train_seed(params, seed, silver) for seed in seeds}
+    shared = params.with_updates(train={"torch_threads": max(1, params.train.torch_threads // workers)})
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        futures = {seed: pool.submit(train_seed, shared, seed, silver) for seed in seeds}
+        return {seed: future.result() for seed, future in futures.items()}
 
 
 def load_silver(params: Params, path: Path) -> SilverSet:
@@ -117,11 +140,20 @@ def ship(params: Params, runs: dict[int, TrainResult], origin: dict) -> tuple[Ch
     return choice, manifest["model_version"]
 
 
+def shipped_test_scores(params: Params, choice: Choice, runs: dict[int, TrainResult]) -> dict | None:
+    """The test scores of the student the rule ships (its best seed), else None: what ships is scored on test
+    once, after the choice, which dev alone made (the evaluate stage scores what the stack shipped)."""
+    if choice.members != [STUDENT]:
+        return None
+    best = max(runs.values(), key=lambda run: run.best_dev_f1)
+    return score_model(params, best.model_dir, TEST_SPLIT)
+
+
 def train_student(params: Params) -> StudentReport:
     """The DVC `student` stage: a student per seed on gold + silver, then the shipping rule over all candidates."""
     cfg = params.student
     silver = load_silver(params, params.teach.output)
-    runs = {seed: train(student_params(params, seed), cfg.slot, silver=silver) for seed in cfg.seeds}
+    runs = train_seeds(params, silver)
     origin = provenance(params, silver)
     choice, version = ship(params, runs, origin)
     counts = {"read": silver.read, "below_confidence": silver.below_confidence,
@@ -129,6 +161,6 @@ def train_student(params: Params) -> StudentReport:
     seeds = {str(seed): {"dev_f1": r.best_dev_f1, "best_epoch": r.best_epoch, "seconds": r.seconds,
                          "model_dir": str(r.model_dir)} for seed, r in runs.items()}
     report = StudentReport({**origin["silver"], **counts}, seeds, KindScore([r.best_dev_f1 for r in runs.values()]).mean,
-                           choice.as_dict(), str(cfg.shipped_dir), version)
+                           choice.as_dict(), str(cfg.shipped_dir), version, shipped_test_scores(params, choice, runs))
     write_json(cfg.report, asdict(report))
     return report

@@ -12,10 +12,13 @@ from healthner.sections.base import SLOTS, Count, NonNegative, Probability, Sect
 
 
 class TeachParams(Section):
-    """The `teach` stage: a shipped model folder (the teacher) labels the unlabeled sentences; its tags,
+    """The `teacher` and `teach` stages: a model folder (the teacher) labels the unlabeled sentences; its tags,
     per-character probabilities and a confidence per sentence are the student's silver data."""
 
-    teacher: Path = Path("models/ensemble")  # any folder `healthner stack` writes (a member or a combiner)
+    # the teacher stage writes the stack's members combined by `kind` (forced, as stack.kind forces what ships)
+    # into `teacher`, the folder the teach stage runs; auto: what the shipping rule picks
+    kind: Literal["auto", "member", "forest", "logistic", "vote", "mean_emissions"] = "vote"
+    teacher: Path = Path("models/teacher")
     max_sentences: Count | None = None  # the first this many unlabeled sentences (a cheap profile); None: all
     # silver sentences the student leaves out: confidence (mean teacher probability of its own tags) below this
     min_confidence: Probability = 0.0
@@ -37,6 +40,8 @@ class StudentParams(Section):
     curriculum: Literal["mixed", "silver_then_gold"] = "mixed"
     silver_epochs: Count = 1  # silver_then_gold: epochs on silver alone before train.epochs on gold
     seeds: list[Seed] = Field([13, 14], min_length=1)  # one student per seed; the rule reads their mean
+    # seeds trained at once, in processes of their own, each with train.torch_threads // workers threads
+    workers: Count = 1
     output_dir: Path = Path("models/student")  # one folder per seed
     shipped_dir: Path = Path("models/shipped")  # what the rule ships once it has seen the student
     reports_dir: Path = Path("reports/student")  # the seeds' DVCLive logs

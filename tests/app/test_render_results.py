@@ -121,7 +121,7 @@ def _teacher_and_student(reports: Path) -> None:
              for seed, f1 in ((13, 0.733), (14, 0.737))}
     chosen = {"kind": "member", "members": ["student"], "reason": "no combiner beats student alone by 0.01 dev F1"}
     student = {"silver": {"sentences": 12345}, "seeds": seeds, "mean_dev_f1": 0.735, "chosen": chosen,
-               "shipped_dir": "models/shipped", "model_version": "def"}
+               "shipped_dir": "models/shipped", "model_version": "def", "test": {"f1": 0.7011}}  # it ships: scored once
     (reports / "teach.json").write_text(json.dumps(teach))
     (reports / "student.json").write_text(json.dumps(student))
 
@@ -134,10 +134,13 @@ def test_teacher_and_student_rows_appear_only_once_their_reports_exist(tmp_path:
     _teacher_and_student(reports)
     generated = render_results.tables(reports)
     teacher_row = "| teacher: vote (BERT + RoBERTa) | 0.7412 | not scored |"  # its F1 on every dev sentence
-    student_row = "| student: BERT slot, gold + 12,345 silver sentences (mean of 2 seeds) | 0.7350 | not scored |"
+    student_row = "| student: BERT slot, gold + 12,345 silver sentences (mean of 2 seeds) | 0.7350 | 0.7011 |"
     for table in ("summary", "table2"):
         assert teacher_row in generated[table] and student_row in generated[table]
-    assert generated["summary"].index("shipped model") < generated["summary"].index(teacher_row)
+    assert generated["summary"].index("the stack's choice") < generated["summary"].index(teacher_row)
+    assert before["choice"].startswith("**What ships:** member (BERT)")  # the stack's rule, before the student
+    assert generated["choice"] == ("**What ships:** member (student): "  # the student stage's rule
+                                   "no combiner beats student alone by 0.01 dev F1.")
     assert "| BERT+RoBERTa | 0.7200 | 0.6800 | best on dev |" in generated["table2"]  # the combinations' best
     assert generated["teacher"].splitlines()[2:] == ["| 0 | 600 | 100.0% | 0.7412 |", "| 0.9 | 300 | 50.0% | 0.8100 |"]
     assert "| 13 | 0.7330 | 7 |" in generated["student"] and "| mean | 0.7350 | |" in generated["student"]

@@ -9,8 +9,8 @@ from safetensors import safe_open
 from healthner.config import Params, deep_merge
 from healthner.corpus.readers import Sentence, write_sentences
 from healthner.ensemble.ablate import ablate, folder_name, row_params
-from healthner.ensemble.evaluate import score_model
 from healthner.model.folder import MODEL_FILE
+from healthner.model.scoring import score_model
 
 
 def test_deep_merge_keeps_untouched_nested_fields() -> None:

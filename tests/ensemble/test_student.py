@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +17,7 @@ from healthner.ensemble.combiner import Prediction
 from healthner.ensemble.kinds import MemberKind
 from healthner.ensemble.shipped import Ensemble, read_manifest, save_ensemble
 from healthner.ensemble.shipping import Choice, KindScore, choose, selection_record
-from healthner.ensemble.student import BEST_DIR, STUDENT, ship, student_params
+from healthner.ensemble.student import BEST_DIR, STUDENT, ship, shipped_test_scores, student_params, train_seeds
 from healthner.ensemble.teach import confidence, teach
 from healthner.errors import ModelIntegrityError
 from healthner.model.silver import SilverSet
@@ -48,7 +49,8 @@ def taught(tiny_params: Params, tmp_path: Path) -> Params:
         unlabeled={"output": unlabeled},
         teach={"teacher": untrained_ensemble(tmp_path / "teacher"), "output": tmp_path / "silver" / "silver.parquet",
                "report": tmp_path / "teach.json", "max_sentences": 5, "batch_sentences": 2},
-        student={"output_dir": tmp_path / "student", "reports_dir": tmp_path / "student_reports", "seeds": [13]},
+        student={"output_dir": tmp_path / "student", "reports_dir": tmp_path / "student_reports", "seeds": [13],
+                 "slot": "bert", "overrides": {}},
     )
     teach(params)
     return params
@@ -95,9 +97,20 @@ def test_a_student_trains_on_gold_and_silver(taught: Params, targets: str, curri
     assert result.epochs_run == (2 if curriculum == "silver_then_gold" else 1)
 
 
+def test_seeds_trained_side_by_side_are_the_students_trained_one_after_the_other(taught: Params) -> None:
+    params = taught.with_updates(student={"seeds": [13, 14], "curriculum": "mixed"}, train={"epochs": 1})
+    silver = SilverSet.load(params.teach.output, 0.0, 1.0, soft=False)
+    apart = train_seeds(params, silver)
+    together = train_seeds(params.with_updates(student={"workers": 2}), silver)  # two processes, 1 thread each
+    assert list(together) == [13, 14]
+    for seed in (13, 14):
+        assert together[seed].model_dir == apart[seed].model_dir == params.student.output_dir / f"seed-{seed}" / "bert"
+        assert (together[seed].best_dev_f1, together[seed].steps) == (apart[seed].best_dev_f1, apart[seed].steps)
+
+
 def test_student_params_keep_the_slot_overrides_under_the_students(tiny_params: Params) -> None:
     params = tiny_params.with_updates(encoders={"bert": {"overrides": {"model": {"lstm_hidden": 24, "use_lexicon": False}}}},
-                                      student={"overrides": {"model": {"lac": "off", "lstm_hidden": 8}}})
+                                      student={"slot": "bert", "overrides": {"model": {"lac": "off", "lstm_hidden": 8}}})
     slot = student_params(params, 14).for_slot("bert")
     assert (slot.model.lstm_hidden, slot.model.use_lexicon, slot.model.lac) == (8, False, "off")
     assert slot.train.seed == 14 and slot.train.output_dir == params.student.output_dir / "seed-14"
@@ -172,6 +185,18 @@ def test_provenance_changes_model_version(stacked) -> None:
     _, first = ship(params, runs, ORIGIN)
     _, second = ship(params, runs, {**ORIGIN, "teacher": {"model_version": "def"}})
     assert first != second
+
+
+def test_only_a_shipped_student_is_scored_on_test(taught: Params) -> None:
+    params = taught.with_updates(train={"epochs": 1})
+    prepared = params.prepare.output_dir
+    shutil.copy(prepared / "dev.parquet", prepared / "test.parquet")  # the tiny dev sentences stand in for test
+    run = train_seeds(params, SilverSet.load(params.teach.output, 0.0, 1.0, soft=False))
+    shipped = Choice("member", [STUDENT], 0.7, STUDENT, 0.7, 0.01, "best single model")
+    scores = shipped_test_scores(params, shipped, run)
+    assert scores is not None and 0.0 <= scores["f1"] <= 1.0 and "per_type" in scores
+    beaten = Choice("vote", ["bert", "albert"], 0.8, STUDENT, 0.7, 0.01, "vote beats the student")
+    assert shipped_test_scores(params, beaten, run) is None
 
 
 def test_when_the_student_loses_the_stacks_model_is_shipped_unchanged(stacked) -> None:

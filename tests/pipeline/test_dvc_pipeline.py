@@ -7,7 +7,7 @@ import yaml
 from tests.conftest import dvc
 
 STAGES = ["validate", "prepare", "train@bert", "train@roberta", "train@electra", "train@albert", "crossfit", "stack",
-          "evaluate", "unlabeled", "teach", "student"]
+          "evaluate", "unlabeled", "teacher", "teach", "student"]
 
 
 def test_repro_ran_every_stage(tiny_repo):
@@ -71,8 +71,8 @@ def test_changing_a_param_reruns_only_its_dependents(tiny_repo):
     result = dvc(tiny_repo, "repro")
     assert result.returncode == 0, result.stderr
     ran = {s for s in STAGES if f"Running stage '{s}'" in result.stdout}
-    # the teacher is the shipped model and the student's rule reads the stack's scores: both follow it
-    assert {"stack", "evaluate"} <= ran <= {"stack", "evaluate", "teach", "student"}, result.stdout
+    # the teacher is fit with the stack's settings and the student's rule reads the stack's scores: both follow it
+    assert {"stack", "evaluate"} <= ran <= {"stack", "evaluate", "teacher", "teach", "student"}, result.stdout
 
 
 def test_release_retrains_what_ships_on_every_labeled_sentence(tiny_repo):
@@ -81,7 +81,8 @@ def test_release_retrains_what_ships_on_every_labeled_sentence(tiny_repo):
     from healthner.ensemble.kinds import KINDS
 
     assert "Running stage 'release'" in (tiny_repo / "repro.log").read_text()
-    evaluated = json.loads((tiny_repo / "models" / "ensemble" / "ensemble.json").read_text())
+    # release.source_dir: what the student stage's rule shipped (the stack's model or the student)
+    evaluated = json.loads((tiny_repo / "models" / "shipped" / "ensemble.json").read_text())
     shipped = json.loads((tiny_repo / "models" / "release" / "ensemble.json").read_text())
     assert (shipped["kind"], shipped["members"]) == (evaluated["kind"], evaluated["members"])
     assert shipped["model_version"] != evaluated["model_version"]
@@ -115,7 +116,10 @@ def test_teacher_labels_the_unlabeled_sentences_and_the_rule_sees_the_student(ti
         assert row["confidence"] == pytest.approx(own, abs=1e-4)
     teach = json.loads((tiny_repo / "reports" / "teach.json").read_text())
     ensemble = read_manifest(tiny_repo / "models" / "ensemble")
-    assert teach["teacher"]["model_version"] == ensemble["model_version"] and teach["labelled"] == len(silver)
+    teacher = read_manifest(tiny_repo / "models" / "teacher")  # teach.kind: the vote of every member, forced
+    assert (teacher["kind"], teacher["members"]) == ("vote", params["stack"]["members"])
+    assert teacher["selection"]["chosen"]["reason"] == "stack.kind is vote"
+    assert teach["teacher"]["model_version"] == teacher["model_version"] and teach["labelled"] == len(silver)
     shares = [row["share"] for row in teach["dev_thresholds"]]
     assert shares == sorted(shares, reverse=True) and shares[0] == 1.0  # threshold 0 keeps every dev sentence
 
@@ -131,7 +135,7 @@ def test_teacher_labels_the_unlabeled_sentences_and_the_rule_sees_the_student(ti
         assert shipped["model_version"] == ensemble["model_version"]
         return
     origin = shipped["provenance"]
-    assert origin["teacher"]["model_version"] == ensemble["model_version"]
+    assert origin["teacher"]["model_version"] == teacher["model_version"]
     published = (tiny_repo / "data" / "silver" / "silver.parquet").read_bytes()
     assert origin["silver"]["sha256"] == hashlib.sha256(published).hexdigest()
     manifest_path = shipped_dir / "ensemble.json"
