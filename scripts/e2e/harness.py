@@ -55,17 +55,17 @@ class Harness:
 
     # setup
     def model_source(self) -> Path:
-        """<folder holding models/ensemble and data/prepared>: the repo's trained model, or a tiny one."""
-        trained = any((REPO / "models" / kind / "ensemble.json").is_file() for kind in ("release", "ensemble"))
+        """<folder holding models/shipped and data/prepared>: the repo's trained model, or a tiny one."""
+        trained = any((REPO / "models" / kind / "ensemble.json").is_file() for kind in ("release", "shipped"))
         if trained and (REPO / "data/prepared/test.parquet").is_file():
-            log("model: the trained models/release, else models/ensemble")
+            log("model: the trained models/release, else models/shipped")
             return REPO
         cache = Path(os.environ.get("E2E_MODEL_CACHE", REPO / ".cache" / "e2e-model")) / code_hash()
-        if not (cache / "models" / "ensemble" / "ensemble.json").is_file():
+        if not (cache / "models" / "shipped" / "ensemble.json").is_file():
             log(f"model: none trained; training the tests' tiny profile into {cache} (once)")
             subprocess.run([sys.executable, "-m", "scripts.e2e.model", str(cache)], check=True,
                            env={**os.environ, "PYTHONPATH": str(REPO)})
-        log(f"model: tiny ensemble from {cache}")
+        log(f"model: tiny shipped model from {cache}")
         return cache
 
     def write_params(self, source: Path, storage: str = "local") -> None:

@@ -1,7 +1,7 @@
 """`make e2e` when no trained model exists: the test suite's tiny profile (real corpus files sliced,
-tiny encoders, a short training) run through real `dvc repro stack` in a temporary copy of the repo.
+tiny encoders, a short training) run through real `dvc repro student` in a temporary copy of the repo.
 
-    PYTHONPATH=. python -m scripts.e2e.model TARGET   # writes TARGET/models/ensemble and TARGET/data/prepared
+    PYTHONPATH=. python -m scripts.e2e.model TARGET   # writes TARGET/models/shipped and TARGET/data/prepared
 
 Reuses tests/conftest.py (the same tiny profile the DAG tests tag with); ~2-4 minutes on 2 cores.
 """
@@ -33,7 +33,7 @@ def build(target: Path) -> Path:
                 slice_corpus_file(real / entry["name"], corpus / entry["name"], SLICE_SENTENCES)
         copy_repo(repo)  # the working tree as git sees it, as a fresh git repo (dvc needs one)
         (repo / "params.yaml").write_text(yaml.safe_dump(tiny_params(corpus), allow_unicode=True), encoding="utf-8")
-        result = dvc(repo, "repro", "stack")  # up to models/ensemble: no evaluate, no release
+        result = dvc(repo, "repro", "student")  # up to models/shipped (what the rule ships): no evaluate, no release
         if result.returncode != 0:
             sys.exit(f"tiny dvc repro failed:\n{result.stdout[-4000:]}{result.stderr[-4000:]}")
         partial = target.with_name(target.name + ".partial")
@@ -42,7 +42,7 @@ def build(target: Path) -> Path:
         shutil.copytree(repo / "data" / "prepared", partial / "data" / "prepared")
         shutil.rmtree(target, ignore_errors=True)
         partial.rename(target)
-    return target / "models" / "ensemble"
+    return target / "models" / "shipped"
 
 
 if __name__ == "__main__":

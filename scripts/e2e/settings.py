@@ -32,7 +32,7 @@ S3_BUCKET = "healthner-e2e"
 # the compose layout: the DAG's relative paths are taken from /opt/airflow, where ../models and
 # ../data are mounted; the native run mirrors it under <root>/opt-airflow
 LAYOUT = {"inbox_dir": "data/inbox", "warehouse_dir": "data/warehouse", "model_dir": "models/release",
-          "fallback_model_dir": "models/ensemble"}
+          "fallback_model_dir": "models/shipped"}
 T0 = time.monotonic()
 DOCS_PAGE = REPO / "docs" / "airflow.md"  # its `airflow ...` commands are run here, verbatim
 PAGE_COMMANDS = ("airflow pools set", "airflow backfill create")

@@ -40,9 +40,9 @@ def _evaluated(params: Params, sentences: list[Sentence], tmp_path: Path, studen
         stack={"output_dir": tmp_path / "ensemble"},
         unlabeled={"output": unlabeled},
         teach={"teacher": tmp_path / "ensemble", "output": tmp_path / "silver" / "silver.parquet",
-               "report": tmp_path / "teach.json", "batch_sentences": 4},
+               "report": tmp_path / "teach.json", "batch_sentences": 4, "min_confidence": 0.0},  # a tiny teacher is unsure
         student={"output_dir": tmp_path / "student", "reports_dir": tmp_path / "student_reports", "seeds": [13],
-                 "shipped_dir": tmp_path / "shipped"},
+                 "shipped_dir": tmp_path / "shipped", "slot": "bert", "overrides": {}},
         release={"source_dir": tmp_path / "shipped", "output_dir": tmp_path / "release",
                  "work_dir": tmp_path / "release_work", "reports_dir": tmp_path / "release_reports"},
     )
