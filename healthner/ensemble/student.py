@@ -110,6 +110,11 @@ def provenance(params: Params, silver: SilverSet) -> dict:
     return provenance_of(params, teacher, params.teach.output, silver)
 
 
+def best_seed(runs: dict[int, TrainResult]) -> int:
+    """The seed whose student ships when the student does (and is kept as student.output_dir/best): best dev F1."""
+    return max(runs, key=lambda seed: runs[seed].best_dev_f1)
+
+
 def ship(params: Params, runs: dict[int, TrainResult], origin: dict) -> tuple[Choice, str]:
     """The shipping rule with the student among the candidates; writes student.shipped_dir, and the best
     seed as a taggable folder (student.output_dir/best) whether it ships or not, so it can be tagged
@@ -121,7 +126,7 @@ def ship(params: Params, runs: dict[int, TrainResult], origin: dict) -> tuple[Ch
     choice = choose(members_f1, candidates, params.stack, {STUDENT: student})
     record = selection_record(members_f1, candidates, choice, manifest["selection"].get("fit_on", "dev"))
     record["students_dev_f1"] = {STUDENT: student.as_dict()}
-    seed = max(runs, key=lambda s: runs[s].best_dev_f1)
+    seed = best_seed(runs)
     best = save_ensemble(params.student.output_dir / BEST_DIR, MemberKind([STUDENT]), {STUDENT: runs[seed].model_dir},
                          record, {**origin, "seed": seed})
     if choice.members == [STUDENT]:
@@ -145,8 +150,7 @@ def shipped_test_scores(params: Params, choice: Choice, runs: dict[int, TrainRes
     once, after the choice, which dev alone made (the evaluate stage scores what the stack shipped)."""
     if choice.members != [STUDENT]:
         return None
-    best = max(runs.values(), key=lambda run: run.best_dev_f1)
-    return score_model(params, best.model_dir, TEST_SPLIT)
+    return score_model(params, runs[best_seed(runs)].model_dir, TEST_SPLIT)
 
 
 def train_student(params: Params) -> StudentReport:
